@@ -1,0 +1,232 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// manifestAccept is every manifest type a node's runtime accepts.
+var manifestAccept = strings.Join([]string{
+	"application/vnd.oci.image.index.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json",
+	"application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.v2+json",
+}, ", ")
+
+// endpoint is one host serving a repository: a mirror or the registry itself.
+type endpoint struct {
+	host string // host[:port] as contacted
+	reg  name.Registry
+	repo string // repository path on that host
+}
+
+func (r *Resolver) endpoints(repo name.Repository) []endpoint {
+	regName := canonicalHost(repo.RegistryStr())
+	var out []endpoint
+	for _, m := range r.o.mirrors[regName] {
+		out = append(out, r.endpoint(canonicalHostForDial(m), repo.RepositoryStr()))
+	}
+	return append(out, r.endpoint(repo.RegistryStr(), repo.RepositoryStr()))
+}
+
+// canonicalHostForDial strips a scheme but keeps Docker Hub's real host.
+func canonicalHostForDial(h string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://"), "/")
+}
+
+func (r *Resolver) endpoint(host, repo string) endpoint {
+	var opts []name.Option
+	if r.o.insecure[canonicalHost(host)] {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, opts...)
+	if err != nil {
+		// Only a config error can get here; the registry will fail to answer.
+		reg, _ = name.NewRegistry("invalid.invalid")
+	}
+	return endpoint{host: reg.RegistryStr(), reg: reg, repo: repo}
+}
+
+// authenticator gives go-containerregistry one credential: pullsafe picks
+// which one (the kubelet's rules), ggcr only speaks the token protocols.
+func authenticator(c Credential) authn.Authenticator {
+	if c.Username == "" && c.Password == "" {
+		return authn.Anonymous
+	}
+	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
+}
+
+// transportFor returns an authenticated transport for one repository on one
+// endpoint with one credential. It is cached so the ping and the bearer
+// token are paid once and connections are reused.
+func (r *Resolver) transportFor(ctx context.Context, ep endpoint, c Credential) (http.RoundTripper, error) {
+	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
+	if t, ok := r.auth.Get(key); ok {
+		return t, nil
+	}
+	scope := ep.reg.Repo(ep.repo).Scope(transport.PullScope)
+	t, err := transport.NewWithContext(ctx, ep.reg, authenticator(c), r.base, []string{scope})
+	if err != nil {
+		return nil, err
+	}
+	r.auth.Add(key, t)
+	return t, nil
+}
+
+func (r *Resolver) client(t http.RoundTripper) *http.Client {
+	return &http.Client{Transport: t, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("stopped after 5 redirects")
+		}
+		return nil
+	}}
+}
+
+// lookupAt resolves ref on one endpoint: one HEAD for existence and digest;
+// a GET only where the HEAD failed, to read the registry's own words or to
+// serve registries that do not implement HEAD.
+func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
+	limitKey := canonicalHost(ep.host) + "|" + c.Fingerprint()
+	if d := r.backoff.remaining(limitKey); d > 0 {
+		return nil, &Error{Reason: RateLimited, Registry: ep.host, RetryAfter: d, Status: http.StatusTooManyRequests,
+			Message: fmt.Sprintf("rate limited; pullsafe waits %s before asking again", d.Round(1e9))}
+	}
+	t, err := r.transportFor(ctx, ep, c)
+	if err != nil {
+		return nil, err
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", ep.reg.Scheme(), ep.host, ep.repo, ref.Identifier())
+	resp, err := r.do(ctx, t, http.MethodHead, u, manifestAccept)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		d := retryAfter(resp.Header, r.o.now(), r.o.defaultBackoff)
+		r.backoff.open(limitKey, d)
+		return nil, &Error{Reason: RateLimited, Registry: ep.host, Status: resp.StatusCode, RetryAfter: d,
+			Message: "toomanyrequests: the registry's pull quota is spent"}
+	}
+	var digest v1.Hash
+	if resp.StatusCode == http.StatusOK {
+		digest, err = v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
+	}
+	if resp.StatusCode != http.StatusOK || err != nil {
+		return r.lookupByGet(ctx, t, ep, ref, c, u)
+	}
+	if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest.String() {
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
+			Message: fmt.Sprintf("registry answered digest %s for %s", digest, d.DigestStr())}
+	}
+	return r.image(ref, ep, c, digest, resp.Header.Get("Content-Type")), nil
+}
+
+// lookupByGet follows a failed HEAD. A 200 means the registry does not
+// implement HEAD: the body is hashed for the digest. Any other status is
+// classified with the error body the HEAD could not carry.
+func (r *Resolver) lookupByGet(ctx context.Context, t http.RoundTripper, ep endpoint, ref name.Reference, c Credential, u string) (*Image, error) {
+	resp, err := r.do(ctx, t, http.MethodGet, u, manifestAccept)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusTooManyRequests {
+			d := retryAfter(resp.Header, r.o.now(), r.o.defaultBackoff)
+			r.backoff.open(canonicalHost(ep.host)+"|"+c.Fingerprint(), d)
+		}
+		e := classify(transport.CheckError(resp, http.StatusOK), ref.String(), ep.host)
+		return nil, r.explain(ctx, t, ep, ref, e)
+	}
+	_, digest, err := r.readVerified(resp, "")
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest.String() {
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
+			Message: fmt.Sprintf("manifest bytes hash to %s, not %s", digest, d.DigestStr())}
+	}
+	return r.image(ref, ep, c, digest, resp.Header.Get("Content-Type")), nil
+}
+
+func (r *Resolver) image(ref name.Reference, ep endpoint, c Credential, digest v1.Hash, mediaType string) *Image {
+	img := &Image{Repository: kubeletName(ref.Context()), Digest: digest, MediaType: mediaType, Registry: ep.host,
+		ref: ref, ep: ep, cred: c}
+	if c.Source != "" {
+		img.Credential = c.String()
+	}
+	if tag, ok := ref.(name.Tag); ok {
+		img.Tag = tag.TagStr()
+	}
+	return img
+}
+
+// explain adds to a not-found answer what does exist: whether the repository
+// exists at all and, for a missing tag, the nearest tags.
+func (r *Resolver) explain(ctx context.Context, t http.RoundTripper, ep endpoint, ref name.Reference, e *Error) *Error {
+	if e.Reason != NotFound {
+		return e
+	}
+	if _, ok := ref.(name.Digest); ok {
+		e.Flavour = FlavourDigest
+		return e
+	}
+	tags, err := r.listTags(ctx, t, ep)
+	switch {
+	case err != nil && ReasonOf(err) == NotFound:
+		e.Flavour = FlavourRepository
+	case err == nil && len(tags) == 0:
+		e.Flavour = FlavourRepository
+	case err == nil:
+		e.Suggestions = nearest(ref.Identifier(), tags, 3)
+	}
+	return e
+}
+
+func (r *Resolver) do(ctx context.Context, t http.RoundTripper, method, u, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	req.Header.Set("User-Agent", r.o.userAgent)
+	return r.client(t).Do(req)
+}
+
+// readVerified reads at most maxManifest bytes and hashes them; with a
+// non-empty want, the hash must equal it. Registries are untrusted: a body
+// that is too large or does not match its digest is refused.
+func (r *Resolver) readVerified(resp *http.Response, want string) ([]byte, v1.Hash, error) {
+	if resp.ContentLength > r.o.maxManifest {
+		return nil, v1.Hash{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("manifest of %d bytes is larger than the %d allowed", resp.ContentLength, r.o.maxManifest)}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, r.o.maxManifest+1))
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	if int64(len(body)) > r.o.maxManifest {
+		return nil, v1.Hash{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("manifest larger than the %d bytes allowed", r.o.maxManifest)}
+	}
+	sum := sha256.Sum256(body)
+	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	if want != "" && h.String() != want {
+		return nil, v1.Hash{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("content hashes to %s, not %s", h, want)}
+	}
+	return body, h, nil
+}

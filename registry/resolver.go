@@ -1,0 +1,281 @@
+// Package registry resolves image references the way a node would pull them:
+// with the kubelet's credential matching, containerd-style mirrors, insecure
+// registries and CA bundles, and answers classified into pullsafe's rule ids.
+// It knows nothing of admission.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+)
+
+// Image is what the registry said about a reference that resolved.
+type Image struct {
+	// Repository is the image name as the kubelet matches credentials:
+	// "docker.io/library/nginx", "registry.corp.io:5000/team/api".
+	Repository string
+	Tag        string  // empty for a digest-only reference
+	Digest     v1.Hash // what the registry serves: the index digest for multi-arch images
+	MediaType  string
+	// Registry is the host that answered: a mirror's host where one was used.
+	Registry string
+	// Credential is the source of the credential that worked ("ns/name (key
+	// ...)"), empty for an anonymous pull.
+	Credential string
+	// Tried lists every credential tried before one worked, in order.
+	Tried []string
+
+	ref  name.Reference
+	ep   endpoint
+	cred Credential
+}
+
+// Pinned returns repository:tag@digest, or repository@digest when keepTag is
+// false or the reference had no tag. The digest is exactly the one resolved.
+func (i *Image) Pinned(keepTag bool) string {
+	if keepTag && i.Tag != "" {
+		return i.Repository + ":" + i.Tag + "@" + i.Digest.String()
+	}
+	return i.Repository + "@" + i.Digest.String()
+}
+
+// Resolver looks images up. It is safe for concurrent use; build one per
+// process so connections, tokens, cached answers and rate-limit windows are
+// shared.
+type Resolver struct {
+	o         *options
+	base      http.RoundTripper
+	metrics   *metrics
+	tags      *expirable.LRU[string, *Image]
+	digests   *expirable.LRU[string, *Image]
+	negative  *expirable.LRU[string, *Error]
+	platforms *expirable.LRU[string, []v1.Platform]
+	auth      *expirable.LRU[string, http.RoundTripper]
+	flights   singleflight.Group
+	backoff   *backoffs
+}
+
+// NewResolver builds a Resolver; see the With* options for defaults.
+func NewResolver(opts ...Option) (*Resolver, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("registering registry metrics: %w", err)
+	}
+	base := o.base
+	if base == nil {
+		base = newBaseTransport(o)
+	}
+	evicted := func(string, any) { m.cacheEvent("eviction") }
+	r := &Resolver{
+		o:       o,
+		base:    instrumented{next: base, m: m},
+		metrics: m,
+		tags:    expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
+		digests: expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
+		negative: expirable.NewLRU(o.cacheSize, func(k string, v *Error) { evicted(k, v) }, o.notFoundTTL),
+		// Content addressed by digest: valid forever, bounded by size only.
+		platforms: expirable.NewLRU[string, []v1.Platform](o.platformEntries, nil, 0),
+		auth:      expirable.NewLRU[string, http.RoundTripper](1024, nil, o.transportTTL),
+		backoff:   newBackoffs(o.now),
+	}
+	return r, nil
+}
+
+// Resolve looks image up with the credentials the kubelet would use from kc
+// (nil: anonymous). Like the kubelet, it tries every matching credential in
+// turn until one works, and never falls back to anonymous once one matched.
+// Failures are *Error.
+func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Image, error) {
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return nil, &Error{Reason: InvalidReference, Image: image, Message: sanitize(err.Error()), Err: err}
+	}
+	repo := kubeletName(ref.Context())
+	creds := kc.Lookup(repo)
+	if len(creds) == 0 {
+		creds = []Credential{{}}
+	}
+	var (
+		tried []string
+		best  *Error
+	)
+	for _, c := range creds {
+		if c.Source != "" {
+			tried = append(tried, c.String())
+		}
+		img, err := r.cached(ctx, ref, c)
+		if err == nil {
+			out := *img
+			out.Tried = tried
+			return &out, nil
+		}
+		e := withImage(classify(err, image, ref.Context().RegistryStr()), image)
+		if best == nil || rank(e) > rank(best) {
+			best = e
+		}
+		if e.Transient() {
+			break // the next credential would meet the same outage or quota
+		}
+	}
+	best.Tried = tried
+	return nil, best
+}
+
+// rank orders failures across credentials: a credential that got as far as
+// "no such tag" proves more than one that was refused.
+func rank(e *Error) int {
+	switch e.Reason {
+	case NotFound:
+		return 3
+	case Unauthorized:
+		return 2
+	case RateLimited:
+		return 1
+	}
+	return 0
+}
+
+// withImage copies a (possibly cached, shared) error for one caller.
+func withImage(e *Error, image string) *Error {
+	c := *e
+	c.Image = image
+	c.Tried = nil
+	return &c
+}
+
+// kubeletName is the repository as the kubelet matches credentials:
+// Docker Hub as docker.io, never index.docker.io.
+func kubeletName(repo name.Repository) string {
+	return canonicalHost(repo.RegistryStr()) + "/" + repo.RepositoryStr()
+}
+
+// cached answers from the caches, or joins or starts one lookup for
+// (reference, credential). The lookup runs under its own deadline so that a
+// caller giving up does not fail the others waiting on it; the caller still
+// returns when its own context ends.
+func (r *Resolver) cached(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
+	key := ref.Name() + "|" + c.Fingerprint()
+	if img, ok := r.answer(ref, key); ok {
+		r.metrics.cacheEvent("hit")
+		return img, nil
+	}
+	if e, ok := r.negative.Get(key); ok {
+		r.metrics.cacheEvent("hit")
+		return nil, e
+	}
+	r.metrics.cacheEvent("miss")
+	ch := r.flights.DoChan(key, func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
+		defer cancel()
+		img, err := r.lookup(lctx, ref, c)
+		r.store(ref, key, img, err)
+		return img, err
+	})
+	select {
+	case res := <-ch:
+		if res.Shared {
+			r.metrics.cacheEvent("coalesced")
+		}
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Image), nil
+	case <-ctx.Done():
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourTimeout, Registry: ref.Context().RegistryStr(),
+			Message: "no answer before the admission deadline", Err: ctx.Err()}
+	}
+}
+
+func (r *Resolver) answer(ref name.Reference, key string) (*Image, bool) {
+	if _, ok := ref.(name.Digest); ok {
+		return r.digests.Get(key)
+	}
+	return r.tags.Get(key)
+}
+
+// store caches definitive answers only: transient failures must be retried
+// by the next admission, not remembered.
+func (r *Resolver) store(ref name.Reference, key string, img *Image, err error) {
+	if err != nil {
+		if e := classify(err, "", ""); e.Reason == NotFound || e.Reason == Unauthorized || e.Reason == InvalidReference {
+			r.negative.Add(key, e)
+		}
+		return
+	}
+	if _, ok := ref.(name.Digest); ok {
+		r.digests.Add(key, img)
+		return
+	}
+	r.tags.Add(key, img)
+}
+
+// lookup tries each endpoint (mirrors first, then the registry itself, as
+// containerd does) and returns the first success or the most telling failure.
+func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
+	var best *Error
+	for _, ep := range r.endpoints(ref.Context()) {
+		img, err := r.lookupAt(ctx, ep, ref, c)
+		if err == nil {
+			return img, nil
+		}
+		e := classify(err, ref.String(), ep.host)
+		if best == nil || rank(e) > rank(best) {
+			best = e
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, best
+}
+
+// Platforms lists the os/arch/variant an image offers: the entries of its
+// index, or the config of a single manifest. The answer is cached by digest
+// forever; the bytes are hashed and compared with the digest.
+func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, error) {
+	key := img.Digest.String()
+	if p, ok := r.platforms.Get(key); ok {
+		return p, nil
+	}
+	ch := r.flights.DoChan("platforms|"+key+"|"+img.cred.Fingerprint(), func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
+		defer cancel()
+		p, err := r.fetchPlatforms(lctx, img)
+		if err != nil {
+			return nil, classify(err, img.ref.String(), img.ep.host)
+		}
+		r.platforms.Add(key, p)
+		return p, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]v1.Platform), nil
+	case <-ctx.Done():
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourTimeout, Image: img.ref.String(), Registry: img.ep.host,
+			Message: "no answer before the admission deadline", Err: ctx.Err()}
+	}
+}
+
+// RateLimitedFor reports how long the back-off window for registry host and
+// credential c stays open (0: none).
+func (r *Resolver) RateLimitedFor(host string, c Credential) time.Duration {
+	return r.backoff.remaining(canonicalHost(host) + "|" + c.Fingerprint())
+}
+
+// HasMirror reports whether references to registry (e.g. "docker.io") are
+// pulled through a configured mirror.
+func (r *Resolver) HasMirror(registry string) bool { return len(r.o.mirrors[canonicalHost(registry)]) > 0 }

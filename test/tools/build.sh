@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the end-to-end test bed (kube-apiserver, kubectl, etcd, distribution registry)
+# from the Go module proxy into a cache folder outside the repository, keyed by version,
+# and prints that folder. A second run with the same versions builds nothing.
+#
+#   PULLSAFE_TOOLS_CACHE  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/pullsafe-tools)
+#
+# Versions are pinned in one place: the go.mod files beside this script.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cache=${PULLSAFE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pullsafe-tools}
+
+modver() { # modver DIR MODULE -> the version DIR/go.mod requires
+  awk -v m="$2" '$1==m {print $2; exit} $1=="require" && $2==m {print $3; exit}' "$1/go.mod"
+}
+kube=$(modver "$here/kube" k8s.io/kubernetes)
+etcd=$(modver "$here/etcd" go.etcd.io/etcd/server/v3)
+dist=$(modver "$here/distribution" github.com/distribution/distribution/v3)
+out="$cache/k8s-$kube-etcd-$etcd-distribution-$dist"
+mkdir -p "$out"
+
+minor=${kube#v1.}; minor=${minor%%.*}
+build() { # build NAME DIR PKG [LDFLAGS]
+  local name=$1 dir=$2 pkg=$3 ldflags=${4:-}
+  [ -x "$out/$name" ] && return 0
+  echo "building $name ($pkg) into $out ..." >&2
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
+  mv "$out/$name.tmp" "$out/$name"
+}
+version_ldflags="-X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+build etcd "$here/etcd" . &
+build registry "$here/distribution" . &
+wait
+build kube-apiserver "$here/kube" k8s.io/kubernetes/cmd/kube-apiserver "$version_ldflags"
+build kubectl "$here/kube" k8s.io/kubernetes/cmd/kubectl "$version_ldflags"
+echo "$out"

@@ -24,7 +24,7 @@ import (
 // seed (open, for pushing fixtures) and srv (what the resolver talks to),
 // with authentication and faults wrapped around srv's handler.
 type testRegistry struct {
-	t    *testing.T
+	t    testing.TB
 	seed *httptest.Server
 	srv  *httptest.Server
 	host string // srv's host:port
@@ -38,7 +38,7 @@ type testRegistry struct {
 	pass     string
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
 	tr := &testRegistry{t: t, user: "alice", pass: "s3cret"}

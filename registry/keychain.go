@@ -28,12 +28,17 @@ type Credential struct {
 	Key      string // the registry key as the kubelet stores it: host[:port][/path]
 	Username string
 	Password string
+
+	fp string // Fingerprint, computed once where the credential is built
 }
 
 // Fingerprint identifies the credential without revealing it: cache entries and
 // rate-limit windows are keyed by it, so an answer obtained with one secret is
 // never reused for a caller that does not hold the same secret.
 func (c Credential) Fingerprint() string {
+	if c.fp != "" {
+		return c.fp
+	}
 	if c.Username == "" && c.Password == "" {
 		return "anonymous"
 	}
@@ -65,6 +70,7 @@ func (p SecretProblem) Error() string { return fmt.Sprintf("pull secret %s: %s",
 // empty keychains (anonymous pulls).
 type Keychain struct {
 	index    []string // keys, reverse-sorted so longer paths come first
+	globs    map[string]glob
 	creds    map[string][]Credential
 	sources  map[string][]string // source -> keys it holds, for diagnoses
 	problems []SecretProblem
@@ -122,6 +128,7 @@ func (k *Keychain) add(source string, entries map[string]dockerConfigEntry) {
 	if k.creds == nil {
 		k.creds = map[string][]Credential{}
 		k.sources = map[string][]string{}
+		k.globs = map[string]glob{}
 	}
 	// Map order is random; the kubelet's order within one key follows the
 	// order secrets were added, and within a secret it is unspecified. Sort
@@ -136,10 +143,17 @@ func (k *Keychain) add(source string, entries map[string]dockerConfigEntry) {
 		if !ok {
 			continue // the kubelet logs and skips keys that do not parse
 		}
+		g, ok := parseGlob(key)
+		if !ok {
+			continue
+		}
 		e := entries[loc]
-		k.creds[key] = append(k.creds[key], Credential{Source: source, Key: key, Username: e.Username, Password: e.Password})
+		c := Credential{Source: source, Key: key, Username: e.Username, Password: e.Password}
+		c.fp = c.Fingerprint()
+		k.creds[key] = append(k.creds[key], c)
 		if !slices.Contains(k.index, key) {
 			k.index = append(k.index, key)
+			k.globs[key] = g
 		}
 		if !slices.Contains(k.sources[source], key) {
 			k.sources[source] = append(k.sources[source], key)
@@ -174,12 +188,16 @@ func keyringKey(loc string) (string, bool) {
 // digest, Docker Hub as "docker.io/library/x"). An empty result means the
 // kubelet pulls anonymously; a non-empty one means it never does.
 func (k *Keychain) Lookup(image string) []Credential {
-	if k == nil {
+	if k == nil || len(k.index) == 0 {
+		return nil
+	}
+	target, ok := parseGlob(image)
+	if !ok {
 		return nil
 	}
 	var out []Credential
 	for _, key := range k.index {
-		if urlsMatch(key, image) {
+		if k.globs[key].matches(target) {
 			out = append(out, k.creds[key]...)
 		}
 	}
@@ -192,33 +210,37 @@ func (k *Keychain) Lookup(image string) []Credential {
 	return nil
 }
 
-// urlsMatch is the kubelet's URLsMatchStr: equal ports, equal number of host
+// glob is a schemeless URL split as the kubelet's URLsMatch compares it.
+type glob struct {
+	labels []string
+	port   string
+	path   string
+}
+
+func parseGlob(s string) (glob, bool) {
+	u, err := url.Parse("https://" + s)
+	if err != nil {
+		return glob{}, false
+	}
+	host, port, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		host, port = u.Host, ""
+	}
+	return glob{labels: strings.Split(host, "."), port: port, path: u.Path}, true
+}
+
+// matches is the kubelet's URLsMatch: equal ports, equal number of host
 // labels each glob-matched, and the key's path a string prefix of the image's.
-func urlsMatch(glob, target string) bool {
-	g, err1 := url.Parse("https://" + glob)
-	t, err2 := url.Parse("https://" + target)
-	if err1 != nil || err2 != nil {
+func (g glob) matches(t glob) bool {
+	if g.port != t.port || len(g.labels) != len(t.labels) || !strings.HasPrefix(t.path, g.path) {
 		return false
 	}
-	gParts, gPort := splitHost(g.Host)
-	tParts, tPort := splitHost(t.Host)
-	if gPort != tPort || len(gParts) != len(tParts) || !strings.HasPrefix(t.Path, g.Path) {
-		return false
-	}
-	for i := range gParts {
-		if ok, err := filepath.Match(gParts[i], tParts[i]); err != nil || !ok {
+	for i := range g.labels {
+		if ok, err := filepath.Match(g.labels[i], t.labels[i]); err != nil || !ok {
 			return false
 		}
 	}
 	return true
-}
-
-func splitHost(hostport string) ([]string, string) {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = hostport, ""
-	}
-	return strings.Split(host, "."), port
 }
 
 // isDockerHub is the kubelet's isDefaultRegistryMatch.

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -50,10 +51,19 @@ func denyControl(denied []netip.Prefix) func(network, address string, _ syscall.
 // registry never changes how other registries are verified.
 func newBaseTransport(o *options) http.RoundTripper {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: denyControl(o.denied)}
+	dial := dialer.DialContext
+	if len(o.hostAliases) > 0 {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if a, ok := o.hostAliases[addr]; ok {
+				addr = a
+			}
+			return dialer.DialContext(ctx, network, addr)
+		}
+	}
 	mk := func(tc *tls.Config) *http.Transport {
 		return &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
+			DialContext:           dial,
 			TLSClientConfig:       tc,
 			ForceAttemptHTTP2:     true,
 			MaxIdleConnsPerHost:   16,

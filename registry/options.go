@@ -32,6 +32,10 @@ type options struct {
 	userAgent       string
 	transportTTL    time.Duration
 	platformEntries int
+	// hostAliases redirect dials of one host:port to another address, after
+	// which the deny list still applies. Tests use it to reach a TLS server
+	// under a name its certificate holds.
+	hostAliases map[string]string
 }
 
 // DefaultDeniedNetworks are refused after DNS resolution unless overridden:

@@ -58,6 +58,7 @@ type Resolver struct {
 	negative  *expirable.LRU[string, *Error]
 	platforms *expirable.LRU[string, []v1.Platform]
 	auth      *expirable.LRU[string, http.RoundTripper]
+	refs      *expirable.LRU[string, parsed]
 	flights   singleflight.Group
 	backoff   *backoffs
 }
@@ -78,16 +79,17 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	}
 	evicted := func(string, any) { m.cacheEvent("eviction") }
 	r := &Resolver{
-		o:       o,
-		base:    instrumented{next: base, m: m},
-		metrics: m,
-		tags:    expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
-		digests: expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
+		o:        o,
+		base:     instrumented{next: base, m: m},
+		metrics:  m,
+		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
+		digests:  expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
 		negative: expirable.NewLRU(o.cacheSize, func(k string, v *Error) { evicted(k, v) }, o.notFoundTTL),
 		// Content addressed by digest: valid forever, bounded by size only.
 		platforms: expirable.NewLRU[string, []v1.Platform](o.platformEntries, nil, 0),
 		auth:      expirable.NewLRU[string, http.RoundTripper](1024, nil, o.transportTTL),
 		backoff:   newBackoffs(o.now),
+		refs:      expirable.NewLRU[string, parsed](o.cacheSize, nil, 0),
 	}
 	return r, nil
 }
@@ -97,12 +99,12 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 // turn until one works, and never falls back to anonymous once one matched.
 // Failures are *Error.
 func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Image, error) {
-	ref, err := name.ParseReference(image)
+	p, err := r.parse(image)
 	if err != nil {
-		return nil, &Error{Reason: InvalidReference, Image: image, Message: sanitize(err.Error()), Err: err}
+		return nil, err
 	}
-	repo := kubeletName(ref.Context())
-	creds := kc.Lookup(repo)
+	ref := p.ref
+	creds := kc.Lookup(p.repo)
 	if len(creds) == 0 {
 		creds = []Credential{{}}
 	}
@@ -114,7 +116,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		if c.Source != "" {
 			tried = append(tried, c.String())
 		}
-		img, err := r.cached(ctx, ref, c)
+		img, err := r.cached(ctx, p, c)
 		if err == nil {
 			out := *img
 			out.Tried = tried
@@ -130,6 +132,37 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 	}
 	best.Tried = tried
 	return nil, best
+}
+
+// parsed is an image reference with the strings every lookup needs,
+// memoised: a busy cluster names the same few hundred images all day.
+type parsed struct {
+	ref  name.Reference
+	name string // canonical, e.g. index.docker.io/library/nginx:latest
+	repo string // as the kubelet matches credentials
+}
+
+func (r *Resolver) parse(image string) (parsed, error) {
+	if p, ok := r.refs.Get(image); ok {
+		return p, nil
+	}
+	p, err := parseImage(image)
+	if err != nil {
+		return p, err
+	}
+	r.refs.Add(image, p)
+	return p, nil
+}
+
+// parseImage parses a reference as the kubelet does (Docker Hub and
+// "latest" implied); a failure is InvalidReference, the kubelet's
+// InvalidImageName.
+func parseImage(image string) (parsed, error) {
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return parsed{}, &Error{Reason: InvalidReference, Image: image, Message: sanitize(err.Error()), Err: err}
+	}
+	return parsed{ref: ref, name: ref.Name(), repo: kubeletName(ref.Context())}, nil
 }
 
 // rank orders failures across credentials: a credential that got as far as
@@ -164,8 +197,9 @@ func kubeletName(repo name.Repository) string {
 // (reference, credential). The lookup runs under its own deadline so that a
 // caller giving up does not fail the others waiting on it; the caller still
 // returns when its own context ends.
-func (r *Resolver) cached(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
-	key := ref.Name() + "|" + c.Fingerprint()
+func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, error) {
+	ref := p.ref
+	key := p.name + "|" + c.Fingerprint()
 	if img, ok := r.answer(ref, key); ok {
 		r.metrics.cacheEvent("hit")
 		return img, nil
@@ -278,4 +312,6 @@ func (r *Resolver) RateLimitedFor(host string, c Credential) time.Duration {
 
 // HasMirror reports whether references to registry (e.g. "docker.io") are
 // pulled through a configured mirror.
-func (r *Resolver) HasMirror(registry string) bool { return len(r.o.mirrors[canonicalHost(registry)]) > 0 }
+func (r *Resolver) HasMirror(registry string) bool {
+	return len(r.o.mirrors[canonicalHost(registry)]) > 0
+}

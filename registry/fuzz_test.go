@@ -1,0 +1,88 @@
+package registry
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// FuzzKeychain feeds arbitrary pull-secret bytes and image names through the
+// secret parser and the kubelet matcher: no panic, and a secret either
+// contributes credentials or is reported, never silently dropped.
+func FuzzKeychain(f *testing.F) {
+	f.Add([]byte(`{"auths":{"registry.corp.io:5000":{"auth":"dTpw"}}}`), "registry.corp.io:5000/team/api", true)
+	f.Add([]byte(`{"*.corp.io/team":{"username":"u","password":"p"}}`), "a.corp.io/team/x", false)
+	f.Add([]byte(`{"auths":{"https://index.docker.io/v1/":{"auth":"!!"}}}`), "nginx", true)
+	f.Add([]byte(`{"auths":{"[::1":{}}}`), "[::1]:5000/x", true)
+	f.Fuzz(func(t *testing.T, data []byte, image string, jsonType bool) {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}}
+		if jsonType {
+			s.Type, s.Data = corev1.SecretTypeDockerConfigJson, map[string][]byte{corev1.DockerConfigJsonKey: data}
+		} else {
+			s.Type, s.Data = corev1.SecretTypeDockercfg, map[string][]byte{corev1.DockerConfigKey: data}
+		}
+		kc := NewKeychain([]*corev1.Secret{s})
+		if len(kc.Problems()) == 0 && len(kc.Sources()) == 0 && len(bytes.TrimSpace(data)) > 0 && !emptyConfig(data) {
+			t.Skip() // a valid config with no parsable keys; the kubelet skips those too
+		}
+		for _, c := range kc.Lookup(image) {
+			if c.Source != "ns/s" {
+				t.Fatalf("credential from nowhere: %+v", c)
+			}
+		}
+	})
+}
+
+func emptyConfig(data []byte) bool { return bytes.Contains(data, []byte("{}")) }
+
+// FuzzClassify feeds arbitrary image references and registry error responses
+// through reference parsing and classification: every failure gets a known
+// reason, and the registry's words come out printable, one line and short.
+func FuzzClassify(f *testing.F) {
+	f.Add("registry.corp.io/team/api:v1.4.2", 404, []byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`))
+	f.Add("nginx", 401, []byte(`{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[1]}]}`))
+	f.Add("UPPER:case", 429, []byte("toomanyrequests\x1b[31m"))
+	f.Add("a@sha256:00", 503, []byte(strings.Repeat("x", 70000)))
+	known := map[Reason]bool{NotFound: true, Unauthorized: true, InvalidReference: true, Unreachable: true, RateLimited: true}
+	f.Fuzz(func(t *testing.T, image string, status int, body []byte) {
+		p, err := parseImage(image)
+		if err != nil {
+			if ReasonOf(err) != InvalidReference {
+				t.Fatalf("parse failure classified %q", ReasonOf(err))
+			}
+			checkMessage(t, err.(*Error).Message)
+		} else if p.repo == "" || p.name == "" {
+			t.Fatalf("parsed %q to %+v", image, p)
+		}
+		if status < 100 || status > 999 {
+			return
+		}
+		u, _ := url.Parse("https://registry.example/v2/x/manifests/y")
+		resp := &http.Response{StatusCode: status, Body: io.NopCloser(bytes.NewReader(body)), Request: &http.Request{Method: "GET", URL: u}}
+		e := classify(transport.CheckError(resp, http.StatusOK), image, "registry.example")
+		if !known[e.Reason] {
+			t.Fatalf("unknown reason %q", e.Reason)
+		}
+		checkMessage(t, e.Message)
+	})
+}
+
+func checkMessage(t *testing.T, m string) {
+	t.Helper()
+	if len(m) > maxMessage+len("…") {
+		t.Fatalf("message of %d bytes", len(m))
+	}
+	for _, r := range m {
+		if !unicode.IsPrint(r) {
+			t.Fatalf("unprintable %q in %q", r, m)
+		}
+	}
+}

@@ -1,0 +1,603 @@
+package registry
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func mustFail(t *testing.T, err error) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error = %v (%T), want *Error", err, err)
+	}
+	return e
+}
+
+func TestResolveTagHeadOnly(t *testing.T) {
+	tr := newTestRegistry(t)
+	want := tr.image("team/api", "v1.4.1", "linux", "amd64")
+	r := newTestResolver(t)
+
+	img, err := r.Resolve(context.Background(), tr.host+"/team/api:v1.4.1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != want || img.Tag != "v1.4.1" || img.Repository != tr.host+"/team/api" {
+		t.Errorf("image = %+v, want digest %s", img, want)
+	}
+	if got := img.Pinned(true); got != tr.host+"/team/api:v1.4.1@"+want.String() {
+		t.Errorf("Pinned(true) = %s", got)
+	}
+	if n := tr.count(http.MethodGet, "/manifests/"); n != 0 {
+		t.Errorf("GET manifests = %d, want 0 (existence is a HEAD)", n)
+	}
+	if n := tr.count(http.MethodHead, "/manifests/"); n != 1 {
+		t.Errorf("HEAD manifests = %d, want 1", n)
+	}
+}
+
+func TestResolveDigestIsVerifiedNotRewritten(t *testing.T) {
+	tr := newTestRegistry(t)
+	d := tr.image("team/api", "v1", "linux", "amd64")
+	r := newTestResolver(t)
+	img, err := r.Resolve(context.Background(), tr.host+"/team/api@"+d.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != d || img.Tag != "" || img.Pinned(true) != tr.host+"/team/api@"+d.String() {
+		t.Errorf("image = %+v", img)
+	}
+	missing := "sha256:" + strings.Repeat("0", 64)
+	_, err = r.Resolve(context.Background(), tr.host+"/team/api@"+missing, nil)
+	if e := mustFail(t, err); e.Reason != NotFound || e.Flavour != FlavourDigest {
+		t.Errorf("missing digest: %+v", e)
+	}
+}
+
+func TestResolveNotFoundSuggestsNearestTags(t *testing.T) {
+	tr := newTestRegistry(t)
+	for _, tag := range []string{"v1.4.0", "v1.4.1", "latest", "v2.0.0-rc.1"} {
+		tr.image("team/api", tag, "linux", "amd64")
+	}
+	r := newTestResolver(t)
+	_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1.4.2", nil)
+	e := mustFail(t, err)
+	if e.Reason != NotFound || e.Flavour != FlavourTag {
+		t.Fatalf("error = %+v", e)
+	}
+	if diff := cmp.Diff([]string{"v1.4.1", "v1.4.0"}, e.Suggestions); diff != "" {
+		t.Errorf("suggestions (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(e.Message, "manifest unknown") && !strings.Contains(strings.ToLower(e.Message), "unknown manifest") {
+		t.Errorf("registry's words lost: %q", e.Message)
+	}
+
+	_, err = r.Resolve(context.Background(), tr.host+"/team/nope:v1", nil)
+	if e := mustFail(t, err); e.Reason != NotFound || e.Flavour != FlavourRepository || len(e.Suggestions) != 0 {
+		t.Errorf("missing repository: %+v", e)
+	}
+}
+
+func TestResolveInvalidReference(t *testing.T) {
+	r := newTestResolver(t)
+	for _, ref := range []string{"UPPER/case", "nginx:", "a b", "nginx@sha256:abc", ""} {
+		_, err := r.Resolve(context.Background(), ref, nil)
+		if e := mustFail(t, err); e.Reason != InvalidReference || e.Message == "" {
+			t.Errorf("%q: %+v", ref, e)
+		}
+	}
+}
+
+func TestResolveAuth(t *testing.T) {
+	for _, kind := range []string{"basic", "bearer"} {
+		t.Run(kind, func(t *testing.T) {
+			tr := newTestRegistry(t)
+			want := tr.image("private/app", "v1", "linux", "amd64")
+			tr.setAuth(kind)
+			r := newTestResolver(t)
+			ref := tr.host + "/private/app:v1"
+
+			_, err := r.Resolve(context.Background(), ref, nil)
+			if e := mustFail(t, err); e.Reason != Unauthorized || len(e.Tried) != 0 {
+				t.Errorf("anonymous: %+v", e)
+			}
+
+			wrong := NewKeychain([]*corev1.Secret{dockerSecret("wrong", map[string]string{tr.host: "mallory"})})
+			_, err = r.Resolve(context.Background(), ref, wrong)
+			e := mustFail(t, err)
+			if e.Reason != Unauthorized || len(e.Tried) != 1 || !strings.Contains(e.Tried[0], "ns/wrong") {
+				t.Errorf("wrong credential: %+v", e)
+			}
+
+			// One stale secret must not cause a false denial: the next matching one is tried.
+			stale := dockerSecret("stale", map[string]string{tr.host: "mallory"})
+			good := goodSecret(tr)
+			img, err := r.Resolve(context.Background(), ref, NewKeychain([]*corev1.Secret{stale, good}))
+			if err != nil {
+				t.Fatalf("stale then good: %v", err)
+			}
+			if img.Digest != want || len(img.Tried) != 2 || !strings.Contains(img.Credential, "ns/good") {
+				t.Errorf("image = %+v", img)
+			}
+		})
+	}
+}
+
+// goodSecret holds the test registry's real credentials.
+func goodSecret(tr *testRegistry) *corev1.Secret {
+	s := dockerSecret("good", nil)
+	s.Data[corev1.DockerConfigJsonKey] = []byte(fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, tr.host, tr.user, tr.pass))
+	return s
+}
+
+func TestCacheNeverAnswersForANamespaceWithoutTheSecret(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("private/app", "v1", "linux", "amd64")
+	tr.setAuth("bearer")
+	r := newTestResolver(t)
+	ref := tr.host + "/private/app:v1"
+
+	if _, err := r.Resolve(context.Background(), ref, NewKeychain([]*corev1.Secret{goodSecret(tr)})); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Resolve(context.Background(), ref, nil)
+	if e := mustFail(t, err); e.Reason != Unauthorized {
+		t.Fatalf("namespace without secret got %+v, want unauthorized", e)
+	}
+	// And the other way round: a cached denial does not deny the namespace holding the secret.
+	if _, err := r.Resolve(context.Background(), ref, NewKeychain([]*corev1.Secret{goodSecret(tr)})); err != nil {
+		t.Errorf("namespace with secret after a denial: %v", err)
+	}
+}
+
+func TestConcurrentLookupsAreCoalesced(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("team/api", "v1", "linux", "amd64")
+	release := make(chan struct{})
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodHead {
+			<-release // hold the first lookup until all callers have joined it
+		}
+		return false
+	})
+	r := newTestResolver(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil)
+			errs <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tr.count(http.MethodHead, "/manifests/"); n != 1 {
+		t.Errorf("100 concurrent lookups made %d HEAD requests, want 1", n)
+	}
+}
+
+func TestSecondTagInSameRepositoryIsOneRequest(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("private/app", "v1", "linux", "amd64")
+	tr.image("private/app", "v2", "linux", "amd64")
+	tr.setAuth("bearer")
+	r := newTestResolver(t)
+	kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+	if _, err := r.Resolve(context.Background(), tr.host+"/private/app:v1", kc); err != nil {
+		t.Fatal(err)
+	}
+	first := tr.count("", "")
+	tr.reset()
+	if _, err := r.Resolve(context.Background(), tr.host+"/private/app:v2", kc); err != nil {
+		t.Fatal(err)
+	}
+	if n := tr.count("", ""); n != 1 {
+		t.Errorf("second tag: %d requests, want 1 (ping, token and connection reused); first lookup took %d", n, first)
+	}
+}
+
+func TestRateLimitOpensABackoffWindow(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("team/api", "v1", "linux", "amd64")
+	tr.image("team/api", "v2", "linux", "amd64")
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	})
+	now := time.Unix(1_700_000_000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := newTestResolver(t, WithClock(clock))
+
+	_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil)
+	e := mustFail(t, err)
+	if e.Reason != RateLimited || e.RetryAfter != 30*time.Second {
+		t.Fatalf("error = %+v", e)
+	}
+	if n := tr.count("", "/manifests/"); n != 1 {
+		t.Errorf("manifest requests = %d, want 1 (no retry of 429)", n)
+	}
+	tr.reset()
+	_, err = r.Resolve(context.Background(), tr.host+"/team/api:v2", nil)
+	if e := mustFail(t, err); e.Reason != RateLimited || tr.count("", "") != 0 {
+		t.Errorf("inside the window: %+v, %d requests", e, tr.count("", ""))
+	}
+	tr.setFault(nil)
+	mu.Lock()
+	now = now.Add(31 * time.Second)
+	mu.Unlock()
+	if _, err := r.Resolve(context.Background(), tr.host+"/team/api:v2", nil); err != nil {
+		t.Errorf("after the window: %v", err)
+	}
+}
+
+func TestTransientErrorsAreNotCachedNotFoundIs(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("team/api", "v1", "linux", "amd64")
+	fail := true
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if fail && strings.Contains(r.URL.Path, "/manifests/") {
+			http.Error(w, "upstream exploded", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	})
+	r := newTestResolver(t)
+	_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil)
+	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourServerError || e.Status != 500 {
+		t.Fatalf("500: %+v", e)
+	}
+	fail = false
+	if _, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil); err != nil {
+		t.Errorf("after recovery: %v (a 500 was cached)", err)
+	}
+
+	tr.reset()
+	for range 3 {
+		_, err := r.Resolve(context.Background(), tr.host+"/team/api:missing", nil)
+		if e := mustFail(t, err); e.Reason != NotFound {
+			t.Fatal(e)
+		}
+	}
+	if n := tr.count(http.MethodHead, "/manifests/"); n != 1 {
+		t.Errorf("not-found looked up %d times, want 1 (cached)", n)
+	}
+}
+
+func TestNotFoundTTLIsShort(t *testing.T) {
+	tr := newTestRegistry(t)
+	r := newTestResolver(t, WithCache(100, time.Minute, 50*time.Millisecond))
+	_, err := r.Resolve(context.Background(), tr.host+"/team/api:late", nil)
+	if e := mustFail(t, err); e.Reason != NotFound {
+		t.Fatal(e)
+	}
+	tr.image("team/api", "late", "linux", "amd64") // the push lands seconds later
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err = r.Resolve(context.Background(), tr.host+"/team/api:late", nil); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Errorf("tag pushed after a not-found is still not found: %v", err)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	tr := newTestRegistry(t)
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return true
+		}
+		return false
+	})
+	r := newTestResolver(t, WithLookupTimeout(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourTimeout {
+		t.Errorf("error = %+v", e)
+	}
+	// Not a timing assertion on speed: only that the caller's deadline, not
+	// the 5s lookup timeout, bounded the wait.
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("took %s, the caller's 150ms deadline was not honoured", el)
+	}
+
+	// The resolver's own lookup timeout bounds a caller without a deadline.
+	r2 := newTestResolver(t, WithLookupTimeout(150*time.Millisecond))
+	_, err = r2.Resolve(context.Background(), tr.host+"/team/api:v2", nil)
+	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourTimeout {
+		t.Errorf("lookup timeout: %+v", e)
+	}
+}
+
+func TestUnreachableFlavours(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedHost := strings.TrimPrefix(closed.URL, "http://")
+	closed.Close()
+	tr := newTestRegistry(t)
+	tests := []struct {
+		name    string
+		ref     string
+		opts    []Option
+		flavour string
+	}{
+		{"refused", closedHost + "/a/b:v1", nil, FlavourRefused},
+		{"dns", "registry.does-not-exist.invalid/a/b:v1", nil, FlavourDNS},
+		{"blocked", tr.host + "/a/b:v1", []Option{WithDeniedNetworks(netip.MustParsePrefix("127.0.0.0/8"))}, FlavourBlocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newTestResolver(t, tt.opts...)
+			_, err := r.Resolve(context.Background(), tt.ref, nil)
+			if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != tt.flavour {
+				t.Errorf("error = %+v (%v)", e, e.Err)
+			}
+		})
+	}
+}
+
+// withHostAlias makes dials of host reach addr (still through the deny list).
+func withHostAlias(host, addr string) Option {
+	return func(o *options) error {
+		if o.hostAliases == nil {
+			o.hostAliases = map[string]string{}
+		}
+		o.hostAliases[host] = addr
+		return nil
+	}
+}
+
+func TestCABundleAndTLSFailure(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("team/api", "v1", "linux", "amd64")
+	// The same registry over TLS, reached as example.com (a name in
+	// httptest's certificate; a loopback name would make go-containerregistry
+	// fall back to plain HTTP).
+	tlsSrv := httptest.NewUnstartedServer(tr.srv.Config.Handler)
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	addr := tlsSrv.Listener.Addr().String()
+	_, port, _ := strings.Cut(addr, ":")
+	host := "example.com:" + port
+	pem := pemEncode(tlsSrv.Certificate().Raw)
+
+	r := newTestResolver(t, withHostAlias(host, addr))
+	_, err := r.Resolve(context.Background(), host+"/team/api:v1", nil)
+	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourTLS || !strings.Contains(e.Message, "caBundles") {
+		t.Errorf("untrusted certificate: %+v (%v)", e, e.Err)
+	}
+	r = newTestResolver(t, withHostAlias(host, addr), WithCABundle(host, pem))
+	if _, err := r.Resolve(context.Background(), host+"/team/api:v1", nil); err != nil {
+		t.Errorf("with CA bundle: %v", err)
+	}
+	r = newTestResolver(t, withHostAlias(host, addr), WithInsecure(host))
+	if _, err := r.Resolve(context.Background(), host+"/team/api:v1", nil); err != nil {
+		t.Errorf("declared insecure: %v", err)
+	}
+}
+
+func pemEncode(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestMirrorServesDockerHub(t *testing.T) {
+	tr := newTestRegistry(t)
+	d := tr.image("library/nginx", "1.27", "linux", "amd64")
+	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.host}}))
+	if !r.HasMirror("index.docker.io") {
+		t.Error("HasMirror(index.docker.io) = false")
+	}
+	img, err := r.Resolve(context.Background(), "nginx:1.27", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != d || img.Registry != tr.host || img.Repository != "docker.io/library/nginx" {
+		t.Errorf("image = %+v", img)
+	}
+	if got := img.Pinned(true); got != "docker.io/library/nginx:1.27@"+d.String() {
+		t.Errorf("Pinned = %s", got)
+	}
+}
+
+func TestPlatforms(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.index("multi/app", "v1", v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
+	tr.image("single/app", "v1", "linux", "arm64")
+	r := newTestResolver(t)
+	ctx := context.Background()
+
+	img, err := r.Resolve(ctx, tr.host+"/multi/app:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Platforms(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64", Variant: "v8"}}
+	if diff := cmp.Diff(want, p); diff != "" {
+		t.Errorf("index platforms (-want +got):\n%s", diff)
+	}
+
+	img, err = r.Resolve(ctx, tr.host+"/single/app:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.reset()
+	p, err = r.Platforms(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]v1.Platform{{OS: "linux", Architecture: "arm64"}}, p); diff != "" {
+		t.Errorf("config platform (-want +got):\n%s", diff)
+	}
+	if g, b := tr.count(http.MethodGet, "/manifests/"), tr.count(http.MethodGet, "/blobs/"); g != 1 || b != 1 {
+		t.Errorf("platform lookup: %d manifest GETs, %d blob GETs; want 1, 1", g, b)
+	}
+	tr.reset()
+	if _, err := r.Platforms(ctx, img); err != nil || tr.count("", "") != 0 {
+		t.Errorf("second platform lookup: err %v, %d requests (want cached by digest)", err, tr.count("", ""))
+	}
+}
+
+func TestHostileRegistryResponses(t *testing.T) {
+	tr := newTestRegistry(t)
+	tr.image("team/api", "v1", "linux", "amd64")
+	ctx := context.Background()
+
+	t.Run("manifest bytes do not match the digest", func(t *testing.T) {
+		r := newTestResolver(t)
+		img, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
+				fmt.Fprint(w, `{"schemaVersion":2,"manifests":[]}`)
+				return true
+			}
+			return false
+		})
+		defer tr.setFault(nil)
+		_, err = r.Platforms(ctx, img)
+		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBadResponse {
+			t.Errorf("error = %+v", e)
+		}
+	})
+	t.Run("huge manifest", func(t *testing.T) {
+		r := newTestResolver(t, WithMaxManifestSize(1024))
+		img, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
+				w.Write([]byte(strings.Repeat("x", 1<<20)))
+				return true
+			}
+			return false
+		})
+		defer tr.setFault(nil)
+		_, err = r.Platforms(ctx, img)
+		if e := mustFail(t, err); e.Flavour != FlavourBadResponse || !strings.Contains(e.Message, "1024") {
+			t.Errorf("error = %+v", e)
+		}
+	})
+	t.Run("hostile error body is sanitized and short", func(t *testing.T) {
+		r := newTestResolver(t)
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if strings.Contains(r.URL.Path, "/manifests/") {
+				w.WriteHeader(http.StatusNotFound)
+				if r.Method == http.MethodGet {
+					fmt.Fprintf(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"evil\n\x1b[31mred%s"}]}`, strings.Repeat("A", 5000))
+				}
+				return true
+			}
+			return false
+		})
+		defer tr.setFault(nil)
+		_, err := r.Resolve(ctx, tr.host+"/team/api:v9", nil)
+		e := mustFail(t, err)
+		if e.Reason != NotFound || len(e.Message) > maxMessage+4 || strings.ContainsAny(e.Message, "\n\x1b") {
+			t.Errorf("message %q (%d bytes)", e.Message, len(e.Message))
+		}
+	})
+	t.Run("registry without HEAD support", func(t *testing.T) {
+		r := newTestResolver(t)
+		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodHead {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+				return true
+			}
+			return false
+		})
+		defer tr.setFault(nil)
+		img, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := v1.NewHash(img.Digest.String())
+		if img.Digest != want {
+			t.Errorf("digest = %s", img.Digest)
+		}
+	})
+}
+
+func TestCredentialsNotSentToRedirectTarget(t *testing.T) {
+	other := httptest.NewServer(nil)
+	var mu sync.Mutex
+	var leaked []string
+	other.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Get("Authorization"))
+		mu.Unlock()
+		http.NotFound(w, r)
+	})
+	defer other.Close()
+
+	tr := newTestRegistry(t)
+	tr.image("private/app", "v1", "linux", "amd64")
+	tr.setAuth("basic")
+	r := newTestResolver(t)
+	kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+	img, err := r.Resolve(context.Background(), tr.host+"/private/app:v1", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Blob storage behind a redirect, as S3/GCS-backed registries do.
+	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			http.Redirect(w, r, other.URL+"/storage"+r.URL.Path, http.StatusTemporaryRedirect)
+			return true
+		}
+		return false
+	})
+	_, _ = r.Platforms(context.Background(), img)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(leaked) == 0 {
+		t.Fatal("redirect target was never reached")
+	}
+	for _, h := range leaked {
+		if h != "" {
+			t.Errorf("credentials sent to another host: %q", h)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,10 +11,10 @@ import (
 
 // BenchmarkResolveCached is the admission hot path: the answer is in the cache.
 func BenchmarkResolveCached(b *testing.B) {
-	tr := newTestRegistry(b)
-	tr.image("team/api", "v1", "linux", "amd64")
+	tr := registrytest.New(b)
+	tr.Image("team/api", "v1", "linux", "amd64")
 	r := newTestResolver(b)
-	ref := tr.host + "/team/api:v1"
+	ref := tr.Host + "/team/api:v1"
 	ctx := context.Background()
 	if _, err := r.Resolve(ctx, ref, nil); err != nil {
 		b.Fatal(err)

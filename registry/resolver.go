@@ -165,6 +165,13 @@ func parseImage(image string) (parsed, error) {
 	return parsed{ref: ref, name: ref.Name(), repo: kubeletName(ref.Context())}, nil
 }
 
+// KubeletName returns the repository of image as the kubelet matches
+// credentials ("nginx" -> "docker.io/library/nginx").
+func KubeletName(image string) (string, error) {
+	p, err := parseImage(image)
+	return p.repo, err
+}
+
 // rank orders failures across credentials: a credential that got as far as
 // "no such tag" proves more than one that was refused.
 func rank(e *Error) int {

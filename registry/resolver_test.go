@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +19,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+func newTestResolver(t testing.TB, opts ...Option) *Resolver {
+	t.Helper()
+	r, err := NewResolver(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func mustFail(t *testing.T, err error) *Error {
 	t.Helper()
 	var e *Error
@@ -28,53 +38,53 @@ func mustFail(t *testing.T, err error) *Error {
 }
 
 func TestResolveTagHeadOnly(t *testing.T) {
-	tr := newTestRegistry(t)
-	want := tr.image("team/api", "v1.4.1", "linux", "amd64")
+	tr := registrytest.New(t)
+	want := tr.Image("team/api", "v1.4.1", "linux", "amd64")
 	r := newTestResolver(t)
 
-	img, err := r.Resolve(context.Background(), tr.host+"/team/api:v1.4.1", nil)
+	img, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1.4.1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Digest != want || img.Tag != "v1.4.1" || img.Repository != tr.host+"/team/api" {
+	if img.Digest != want || img.Tag != "v1.4.1" || img.Repository != tr.Host+"/team/api" {
 		t.Errorf("image = %+v, want digest %s", img, want)
 	}
-	if got := img.Pinned(true); got != tr.host+"/team/api:v1.4.1@"+want.String() {
+	if got := img.Pinned(true); got != tr.Host+"/team/api:v1.4.1@"+want.String() {
 		t.Errorf("Pinned(true) = %s", got)
 	}
-	if n := tr.count(http.MethodGet, "/manifests/"); n != 0 {
+	if n := tr.Count(http.MethodGet, "/manifests/"); n != 0 {
 		t.Errorf("GET manifests = %d, want 0 (existence is a HEAD)", n)
 	}
-	if n := tr.count(http.MethodHead, "/manifests/"); n != 1 {
+	if n := tr.Count(http.MethodHead, "/manifests/"); n != 1 {
 		t.Errorf("HEAD manifests = %d, want 1", n)
 	}
 }
 
 func TestResolveDigestIsVerifiedNotRewritten(t *testing.T) {
-	tr := newTestRegistry(t)
-	d := tr.image("team/api", "v1", "linux", "amd64")
+	tr := registrytest.New(t)
+	d := tr.Image("team/api", "v1", "linux", "amd64")
 	r := newTestResolver(t)
-	img, err := r.Resolve(context.Background(), tr.host+"/team/api@"+d.String(), nil)
+	img, err := r.Resolve(context.Background(), tr.Host+"/team/api@"+d.String(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Digest != d || img.Tag != "" || img.Pinned(true) != tr.host+"/team/api@"+d.String() {
+	if img.Digest != d || img.Tag != "" || img.Pinned(true) != tr.Host+"/team/api@"+d.String() {
 		t.Errorf("image = %+v", img)
 	}
 	missing := "sha256:" + strings.Repeat("0", 64)
-	_, err = r.Resolve(context.Background(), tr.host+"/team/api@"+missing, nil)
+	_, err = r.Resolve(context.Background(), tr.Host+"/team/api@"+missing, nil)
 	if e := mustFail(t, err); e.Reason != NotFound || e.Flavour != FlavourDigest {
 		t.Errorf("missing digest: %+v", e)
 	}
 }
 
 func TestResolveNotFoundSuggestsNearestTags(t *testing.T) {
-	tr := newTestRegistry(t)
+	tr := registrytest.New(t)
 	for _, tag := range []string{"v1.4.0", "v1.4.1", "latest", "v2.0.0-rc.1"} {
-		tr.image("team/api", tag, "linux", "amd64")
+		tr.Image("team/api", tag, "linux", "amd64")
 	}
 	r := newTestResolver(t)
-	_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1.4.2", nil)
+	_, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1.4.2", nil)
 	e := mustFail(t, err)
 	if e.Reason != NotFound || e.Flavour != FlavourTag {
 		t.Fatalf("error = %+v", e)
@@ -86,7 +96,7 @@ func TestResolveNotFoundSuggestsNearestTags(t *testing.T) {
 		t.Errorf("registry's words lost: %q", e.Message)
 	}
 
-	_, err = r.Resolve(context.Background(), tr.host+"/team/nope:v1", nil)
+	_, err = r.Resolve(context.Background(), tr.Host+"/team/nope:v1", nil)
 	if e := mustFail(t, err); e.Reason != NotFound || e.Flavour != FlavourRepository || len(e.Suggestions) != 0 {
 		t.Errorf("missing repository: %+v", e)
 	}
@@ -105,18 +115,18 @@ func TestResolveInvalidReference(t *testing.T) {
 func TestResolveAuth(t *testing.T) {
 	for _, kind := range []string{"basic", "bearer"} {
 		t.Run(kind, func(t *testing.T) {
-			tr := newTestRegistry(t)
-			want := tr.image("private/app", "v1", "linux", "amd64")
-			tr.setAuth(kind)
+			tr := registrytest.New(t)
+			want := tr.Image("private/app", "v1", "linux", "amd64")
+			tr.SetAuth(kind)
 			r := newTestResolver(t)
-			ref := tr.host + "/private/app:v1"
+			ref := tr.Host + "/private/app:v1"
 
 			_, err := r.Resolve(context.Background(), ref, nil)
 			if e := mustFail(t, err); e.Reason != Unauthorized || len(e.Tried) != 0 {
 				t.Errorf("anonymous: %+v", e)
 			}
 
-			wrong := NewKeychain([]*corev1.Secret{dockerSecret("wrong", map[string]string{tr.host: "mallory"})})
+			wrong := NewKeychain([]*corev1.Secret{dockerSecret("wrong", map[string]string{tr.Host: "mallory"})})
 			_, err = r.Resolve(context.Background(), ref, wrong)
 			e := mustFail(t, err)
 			if e.Reason != Unauthorized || len(e.Tried) != 1 || !strings.Contains(e.Tried[0], "ns/wrong") {
@@ -124,7 +134,7 @@ func TestResolveAuth(t *testing.T) {
 			}
 
 			// One stale secret must not cause a false denial: the next matching one is tried.
-			stale := dockerSecret("stale", map[string]string{tr.host: "mallory"})
+			stale := dockerSecret("stale", map[string]string{tr.Host: "mallory"})
 			good := goodSecret(tr)
 			img, err := r.Resolve(context.Background(), ref, NewKeychain([]*corev1.Secret{stale, good}))
 			if err != nil {
@@ -138,18 +148,18 @@ func TestResolveAuth(t *testing.T) {
 }
 
 // goodSecret holds the test registry's real credentials.
-func goodSecret(tr *testRegistry) *corev1.Secret {
+func goodSecret(tr *registrytest.Registry) *corev1.Secret {
 	s := dockerSecret("good", nil)
-	s.Data[corev1.DockerConfigJsonKey] = []byte(fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, tr.host, tr.user, tr.pass))
+	s.Data[corev1.DockerConfigJsonKey] = []byte(fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, tr.Host, tr.User, tr.Pass))
 	return s
 }
 
 func TestCacheNeverAnswersForANamespaceWithoutTheSecret(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("private/app", "v1", "linux", "amd64")
-	tr.setAuth("bearer")
+	tr := registrytest.New(t)
+	tr.Image("private/app", "v1", "linux", "amd64")
+	tr.SetAuth("bearer")
 	r := newTestResolver(t)
-	ref := tr.host + "/private/app:v1"
+	ref := tr.Host + "/private/app:v1"
 
 	if _, err := r.Resolve(context.Background(), ref, NewKeychain([]*corev1.Secret{goodSecret(tr)})); err != nil {
 		t.Fatal(err)
@@ -165,10 +175,10 @@ func TestCacheNeverAnswersForANamespaceWithoutTheSecret(t *testing.T) {
 }
 
 func TestConcurrentLookupsAreCoalesced(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("team/api", "v1", "linux", "amd64")
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
 	release := make(chan struct{})
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodHead {
 			<-release // hold the first lookup until all callers have joined it
 		}
@@ -181,7 +191,7 @@ func TestConcurrentLookupsAreCoalesced(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil)
+			_, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil)
 			errs <- err
 		}()
 	}
@@ -194,36 +204,36 @@ func TestConcurrentLookupsAreCoalesced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := tr.count(http.MethodHead, "/manifests/"); n != 1 {
+	if n := tr.Count(http.MethodHead, "/manifests/"); n != 1 {
 		t.Errorf("100 concurrent lookups made %d HEAD requests, want 1", n)
 	}
 }
 
 func TestSecondTagInSameRepositoryIsOneRequest(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("private/app", "v1", "linux", "amd64")
-	tr.image("private/app", "v2", "linux", "amd64")
-	tr.setAuth("bearer")
+	tr := registrytest.New(t)
+	tr.Image("private/app", "v1", "linux", "amd64")
+	tr.Image("private/app", "v2", "linux", "amd64")
+	tr.SetAuth("bearer")
 	r := newTestResolver(t)
 	kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
-	if _, err := r.Resolve(context.Background(), tr.host+"/private/app:v1", kc); err != nil {
+	if _, err := r.Resolve(context.Background(), tr.Host+"/private/app:v1", kc); err != nil {
 		t.Fatal(err)
 	}
-	first := tr.count("", "")
-	tr.reset()
-	if _, err := r.Resolve(context.Background(), tr.host+"/private/app:v2", kc); err != nil {
+	first := tr.Count("", "")
+	tr.Reset()
+	if _, err := r.Resolve(context.Background(), tr.Host+"/private/app:v2", kc); err != nil {
 		t.Fatal(err)
 	}
-	if n := tr.count("", ""); n != 1 {
+	if n := tr.Count("", ""); n != 1 {
 		t.Errorf("second tag: %d requests, want 1 (ping, token and connection reused); first lookup took %d", n, first)
 	}
 }
 
 func TestRateLimitOpensABackoffWindow(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("team/api", "v1", "linux", "amd64")
-	tr.image("team/api", "v2", "linux", "amd64")
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
+	tr.Image("team/api", "v2", "linux", "amd64")
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			w.Header().Set("Retry-After", "30")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -236,33 +246,33 @@ func TestRateLimitOpensABackoffWindow(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	r := newTestResolver(t, WithClock(clock))
 
-	_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil)
+	_, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil)
 	e := mustFail(t, err)
 	if e.Reason != RateLimited || e.RetryAfter != 30*time.Second {
 		t.Fatalf("error = %+v", e)
 	}
-	if n := tr.count("", "/manifests/"); n != 1 {
+	if n := tr.Count("", "/manifests/"); n != 1 {
 		t.Errorf("manifest requests = %d, want 1 (no retry of 429)", n)
 	}
-	tr.reset()
-	_, err = r.Resolve(context.Background(), tr.host+"/team/api:v2", nil)
-	if e := mustFail(t, err); e.Reason != RateLimited || tr.count("", "") != 0 {
-		t.Errorf("inside the window: %+v, %d requests", e, tr.count("", ""))
+	tr.Reset()
+	_, err = r.Resolve(context.Background(), tr.Host+"/team/api:v2", nil)
+	if e := mustFail(t, err); e.Reason != RateLimited || tr.Count("", "") != 0 {
+		t.Errorf("inside the window: %+v, %d requests", e, tr.Count("", ""))
 	}
-	tr.setFault(nil)
+	tr.SetFault(nil)
 	mu.Lock()
 	now = now.Add(31 * time.Second)
 	mu.Unlock()
-	if _, err := r.Resolve(context.Background(), tr.host+"/team/api:v2", nil); err != nil {
+	if _, err := r.Resolve(context.Background(), tr.Host+"/team/api:v2", nil); err != nil {
 		t.Errorf("after the window: %v", err)
 	}
 }
 
 func TestTransientErrorsAreNotCachedNotFoundIs(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("team/api", "v1", "linux", "amd64")
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
 	fail := true
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if fail && strings.Contains(r.URL.Path, "/manifests/") {
 			http.Error(w, "upstream exploded", http.StatusInternalServerError)
 			return true
@@ -270,38 +280,38 @@ func TestTransientErrorsAreNotCachedNotFoundIs(t *testing.T) {
 		return false
 	})
 	r := newTestResolver(t)
-	_, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil)
+	_, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil)
 	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourServerError || e.Status != 500 {
 		t.Fatalf("500: %+v", e)
 	}
 	fail = false
-	if _, err := r.Resolve(context.Background(), tr.host+"/team/api:v1", nil); err != nil {
+	if _, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil); err != nil {
 		t.Errorf("after recovery: %v (a 500 was cached)", err)
 	}
 
-	tr.reset()
+	tr.Reset()
 	for range 3 {
-		_, err := r.Resolve(context.Background(), tr.host+"/team/api:missing", nil)
+		_, err := r.Resolve(context.Background(), tr.Host+"/team/api:missing", nil)
 		if e := mustFail(t, err); e.Reason != NotFound {
 			t.Fatal(e)
 		}
 	}
-	if n := tr.count(http.MethodHead, "/manifests/"); n != 1 {
+	if n := tr.Count(http.MethodHead, "/manifests/"); n != 1 {
 		t.Errorf("not-found looked up %d times, want 1 (cached)", n)
 	}
 }
 
 func TestNotFoundTTLIsShort(t *testing.T) {
-	tr := newTestRegistry(t)
+	tr := registrytest.New(t)
 	r := newTestResolver(t, WithCache(100, time.Minute, 50*time.Millisecond))
-	_, err := r.Resolve(context.Background(), tr.host+"/team/api:late", nil)
+	_, err := r.Resolve(context.Background(), tr.Host+"/team/api:late", nil)
 	if e := mustFail(t, err); e.Reason != NotFound {
 		t.Fatal(e)
 	}
-	tr.image("team/api", "late", "linux", "amd64") // the push lands seconds later
+	tr.Image("team/api", "late", "linux", "amd64") // the push lands seconds later
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err = r.Resolve(context.Background(), tr.host+"/team/api:late", nil); err == nil || time.Now().After(deadline) {
+		if _, err = r.Resolve(context.Background(), tr.Host+"/team/api:late", nil); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -312,10 +322,10 @@ func TestNotFoundTTLIsShort(t *testing.T) {
 }
 
 func TestDeadlines(t *testing.T) {
-	tr := newTestRegistry(t)
+	tr := registrytest.New(t)
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			select {
 			case <-hang:
@@ -329,7 +339,7 @@ func TestDeadlines(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+	_, err := r.Resolve(ctx, tr.Host+"/team/api:v1", nil)
 	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourTimeout {
 		t.Errorf("error = %+v", e)
 	}
@@ -341,7 +351,7 @@ func TestDeadlines(t *testing.T) {
 
 	// The resolver's own lookup timeout bounds a caller without a deadline.
 	r2 := newTestResolver(t, WithLookupTimeout(150*time.Millisecond))
-	_, err = r2.Resolve(context.Background(), tr.host+"/team/api:v2", nil)
+	_, err = r2.Resolve(context.Background(), tr.Host+"/team/api:v2", nil)
 	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourTimeout {
 		t.Errorf("lookup timeout: %+v", e)
 	}
@@ -351,7 +361,7 @@ func TestUnreachableFlavours(t *testing.T) {
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedHost := strings.TrimPrefix(closed.URL, "http://")
 	closed.Close()
-	tr := newTestRegistry(t)
+	tr := registrytest.New(t)
 	tests := []struct {
 		name    string
 		ref     string
@@ -360,7 +370,7 @@ func TestUnreachableFlavours(t *testing.T) {
 	}{
 		{"refused", closedHost + "/a/b:v1", nil, FlavourRefused},
 		{"dns", "registry.does-not-exist.invalid/a/b:v1", nil, FlavourDNS},
-		{"blocked", tr.host + "/a/b:v1", []Option{WithDeniedNetworks(netip.MustParsePrefix("127.0.0.0/8"))}, FlavourBlocked},
+		{"blocked", tr.Host + "/a/b:v1", []Option{WithDeniedNetworks(netip.MustParsePrefix("127.0.0.0/8"))}, FlavourBlocked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,12 +395,12 @@ func withHostAlias(host, addr string) Option {
 }
 
 func TestCABundleAndTLSFailure(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("team/api", "v1", "linux", "amd64")
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
 	// The same registry over TLS, reached as example.com (a name in
 	// httptest's certificate; a loopback name would make go-containerregistry
 	// fall back to plain HTTP).
-	tlsSrv := httptest.NewUnstartedServer(tr.srv.Config.Handler)
+	tlsSrv := httptest.NewUnstartedServer(tr.Server.Config.Handler)
 	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
 	addr := tlsSrv.Listener.Addr().String()
@@ -418,9 +428,9 @@ func pemEncode(der []byte) []byte {
 }
 
 func TestMirrorServesDockerHub(t *testing.T) {
-	tr := newTestRegistry(t)
-	d := tr.image("library/nginx", "1.27", "linux", "amd64")
-	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.host}}))
+	tr := registrytest.New(t)
+	d := tr.Image("library/nginx", "1.27", "linux", "amd64")
+	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}))
 	if !r.HasMirror("index.docker.io") {
 		t.Error("HasMirror(index.docker.io) = false")
 	}
@@ -428,7 +438,7 @@ func TestMirrorServesDockerHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Digest != d || img.Registry != tr.host || img.Repository != "docker.io/library/nginx" {
+	if img.Digest != d || img.Registry != tr.Host || img.Repository != "docker.io/library/nginx" {
 		t.Errorf("image = %+v", img)
 	}
 	if got := img.Pinned(true); got != "docker.io/library/nginx:1.27@"+d.String() {
@@ -437,13 +447,13 @@ func TestMirrorServesDockerHub(t *testing.T) {
 }
 
 func TestPlatforms(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.index("multi/app", "v1", v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
-	tr.image("single/app", "v1", "linux", "arm64")
+	tr := registrytest.New(t)
+	tr.Index("multi/app", "v1", v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"})
+	tr.Image("single/app", "v1", "linux", "arm64")
 	r := newTestResolver(t)
 	ctx := context.Background()
 
-	img, err := r.Resolve(ctx, tr.host+"/multi/app:v1", nil)
+	img, err := r.Resolve(ctx, tr.Host+"/multi/app:v1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,11 +466,11 @@ func TestPlatforms(t *testing.T) {
 		t.Errorf("index platforms (-want +got):\n%s", diff)
 	}
 
-	img, err = r.Resolve(ctx, tr.host+"/single/app:v1", nil)
+	img, err = r.Resolve(ctx, tr.Host+"/single/app:v1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.reset()
+	tr.Reset()
 	p, err = r.Platforms(ctx, img)
 	if err != nil {
 		t.Fatal(err)
@@ -468,34 +478,34 @@ func TestPlatforms(t *testing.T) {
 	if diff := cmp.Diff([]v1.Platform{{OS: "linux", Architecture: "arm64"}}, p); diff != "" {
 		t.Errorf("config platform (-want +got):\n%s", diff)
 	}
-	if g, b := tr.count(http.MethodGet, "/manifests/"), tr.count(http.MethodGet, "/blobs/"); g != 1 || b != 1 {
+	if g, b := tr.Count(http.MethodGet, "/manifests/"), tr.Count(http.MethodGet, "/blobs/"); g != 1 || b != 1 {
 		t.Errorf("platform lookup: %d manifest GETs, %d blob GETs; want 1, 1", g, b)
 	}
-	tr.reset()
-	if _, err := r.Platforms(ctx, img); err != nil || tr.count("", "") != 0 {
-		t.Errorf("second platform lookup: err %v, %d requests (want cached by digest)", err, tr.count("", ""))
+	tr.Reset()
+	if _, err := r.Platforms(ctx, img); err != nil || tr.Count("", "") != 0 {
+		t.Errorf("second platform lookup: err %v, %d requests (want cached by digest)", err, tr.Count("", ""))
 	}
 }
 
 func TestHostileRegistryResponses(t *testing.T) {
-	tr := newTestRegistry(t)
-	tr.image("team/api", "v1", "linux", "amd64")
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
 	ctx := context.Background()
 
 	t.Run("manifest bytes do not match the digest", func(t *testing.T) {
 		r := newTestResolver(t)
-		img, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+		img, err := r.Resolve(ctx, tr.Host+"/team/api:v1", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
 				fmt.Fprint(w, `{"schemaVersion":2,"manifests":[]}`)
 				return true
 			}
 			return false
 		})
-		defer tr.setFault(nil)
+		defer tr.SetFault(nil)
 		_, err = r.Platforms(ctx, img)
 		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBadResponse {
 			t.Errorf("error = %+v", e)
@@ -503,18 +513,18 @@ func TestHostileRegistryResponses(t *testing.T) {
 	})
 	t.Run("huge manifest", func(t *testing.T) {
 		r := newTestResolver(t, WithMaxManifestSize(1024))
-		img, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+		img, err := r.Resolve(ctx, tr.Host+"/team/api:v1", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/") {
 				w.Write([]byte(strings.Repeat("x", 1<<20)))
 				return true
 			}
 			return false
 		})
-		defer tr.setFault(nil)
+		defer tr.SetFault(nil)
 		_, err = r.Platforms(ctx, img)
 		if e := mustFail(t, err); e.Flavour != FlavourBadResponse || !strings.Contains(e.Message, "1024") {
 			t.Errorf("error = %+v", e)
@@ -522,7 +532,7 @@ func TestHostileRegistryResponses(t *testing.T) {
 	})
 	t.Run("hostile error body is sanitized and short", func(t *testing.T) {
 		r := newTestResolver(t)
-		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if strings.Contains(r.URL.Path, "/manifests/") {
 				w.WriteHeader(http.StatusNotFound)
 				if r.Method == http.MethodGet {
@@ -532,8 +542,8 @@ func TestHostileRegistryResponses(t *testing.T) {
 			}
 			return false
 		})
-		defer tr.setFault(nil)
-		_, err := r.Resolve(ctx, tr.host+"/team/api:v9", nil)
+		defer tr.SetFault(nil)
+		_, err := r.Resolve(ctx, tr.Host+"/team/api:v9", nil)
 		e := mustFail(t, err)
 		if e.Reason != NotFound || len(e.Message) > maxMessage+4 || strings.ContainsAny(e.Message, "\n\x1b") {
 			t.Errorf("message %q (%d bytes)", e.Message, len(e.Message))
@@ -541,15 +551,15 @@ func TestHostileRegistryResponses(t *testing.T) {
 	})
 	t.Run("registry without HEAD support", func(t *testing.T) {
 		r := newTestResolver(t)
-		tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method == http.MethodHead {
 				w.WriteHeader(http.StatusMethodNotAllowed)
 				return true
 			}
 			return false
 		})
-		defer tr.setFault(nil)
-		img, err := r.Resolve(ctx, tr.host+"/team/api:v1", nil)
+		defer tr.SetFault(nil)
+		img, err := r.Resolve(ctx, tr.Host+"/team/api:v1", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -572,17 +582,17 @@ func TestCredentialsNotSentToRedirectTarget(t *testing.T) {
 	})
 	defer other.Close()
 
-	tr := newTestRegistry(t)
-	tr.image("private/app", "v1", "linux", "amd64")
-	tr.setAuth("basic")
+	tr := registrytest.New(t)
+	tr.Image("private/app", "v1", "linux", "amd64")
+	tr.SetAuth("basic")
 	r := newTestResolver(t)
 	kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
-	img, err := r.Resolve(context.Background(), tr.host+"/private/app:v1", kc)
+	img, err := r.Resolve(context.Background(), tr.Host+"/private/app:v1", kc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Blob storage behind a redirect, as S3/GCS-backed registries do.
-	tr.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/blobs/") {
 			http.Redirect(w, r, other.URL+"/storage"+r.URL.Path, http.StatusTemporaryRedirect)
 			return true

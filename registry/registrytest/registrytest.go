@@ -1,4 +1,8 @@
-package registry
+// Package registrytest serves go-containerregistry's in-process registry
+// behind httptest for tests, with request counting, basic or bearer
+// authentication and fault injection wrapped around it, and pushes random
+// test images with chosen platforms.
+package registrytest
 
 import (
 	"encoding/base64"
@@ -20,30 +24,31 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// testRegistry is go-containerregistry's in-process registry served twice:
+// Registry is go-containerregistry's in-process registry served twice:
 // seed (open, for pushing fixtures) and srv (what the resolver talks to),
 // with authentication and faults wrapped around srv's handler.
-type testRegistry struct {
-	t    testing.TB
-	seed *httptest.Server
-	srv  *httptest.Server
-	host string // srv's host:port
+type Registry struct {
+	t      testing.TB
+	seed   *httptest.Server
+	Server *httptest.Server
+	Host   string // Server's host:port
 
 	mu       sync.Mutex
 	requests []string // "METHOD path" of every request srv received
 	authz    []string // Authorization headers srv received
 	fault    func(w http.ResponseWriter, r *http.Request) bool
 	auth     string // "", "basic" or "bearer"
-	user     string
-	pass     string
+	User     string // the credentials basic and bearer auth accept
+	Pass     string
 }
 
-func newTestRegistry(t testing.TB) *testRegistry {
+// New starts a registry for the test; it stops when the test ends.
+func New(t testing.TB) *Registry {
 	t.Helper()
 	inner := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
-	tr := &testRegistry{t: t, user: "alice", pass: "s3cret"}
+	tr := &Registry{t: t, User: "alice", Pass: "s3cret"}
 	tr.seed = httptest.NewServer(inner)
-	tr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	tr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
 		tr.requests = append(tr.requests, r.Method+" "+r.URL.Path)
 		tr.authz = append(tr.authz, r.Header.Get("Authorization"))
@@ -57,16 +62,16 @@ func newTestRegistry(t testing.TB) *testRegistry {
 		}
 		inner.ServeHTTP(w, r)
 	}))
-	tr.host = strings.TrimPrefix(tr.srv.URL, "http://")
-	t.Cleanup(func() { tr.srv.Close(); tr.seed.Close() })
+	tr.Host = strings.TrimPrefix(tr.Server.URL, "http://")
+	t.Cleanup(func() { tr.Server.Close(); tr.seed.Close() })
 	return tr
 }
 
 // authorized implements basic auth, or a bearer token flow with a token
 // endpoint at /token that takes basic credentials (as distribution's token
 // servers and Docker Hub do).
-func (tr *testRegistry) authorized(w http.ResponseWriter, r *http.Request, auth string) bool {
-	good := "Basic " + base64.StdEncoding.EncodeToString([]byte(tr.user+":"+tr.pass))
+func (tr *Registry) authorized(w http.ResponseWriter, r *http.Request, auth string) bool {
+	good := "Basic " + base64.StdEncoding.EncodeToString([]byte(tr.User+":"+tr.Pass))
 	switch auth {
 	case "basic":
 		if r.Header.Get("Authorization") == good {
@@ -79,13 +84,13 @@ func (tr *testRegistry) authorized(w http.ResponseWriter, r *http.Request, auth 
 				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"incorrect username or password"}]}`, http.StatusUnauthorized)
 				return false
 			}
-			fmt.Fprint(w, `{"token":"tok-`+tr.user+`"}`)
+			fmt.Fprint(w, `{"token":"tok-`+tr.User+`"}`)
 			return false
 		}
-		if r.Header.Get("Authorization") == "Bearer tok-"+tr.user {
+		if r.Header.Get("Authorization") == "Bearer tok-"+tr.User {
 			return true
 		}
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, tr.srv.URL))
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, tr.Server.URL))
 	default:
 		return true
 	}
@@ -97,16 +102,19 @@ func (tr *testRegistry) authorized(w http.ResponseWriter, r *http.Request, auth 
 	return false
 }
 
-func (tr *testRegistry) setAuth(kind string) { tr.mu.Lock(); tr.auth = kind; tr.mu.Unlock() }
+// SetAuth sets authentication: "", "basic" or "bearer".
+func (tr *Registry) SetAuth(kind string) { tr.mu.Lock(); tr.auth = kind; tr.mu.Unlock() }
 
-func (tr *testRegistry) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+// SetFault installs f before auth and the registry; f returns true when it
+// has answered the request itself.
+func (tr *Registry) SetFault(f func(w http.ResponseWriter, r *http.Request) bool) {
 	tr.mu.Lock()
 	tr.fault = f
 	tr.mu.Unlock()
 }
 
-// count returns how many requests matched method and a path containing sub.
-func (tr *testRegistry) count(method, sub string) int {
+// Count returns how many requests matched method and a path containing sub.
+func (tr *Registry) Count(method, sub string) int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	n := 0
@@ -119,12 +127,13 @@ func (tr *testRegistry) count(method, sub string) int {
 	return n
 }
 
-func (tr *testRegistry) reset() { tr.mu.Lock(); tr.requests, tr.authz = nil, nil; tr.mu.Unlock() }
+// Reset forgets the requests counted so far.
+func (tr *Registry) Reset() { tr.mu.Lock(); tr.requests, tr.authz = nil, nil; tr.mu.Unlock() }
 
-// image pushes a random single-platform image to repo:tag and returns its digest.
-func (tr *testRegistry) image(repo, tag, os, arch string) v1.Hash {
+// Image pushes a random single-platform image to repo:tag and returns its digest.
+func (tr *Registry) Image(repo, tag, os, arch string) v1.Hash {
 	tr.t.Helper()
-	img := platformImage(tr.t, os, arch)
+	img := PlatformImage(tr.t, os, arch)
 	ref, err := name.NewTag(strings.TrimPrefix(tr.seed.URL, "http://") + "/" + repo + ":" + tag)
 	if err != nil {
 		tr.t.Fatal(err)
@@ -136,12 +145,12 @@ func (tr *testRegistry) image(repo, tag, os, arch string) v1.Hash {
 	return d
 }
 
-// index pushes a multi-platform index to repo:tag and returns its digest.
-func (tr *testRegistry) index(repo, tag string, platforms ...v1.Platform) v1.Hash {
+// Index pushes a multi-platform index to repo:tag and returns its digest.
+func (tr *Registry) Index(repo, tag string, platforms ...v1.Platform) v1.Hash {
 	tr.t.Helper()
 	var idx v1.ImageIndex = empty.Index
 	for _, p := range platforms {
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: platformImage(tr.t, p.OS, p.Architecture),
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: PlatformImage(tr.t, p.OS, p.Architecture),
 			Descriptor: v1.Descriptor{Platform: &p}})
 	}
 	ref, err := name.NewTag(strings.TrimPrefix(tr.seed.URL, "http://") + "/" + repo + ":" + tag)
@@ -155,7 +164,8 @@ func (tr *testRegistry) index(repo, tag string, platforms ...v1.Platform) v1.Has
 	return d
 }
 
-func platformImage(t testing.TB, os, arch string) v1.Image {
+// PlatformImage is a small random image whose config says os/arch.
+func PlatformImage(t testing.TB, os, arch string) v1.Image {
 	img, err := random.Image(64, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -171,13 +181,4 @@ func platformImage(t testing.TB, os, arch string) v1.Image {
 		t.Fatal(err)
 	}
 	return img
-}
-
-func newTestResolver(t testing.TB, opts ...Option) *Resolver {
-	t.Helper()
-	r, err := NewResolver(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }

@@ -1,0 +1,398 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// ImageResolver is what the checker needs of the registry package; the
+// network lives behind it.
+type ImageResolver interface {
+	Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error)
+	Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error)
+	HasMirror(registry string) bool
+}
+
+// Credentials are the pull secrets the kubelet would use for a workload, and
+// what went wrong finding them, for the unauthorized diagnosis.
+type Credentials struct {
+	Keychain *registry.Keychain
+	// Referenced are the secret names the pod uses (its own, or its service
+	// account's for templates); Missing those absent from the namespace.
+	Referenced     []string
+	Missing        []string
+	ServiceAccount string // set when Referenced came from the service account
+}
+
+// Input is everything the checker needs about one admission or manifest.
+type Input struct {
+	Workload    *Workload
+	Containers  []Container // the containers to look up (all, or changed ones on UPDATE)
+	Mode        Mode
+	Pin         bool // pinning enabled for this namespace (pods; templates also need config)
+	Credentials Credentials
+	// Nodes are the cluster's nodes; nil means unknown (no platform check).
+	Nodes []Node
+}
+
+// Checker applies the rules. Safe for concurrent use.
+type Checker struct {
+	cfg *Config
+	res ImageResolver
+}
+
+// NewChecker returns a Checker for cfg using res for lookups.
+func NewChecker(cfg *Config, res ImageResolver) *Checker { return &Checker{cfg: cfg, res: res} }
+
+// Config returns the checker's configuration.
+func (c *Checker) Config() *Config { return c.cfg }
+
+// result is one container's outcome before modes are applied.
+type result struct {
+	findings []Finding
+	pin      *Pin
+	notes    []string
+}
+
+// add records a finding; its action is filled in from the config later
+// unless set here.
+func (r *result) add(ct Container, rule Rule, cause, fix string) *Finding {
+	r.findings = append(r.findings, Finding{Rule: rule, Container: ct.Name, Image: ct.Image, Cause: cause, Fix: fix})
+	return &r.findings[len(r.findings)-1]
+}
+
+// Check looks up every container of in.Containers concurrently and returns
+// the verdict. It never fails: lookup errors become findings, and a panic
+// in a rule becomes an internal warning for that container.
+func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
+	v := &Verdict{Object: in.Workload.Object(), Mode: in.Mode}
+	if in.Mode == ModeOff {
+		return v
+	}
+	results := make([]result, len(in.Containers))
+	var wg sync.WaitGroup
+	for i, ct := range in.Containers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					results[i] = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name,
+						Image: ct.Image, Cause: fmt.Sprintf("pullsafe failed internally (%v) and allowed it unchecked", p)}}}
+				}
+			}()
+			results[i] = c.container(ctx, in, ct)
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		v.Findings = append(v.Findings, r.findings...)
+		v.Notes = appendUnique(v.Notes, r.notes...)
+		if r.pin != nil {
+			v.Pins = append(v.Pins, *r.pin)
+		}
+	}
+	c.applyMode(v)
+	return v
+}
+
+// applyMode turns rule actions into effective ones: ignored findings go,
+// and in warn mode nothing denies.
+func (c *Checker) applyMode(v *Verdict) {
+	kept := v.Findings[:0]
+	for _, f := range v.Findings {
+		if f.Action == "" {
+			f.Action = c.action(f.Rule)
+		}
+		if f.Action == ActionIgnore {
+			continue
+		}
+		if v.Mode == ModeWarn && f.Action == ActionDeny {
+			f.Action = ActionWarn
+		}
+		kept = append(kept, f)
+	}
+	v.Findings = kept
+}
+
+func (c *Checker) action(r Rule) Action {
+	if a, ok := c.cfg.Rules[r]; ok {
+		return a
+	}
+	return r.DefaultAction()
+}
+
+func (c *Checker) container(ctx context.Context, in Input, ct Container) result {
+	var out result
+	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
+	if c.skipped(ct.Image) {
+		return out
+	}
+	if f := brokenSecret(in.Credentials); f != "" {
+		find(RuleUnauthorized, f, "fix the secret's data (kubectl create secret docker-registry ... --dry-run=client -o yaml) or remove it from imagePullSecrets")
+		return out
+	}
+	img, err := c.res.Resolve(ctx, ct.Image, in.Credentials.Keychain)
+	if err != nil {
+		c.lookupFinding(in, ct, err, &out)
+		c.dockerHub(in, ct, nil, find)
+		return out
+	}
+	c.dockerHub(in, ct, img, find)
+	pinned := c.pin(in, ct, img, &out)
+	if !pinned {
+		c.mutableTag(ct, img, find)
+	}
+	c.platform(ctx, in, ct, img, find, &out)
+	return out
+}
+
+func (c *Checker) skipped(image string) bool {
+	repo := image
+	if i := strings.IndexAny(repo, "@"); i >= 0 {
+		repo = repo[:i]
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	for _, p := range c.cfg.Registries.Skip {
+		if globMatch(p, repo) || globMatch(p, image) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch is path.Match, plus a trailing "/*" matching everything below.
+func globMatch(pattern, s string) bool {
+	if ok, _ := path.Match(pattern, s); ok {
+		return true
+	}
+	if prefix, ok := strings.CutSuffix(pattern, "/*"); ok {
+		first, _, _ := strings.Cut(s, "/")
+		if ok, _ := path.Match(prefix, first); ok && strings.Contains(s, "/") {
+			return true
+		}
+		return strings.HasPrefix(s, prefix+"/")
+	}
+	return false
+}
+
+func (c *Checker) nodeCredentials(host string) bool {
+	for _, p := range c.cfg.Registries.NodeCredentials {
+		if ok, _ := path.Match(p, host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Checker) lookupFinding(in Input, ct Container, err error, out *result) {
+	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
+	var e *registry.Error
+	if !errors.As(err, &e) {
+		find(RuleInternal, fmt.Sprintf("lookup failed: %v; allowed unchecked", err), "")
+		return
+	}
+	words := e.Message
+	switch e.Reason {
+	case registry.InvalidReference:
+		find(RuleInvalidReference, "not a valid image reference ("+words+"); the kubelet would report InvalidImageName",
+			"write the image as [registry/]repository[:tag][@sha256:digest], lowercase")
+	case registry.NotFound:
+		find(RuleNotFound, notFoundCause(e), notFoundFix(e))
+	case registry.Unauthorized:
+		host := hostOf(e, ct.Image)
+		if c.nodeCredentials(host) {
+			f := out.add(ct, RuleUnauthorized, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
+			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
+			return
+		}
+		cause, fix := diagnoseUnauthorized(in, ct, e)
+		find(RuleUnauthorized, cause, fix)
+	case registry.RateLimited:
+		find(RuleRateLimited, fmt.Sprintf("registry %s is rate limiting pulls (%s); pulls are likely to fail now", e.Registry, words),
+			"authenticate pulls with a pull secret, use a mirror, or retry after "+e.RetryAfter.String())
+	default:
+		find(RuleUnreachable, fmt.Sprintf("cannot verify: registry %s unreachable (%s: %s)", e.Registry, e.Flavour, words),
+			"check the registry, DNS and egress from the nodes; pullsafe allowed it unchecked")
+	}
+}
+
+func hostOf(e *registry.Error, image string) string {
+	if e.Registry != "" {
+		return e.Registry
+	}
+	return strings.SplitN(image, "/", 2)[0]
+}
+
+func notFoundCause(e *registry.Error) string {
+	words := e.Message
+	if words == "" {
+		words = "not found"
+	}
+	switch e.Flavour {
+	case registry.FlavourRepository:
+		return fmt.Sprintf("%s — the repository does not exist in %s (or is hidden from these credentials)", words, e.Registry)
+	case registry.FlavourDigest:
+		return fmt.Sprintf("%s — the digest is not in the repository (deleted, or pushed elsewhere)", words)
+	}
+	cause := fmt.Sprintf("%s — the tag does not exist in %s", words, repoOf(e.Image))
+	if len(e.Suggestions) > 0 {
+		cause += "; nearest tags: " + strings.Join(e.Suggestions, ", ")
+	}
+	return cause
+}
+
+func notFoundFix(e *registry.Error) string {
+	if len(e.Suggestions) > 0 {
+		return "did you mean " + e.Suggestions[0] + "? correct the tag, or push the image before applying"
+	}
+	return "correct the image name or tag, or push the image before applying"
+}
+
+// repoOf strips tag and digest from a reference as written.
+func repoOf(image string) string {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		image = image[:i]
+	}
+	return image
+}
+
+func (c *Checker) dockerHub(in Input, ct Container, img *registry.Image, find func(Rule, string, string)) {
+	repo := ""
+	if img != nil {
+		repo = img.Repository
+		if img.Credential != "" {
+			return
+		}
+	} else if p, err := registry.KubeletName(ct.Image); err == nil {
+		repo = p
+		if len(in.Credentials.Keychain.Lookup(repo)) > 0 {
+			return
+		}
+	}
+	if !strings.HasPrefix(repo, "docker.io/") || c.res.HasMirror("docker.io") {
+		return
+	}
+	find(RuleDockerHubAnonymous, "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
+		"add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry")
+}
+
+// pin records a pin when enabled for this object and the reference is a tag.
+func (c *Checker) pin(in Input, ct Container, img *registry.Image, out *result) bool {
+	if !in.Pin || img.Tag == "" || strings.Contains(ct.Image, "@") {
+		return false
+	}
+	if in.Workload.Template && !c.cfg.Pin.Templates {
+		return false
+	}
+	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, img.Digest.String(), c.cfg.Pin.KeepTag)}
+	return true
+}
+
+// pinned keeps the user's spelling of the reference and appends the digest.
+func pinned(image, digest string, keepTag bool) string {
+	if !keepTag {
+		image = repoOf(image)
+	}
+	return image + "@" + digest
+}
+
+func (c *Checker) mutableTag(ct Container, img *registry.Image, find func(Rule, string, string)) {
+	if img.Tag == "" || strings.Contains(ct.Image, "@") {
+		return
+	}
+	pp := ct.PullPolicy
+	if pp == "" {
+		// The API server's default: Always for :latest (or no tag), else IfNotPresent.
+		pp = corev1.PullIfNotPresent
+		if img.Tag == "latest" {
+			pp = corev1.PullAlways
+		}
+	}
+	if pp != corev1.PullIfNotPresent {
+		return
+	}
+	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with imagePullPolicy IfNotPresent: nodes may run different bits (now %s…)", img.Tag, img.Digest.String()[:19]),
+		"pin the digest, or label the namespace "+LabelPin+"=true")
+}
+
+func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *registry.Image, find func(Rule, string, string), out *result) {
+	if c.action(RulePlatform) == ActionIgnore {
+		return
+	}
+	if in.Nodes == nil || len(in.Nodes) == 0 {
+		out.notes = append(out.notes, "platform not checked: the cluster has no nodes yet")
+		return
+	}
+	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	if len(eligible) == 0 {
+		out.notes = append(out.notes, "platform not checked: no node matches the nodeSelector/affinity")
+		return
+	}
+	platforms, err := c.res.Platforms(ctx, img)
+	if err != nil {
+		find(RuleUnreachable, fmt.Sprintf("cannot verify platforms: %v", err), "")
+		return
+	}
+	if len(platforms) == 0 {
+		return // e.g. an index of artifacts: nothing to compare
+	}
+	var cannot []Node
+	for _, n := range eligible {
+		if !runs(platforms, n) {
+			cannot = append(cannot, n)
+		}
+	}
+	offers := platformList(platforms)
+	switch {
+	case len(cannot) == 0:
+	case len(cannot) == len(eligible):
+		find(RulePlatform, fmt.Sprintf("offers %s only; no node it may run on can run it (nodes: %s)", offers, nodeSummary(eligible)),
+			"build a multi-arch image (docker buildx build --platform linux/amd64,linux/arm64) or use one that offers the nodes' platform")
+	default:
+		arch := platforms[0].Architecture
+		f := out.add(ct, RulePlatform,
+			fmt.Sprintf("offers %s only; %d of %d eligible nodes (%s) cannot run it", offers, len(cannot), len(eligible), nodeSummary(cannot)),
+			fmt.Sprintf("add nodeSelector kubernetes.io/arch: %s", arch))
+		f.Action = c.cappedAt(RulePlatform, ActionWarn)
+	}
+}
+
+// cappedAt is the rule's action but never stronger than max.
+func (c *Checker) cappedAt(r Rule, max Action) Action {
+	a := c.action(r)
+	if a == ActionDeny {
+		return max
+	}
+	return a
+}
+
+func appendUnique(s []string, add ...string) []string {
+	for _, a := range add {
+		found := false
+		for _, x := range s {
+			if x == a {
+				found = true
+				break
+			}
+		}
+		if !found {
+			s = append(s, a)
+		}
+	}
+	return s
+}

@@ -1,0 +1,178 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is pullsafe's policy file (apiVersion pullsafe.io/v1alpha1, kind
+// Config). Unknown keys are an error at start-up, never at request time.
+// Key names are a contract with users: add keys, never rename these.
+type Config struct {
+	APIVersion    string           `json:"apiVersion"`
+	Kind          string           `json:"kind"`
+	Mode          Mode             `json:"mode,omitempty"`
+	Rules         map[Rule]Action  `json:"rules,omitempty"`
+	Pin           PinConfig        `json:"pin"`
+	Cache         CacheConfig      `json:"cache"`
+	Registries    RegistriesConfig `json:"registries"`
+	LookupTimeout Duration         `json:"lookupTimeout,omitempty"`
+	Namespaces    NamespacesConfig `json:"namespaces"`
+}
+
+// PinConfig decides where tags are pinned to digests.
+type PinConfig struct {
+	Pods      bool `json:"pods"`      // pin Pods (default true)
+	Templates bool `json:"templates"` // pin workload templates (default false: GitOps drift, controller fights)
+	KeepTag   bool `json:"keepTag"`   // repo:tag@digest (default true) rather than repo@digest
+}
+
+// CacheConfig sizes the lookup cache.
+type CacheConfig struct {
+	Size        int      `json:"size,omitempty"`
+	TagTTL      Duration `json:"tagTTL,omitempty"`
+	NotFoundTTL Duration `json:"notFoundTTL,omitempty"`
+}
+
+// RegistriesConfig describes registries as the nodes see them.
+type RegistriesConfig struct {
+	Mirrors         map[string][]string `json:"mirrors,omitempty"`
+	Insecure        []string            `json:"insecure,omitempty"`
+	CABundles       map[string]string   `json:"caBundles,omitempty"`
+	NodeCredentials []string            `json:"nodeCredentials,omitempty"`
+	Skip            []string            `json:"skip,omitempty"`
+	DeniedNetworks  []string            `json:"deniedNetworks,omitempty"`
+}
+
+// NamespacesConfig lists namespaces pullsafe never looks at, besides
+// kube-system, kube-node-lease and its own.
+type NamespacesConfig struct {
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// Duration is a time.Duration written as "2s" in YAML.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+// DefaultConfig is the configuration used where no file is given, and the
+// base every file is laid over.
+func DefaultConfig() *Config {
+	rules := map[Rule]Action{}
+	for _, r := range AllRules {
+		rules[r] = r.DefaultAction()
+	}
+	return &Config{
+		APIVersion:    "pullsafe.io/v1alpha1",
+		Kind:          "Config",
+		Mode:          ModeWarn,
+		Rules:         rules,
+		Pin:           PinConfig{Pods: true, Templates: false, KeepTag: true},
+		Cache:         CacheConfig{Size: 10000, TagTTL: Duration{5 * time.Minute}, NotFoundTTL: Duration{30 * time.Second}},
+		Registries:    RegistriesConfig{DeniedNetworks: []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"}},
+		LookupTimeout: Duration{2 * time.Second},
+	}
+}
+
+// LoadConfig reads and validates a config file; "" gives the defaults.
+func LoadConfig(file string) (*Config, error) {
+	if file == "" {
+		return DefaultConfig(), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig decodes strictly (unknown or duplicate keys fail) over the
+// defaults and validates. A rule left out keeps its default action.
+func ParseConfig(data []byte) (*Config, error) {
+	cfg := DefaultConfig()
+	defaults := cfg.Rules
+	cfg.Rules = nil
+	if err := yaml.UnmarshalStrict(data, cfg); err != nil {
+		return nil, err
+	}
+	for r, a := range defaults {
+		if _, ok := cfg.Rules[r]; !ok {
+			if cfg.Rules == nil {
+				cfg.Rules = map[Rule]Action{}
+			}
+			cfg.Rules[r] = a
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports the first problem with a clear path to the key.
+func (c *Config) Validate() error {
+	if c.APIVersion != "pullsafe.io/v1alpha1" || c.Kind != "Config" {
+		return fmt.Errorf("apiVersion/kind must be pullsafe.io/v1alpha1/Config, got %s/%s", c.APIVersion, c.Kind)
+	}
+	if !c.Mode.valid() {
+		return fmt.Errorf("mode: %q is not one of enforce, warn, off", c.Mode)
+	}
+	for r, a := range c.Rules {
+		if !r.known() {
+			return fmt.Errorf("rules: unknown rule %q (known: %s)", r, joinRules())
+		}
+		if !a.valid() {
+			return fmt.Errorf("rules.%s: %q is not one of deny, warn, ignore", r, a)
+		}
+	}
+	if c.Cache.Size <= 0 || c.Cache.TagTTL.Duration <= 0 || c.Cache.NotFoundTTL.Duration <= 0 {
+		return fmt.Errorf("cache: size and TTLs must be positive")
+	}
+	if c.LookupTimeout.Duration <= 0 || c.LookupTimeout.Duration > 30*time.Second {
+		return fmt.Errorf("lookupTimeout: %s is outside (0, 30s]", c.LookupTimeout.Duration)
+	}
+	for _, n := range c.Registries.DeniedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return fmt.Errorf("registries.deniedNetworks: %q: %w", n, err)
+		}
+	}
+	for _, p := range append(append([]string{}, c.Registries.Skip...), c.Registries.NodeCredentials...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("registries: bad pattern %q: %w", p, err)
+		}
+	}
+	for host, file := range c.Registries.CABundles {
+		if _, err := os.Stat(file); err != nil {
+			return fmt.Errorf("registries.caBundles.%s: %w", host, err)
+		}
+	}
+	return nil
+}
+
+// DeniedPrefixes parses Registries.DeniedNetworks (validated already).
+func (c *Config) DeniedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.Registries.DeniedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+// Package policy decides what pullsafe says about a workload's images: which
+// rules apply, with which credentials and nodes, and the resulting verdict
+// and messages. It makes no network calls of its own and knows nothing of
+// HTTP, AdmissionReviews or JSON patches.
+package policy
+
+import (
+	"sort"
+	"strings"
+)
+
+// Rule is a rule id of DESIGN.md; ids appear in config, messages, audit
+// annotations and metrics.
+type Rule string
+
+const (
+	RuleNotFound           Rule = "not-found"
+	RuleUnauthorized       Rule = "unauthorized"
+	RulePlatform           Rule = "platform"
+	RuleDockerHubAnonymous Rule = "dockerhub-anonymous"
+	RuleMutableTag         Rule = "mutable-tag"
+	RuleInvalidReference   Rule = "invalid-reference"
+	RuleUnreachable        Rule = "unreachable"
+	RuleRateLimited        Rule = "rate-limited"
+	// RuleInternal is pullsafe's own failure (a panic, an unreadable secret):
+	// always allowed with a warning, never configurable to deny.
+	RuleInternal Rule = "internal"
+)
+
+// AllRules are the configurable rules.
+var AllRules = []Rule{RuleNotFound, RuleUnauthorized, RulePlatform, RuleDockerHubAnonymous,
+	RuleMutableTag, RuleInvalidReference, RuleUnreachable, RuleRateLimited}
+
+// DefaultAction is the action of DESIGN.md's table.
+func (r Rule) DefaultAction() Action {
+	switch r {
+	case RuleMutableTag, RuleUnreachable, RuleRateLimited, RuleInternal:
+		return ActionWarn
+	}
+	return ActionDeny
+}
+
+func (r Rule) known() bool {
+	for _, k := range AllRules {
+		if k == r {
+			return true
+		}
+	}
+	return false
+}
+
+func joinRules() string {
+	s := make([]string, len(AllRules))
+	for i, r := range AllRules {
+		s[i] = string(r)
+	}
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
+
+// Action is what a rule does when it fires.
+type Action string
+
+const (
+	ActionDeny   Action = "deny"
+	ActionWarn   Action = "warn"
+	ActionIgnore Action = "ignore"
+)
+
+func (a Action) valid() bool { return a == ActionDeny || a == ActionWarn || a == ActionIgnore }
+
+// Mode is the cluster default or a namespace's pullsafe.io/mode label.
+type Mode string
+
+const (
+	ModeEnforce Mode = "enforce"
+	ModeWarn    Mode = "warn"
+	ModeOff     Mode = "off"
+)
+
+func (m Mode) valid() bool { return m == ModeEnforce || m == ModeWarn || m == ModeOff }
+
+// Namespace labels that override the config per namespace.
+const (
+	LabelMode = "pullsafe.io/mode"
+	LabelPin  = "pullsafe.io/pin"
+)
+
+// NamespaceSettings resolves a namespace's labels against the config. An
+// invalid label value falls back to the default and is reported, so a typo
+// in a label never switches pullsafe off silently.
+func (c *Config) NamespaceSettings(labels map[string]string) (mode Mode, pin bool, problem string) {
+	mode = c.Mode
+	if v, ok := labels[LabelMode]; ok {
+		if m := Mode(v); m.valid() {
+			mode = m
+		} else {
+			problem = "namespace label " + LabelMode + "=" + v + " is not enforce, warn or off; using " + string(c.Mode)
+		}
+	}
+	pin = c.Pin.Pods
+	if v, ok := labels[LabelPin]; ok {
+		pin = v == "true"
+	}
+	return mode, pin, problem
+}

@@ -1,0 +1,104 @@
+package webhook
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// Cluster is what the handler reads from the API server. Secrets and service
+// accounts are read with get (no cluster-wide list/watch of secrets) and
+// cached briefly; namespaces and nodes come from informers.
+type Cluster interface {
+	// Secret returns the secret, or (nil, nil) if it does not exist.
+	Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
+	// ServiceAccount returns the service account, or (nil, nil) if it does not exist.
+	ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error)
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+	// Nodes returns nil when nodes are unknown, an empty slice when there are none.
+	Nodes(ctx context.Context) ([]policy.Node, error)
+}
+
+// secretTTL bounds how stale a cached pull secret may be: long enough to
+// absorb a rollout's burst of identical pods, short enough that a secret
+// created to fix a denial works on the next try.
+const secretTTL = 10 * time.Second
+
+// ClientCluster implements Cluster with controller-runtime clients: cached
+// for nodes and namespaces, direct for secrets and service accounts.
+type ClientCluster struct {
+	cached client.Reader
+	direct client.Reader
+	objs   *expirable.LRU[string, client.Object]
+}
+
+// NewClientCluster returns a Cluster reading through cached (informers) and
+// direct (API reader) clients.
+func NewClientCluster(cached, direct client.Reader) *ClientCluster {
+	return &ClientCluster{cached: cached, direct: direct, objs: expirable.NewLRU[string, client.Object](4096, nil, secretTTL)}
+}
+
+func (c *ClientCluster) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	s, err := getCached(ctx, c, "secret", namespace, name, &corev1.Secret{})
+	if s == nil {
+		return nil, err
+	}
+	return s.(*corev1.Secret), err
+}
+
+func (c *ClientCluster) ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
+	s, err := getCached(ctx, c, "sa", namespace, name, &corev1.ServiceAccount{})
+	if s == nil {
+		return nil, err
+	}
+	return s.(*corev1.ServiceAccount), err
+}
+
+// getCached gets an object with the direct reader, remembering it (and its
+// absence, as a nil) for secretTTL.
+func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name string, obj client.Object) (client.Object, error) {
+	key := kind + "/" + namespace + "/" + name
+	if o, ok := c.objs.Get(key); ok {
+		return o, nil
+	}
+	err := c.direct.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		c.objs.Add(key, nil)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	c.objs.Add(key, obj)
+	return obj, nil
+}
+
+func (c *ClientCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	var ns corev1.Namespace
+	if err := c.cached.Get(ctx, types.NamespacedName{Name: name}, &ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return ns.Labels, nil
+}
+
+func (c *ClientCluster) Nodes(ctx context.Context) ([]policy.Node, error) {
+	var list corev1.NodeList
+	if err := c.cached.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	out := make([]policy.Node, 0, len(list.Items))
+	for _, n := range list.Items {
+		out = append(out, policy.Node{Name: n.Name, Labels: n.Labels})
+	}
+	return out, nil
+}

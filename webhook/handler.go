@@ -1,0 +1,187 @@
+// Package webhook translates between AdmissionReviews and pullsafe's policy:
+// which pod specs an object holds, in which namespace, with which
+// credentials and nodes; and back into responses, warnings and JSON patches.
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// Handler reviews admissions. The same type serves the validating webhook
+// (decisions, warnings) and the mutating one (digest pins only).
+type Handler struct {
+	checker  *policy.Checker
+	cluster  Cluster
+	mutating bool
+	// excluded namespaces are allowed untouched, whatever the webhook
+	// configuration's namespaceSelector says.
+	excluded map[string]bool
+	metrics  *Metrics
+	log      logr.Logger
+}
+
+// NewHandler returns a validating (mutating=false) or mutating handler.
+// ownNamespace is never intercepted, nor are kube-system, kube-node-lease
+// and the config's namespaces.exclude.
+func NewHandler(checker *policy.Checker, cluster Cluster, mutating bool, ownNamespace string, m *Metrics) *Handler {
+	ex := map[string]bool{"kube-system": true, "kube-node-lease": true}
+	if ownNamespace != "" {
+		ex[ownNamespace] = true
+	}
+	for _, n := range checker.Config().Namespaces.Exclude {
+		ex[n] = true
+	}
+	return &Handler{checker: checker, cluster: cluster, mutating: mutating, excluded: ex, metrics: m}
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// Handle never returns an error response: controller-runtime's Errored is a
+// denial that failurePolicy: Ignore does not turn into an admission, so any
+// internal failure, a panic included, is an explicit allow with a warning.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			logr.FromContextOrDiscard(ctx).Error(fmt.Errorf("%v", p), "panic in admission handler", "uid", req.UID)
+			resp = failOpen(fmt.Sprintf("internal error (%v)", p))
+			h.metrics.review(h.mutating, req.Kind.Kind, policy.DecisionWarn)
+		}
+	}()
+	resp, decision := h.handle(ctx, req)
+	h.metrics.review(h.mutating, req.Kind.Kind, decision)
+	return resp
+}
+
+func failOpen(why string) admission.Response {
+	return admission.Allowed("").WithWarnings("pullsafe: " + why + "; allowed unchecked")
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, policy.Decision) {
+	allow := admission.Allowed("")
+	if h.excluded[req.Namespace] {
+		return allow, policy.DecisionAllow
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allow, policy.DecisionAllow
+	}
+	kind := req.Kind.Kind
+	if req.SubResource != "" && !(kind == "Pod" && req.SubResource == "ephemeralcontainers") {
+		return allow, policy.DecisionAllow // e.g. pods/status, deployments/scale
+	}
+	w, err := policy.ExtractWorkload(kind, req.Object.Raw)
+	if err != nil {
+		return failOpen(fmt.Sprintf("cannot decode the %s: %v", kind, err)), policy.DecisionWarn
+	}
+	if w == nil {
+		return allow, policy.DecisionAllow
+	}
+	w.Namespace = req.Namespace // always the request's: secrets never cross namespaces
+	containers := w.Containers
+	if req.Operation == admissionv1.Update {
+		old, err := policy.ExtractWorkload(kind, req.OldObject.Raw)
+		if err != nil {
+			return failOpen(fmt.Sprintf("cannot decode the old %s: %v", kind, err)), policy.DecisionWarn
+		}
+		containers = policy.ChangedImages(w, old)
+	}
+	if len(containers) == 0 {
+		return allow, policy.DecisionAllow
+	}
+	in, warn, err := h.input(ctx, w, containers)
+	if err != nil {
+		return failOpen(err.Error()), policy.DecisionWarn
+	}
+	v := h.checker.Check(ctx, in)
+	if h.mutating {
+		return h.pinResponse(v), policy.DecisionAllow
+	}
+	h.metrics.recordFindings(kind, v.Findings)
+	return validateResponse(v, warn), v.Decision()
+}
+
+// input gathers what the policy needs: namespace settings, credentials, nodes.
+func (h *Handler) input(ctx context.Context, w *policy.Workload, containers []policy.Container) (policy.Input, string, error) {
+	cfg := h.checker.Config()
+	labels, err := h.cluster.NamespaceLabels(ctx, w.Namespace)
+	if err != nil {
+		return policy.Input{}, "", fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+	}
+	mode, pin, problem := cfg.NamespaceSettings(labels)
+	in := policy.Input{Workload: w, Containers: containers, Mode: mode, Pin: pin}
+	if mode == policy.ModeOff {
+		return in, problem, nil
+	}
+	if in.Credentials, err = h.credentials(ctx, w); err != nil {
+		return policy.Input{}, "", err
+	}
+	if in.Nodes, err = h.cluster.Nodes(ctx); err != nil {
+		in.Nodes = nil // platform rule skipped with a note; not worth failing open over
+	}
+	return in, problem, nil
+}
+
+// credentials are the pull secrets the kubelet would use: the pod's own (the
+// API server has already copied the service account's into a Pod), or for a
+// template its own list, else its service account's.
+func (h *Handler) credentials(ctx context.Context, w *policy.Workload) (policy.Credentials, error) {
+	var cr policy.Credentials
+	refs := w.Spec.ImagePullSecrets
+	if w.Template && len(refs) == 0 {
+		sa := w.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		acct, err := h.cluster.ServiceAccount(ctx, w.Namespace, sa)
+		if err != nil {
+			return cr, fmt.Errorf("cannot read service account %s/%s: %w", w.Namespace, sa, err)
+		}
+		if acct != nil {
+			refs = acct.ImagePullSecrets
+		}
+		cr.ServiceAccount = sa
+	}
+	var secrets []*corev1.Secret
+	for _, ref := range refs {
+		if ref.Name == "" {
+			continue
+		}
+		cr.Referenced = append(cr.Referenced, ref.Name)
+		s, err := h.cluster.Secret(ctx, w.Namespace, ref.Name)
+		if err != nil {
+			return cr, fmt.Errorf("cannot read pull secret %s/%s: %w", w.Namespace, ref.Name, err)
+		}
+		if s == nil {
+			cr.Missing = append(cr.Missing, ref.Name)
+			continue
+		}
+		secrets = append(secrets, s)
+	}
+	cr.Keychain = registry.NewKeychain(secrets)
+	return cr, nil
+}
+
+func validateResponse(v *policy.Verdict, extraWarning string) admission.Response {
+	warnings := v.Warnings()
+	if extraWarning != "" {
+		warnings = append(warnings, "pullsafe: "+extraWarning)
+	}
+	var resp admission.Response
+	if v.Decision() == policy.DecisionDeny {
+		resp = admission.Denied(v.DenialMessage())
+		resp.Result.Code = http.StatusForbidden
+	} else {
+		resp = admission.Allowed("")
+	}
+	resp.AuditAnnotations = v.Annotations()
+	return resp.WithWarnings(warnings...)
+}

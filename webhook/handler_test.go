@@ -1,0 +1,404 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
+)
+
+// bed is a handler wired to two in-process registries (open and private)
+// and a fake cluster.
+type bed struct {
+	open, private *registrytest.Registry
+	validate      *Handler
+	mutate        *Handler
+	cluster       *ClientCluster
+}
+
+type bedOpt func(cfg *policy.Config, objs *[]client.Object)
+
+func withNodes(archs ...string) bedOpt {
+	return func(_ *policy.Config, objs *[]client.Object) {
+		for i, a := range archs {
+			*objs = append(*objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d-%s", i, a),
+				Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: a}}})
+		}
+	}
+}
+
+func withObjects(o ...client.Object) bedOpt {
+	return func(_ *policy.Config, objs *[]client.Object) { *objs = append(*objs, o...) }
+}
+
+func withConfig(f func(*policy.Config)) bedOpt {
+	return func(cfg *policy.Config, _ *[]client.Object) { f(cfg) }
+}
+
+func newBed(t *testing.T, opts ...bedOpt) *bed {
+	t.Helper()
+	b := &bed{open: registrytest.New(t), private: registrytest.New(t)}
+	b.open.Image("team/api", "v1.4.0", "linux", "amd64")
+	b.open.Image("team/api", "v1.4.1", "linux", "amd64")
+	b.open.Image("arm/app", "v1", "linux", "arm64")
+	b.open.Index("multi/app", "v1", v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64"})
+	b.open.Image("library/nginx", "1.27", "linux", "amd64")
+	b.private.Image("team/secret", "v1", "linux", "amd64")
+	b.private.SetAuth("basic")
+
+	cfg := policy.DefaultConfig()
+	cfg.Mode = policy.ModeEnforce
+	cfg.Registries.Mirrors = map[string][]string{"docker.io": {b.open.Host}}
+	objs := []client.Object{
+		ns("team-a", nil), ns("team-b", nil), ns("relaxed", map[string]string{policy.LabelMode: "warn"}),
+		ns("quiet", map[string]string{policy.LabelMode: "off"}), ns("kube-system", nil),
+		ns("nopin", map[string]string{policy.LabelPin: "false"}),
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "default"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "builder"},
+			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
+		pullSecret("team-a", "regcred", b.private.Host, b.private.User, b.private.Pass),
+		pullSecret("team-a", "wronghost", strings.Split(b.private.Host, ":")[0], b.private.User, b.private.Pass),
+	}
+	for _, o := range opts {
+		o(cfg, &objs)
+	}
+	res, err := registry.NewResolver(registry.WithMirrors(cfg.Registries.Mirrors), registry.WithLookupTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithObjects(objs...).Build()
+	b.cluster = NewClientCluster(c, c)
+	checker := policy.NewChecker(cfg, res)
+	b.validate = NewHandler(checker, b.cluster, false, "pullsafe-system", nil)
+	b.mutate = NewHandler(checker, b.cluster, true, "pullsafe-system", nil)
+	return b
+}
+
+func ns(name string, labels map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+}
+
+func pullSecret(namespace, name, host, user, pass string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q}}}`, host, user, pass))}}
+}
+
+func pod(namespace string, images ...string) *corev1.Pod {
+	p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "web"}}
+	for i, img := range images {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d", i), Image: img})
+	}
+	return p
+}
+
+func request(t *testing.T, op admissionv1.Operation, obj, old runtime.Object, subresource string) admission.Request {
+	t.Helper()
+	raw := func(o runtime.Object) runtime.RawExtension {
+		if o == nil {
+			return runtime.RawExtension{}
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runtime.RawExtension{Raw: b}
+	}
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	m := obj.(metav1.Object)
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "uid-1", Kind: metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
+		Namespace: m.GetNamespace(), Name: m.GetName(), Operation: op, SubResource: subresource,
+		Object: raw(obj), OldObject: raw(old)}}
+}
+
+var (
+	digestRE = regexp.MustCompile(`sha256:[0-9a-f]{12,64}`)
+	portRE   = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+)
+
+// golden compares the response with testdata/golden/NAME.json; set
+// PULLSAFE_UPDATE_GOLDEN=1 to rewrite the files, then review them as text.
+func golden(t *testing.T, name string, b *bed, resp admission.Response) {
+	t.Helper()
+	out, err := json.MarshalIndent(struct {
+		Response admissionv1.AdmissionResponse `json:"response"`
+		Patches  any                           `json:"patches,omitempty"`
+	}{resp.AdmissionResponse, resp.Patches}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(out), b.open.Host, "open.registry.test")
+	s = strings.ReplaceAll(s, b.private.Host, "private.registry.test")
+	s = portRE.ReplaceAllString(s, "127.0.0.1:PORT")
+	s = digestRE.ReplaceAllString(s, "sha256:DIGEST")
+	file := filepath.Join("testdata", "golden", name+".json")
+	if os.Getenv("PULLSAFE_UPDATE_GOLDEN") != "" {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(s+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run with PULLSAFE_UPDATE_GOLDEN=1 to create it)", err)
+	}
+	if diff := cmp.Diff(strings.TrimSpace(string(want)), strings.TrimSpace(s)); diff != "" {
+		t.Errorf("response differs from %s (-want +got):\n%s", file, diff)
+	}
+}
+
+func TestGoldenResponses(t *testing.T) {
+	b := newBed(t, withNodes("amd64", "amd64"))
+	privateImg := func(h string) string { return h + "/team/secret:v1" }
+	withSecrets := func(p *corev1.Pod, names ...string) *corev1.Pod {
+		for _, n := range names {
+			p.Spec.ImagePullSecrets = append(p.Spec.ImagePullSecrets, corev1.LocalObjectReference{Name: n})
+		}
+		return p
+	}
+	deploy := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "api"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "api", Image: b.open.Host + "/team/api:v1.4.2"}}}}}}
+	saDeploy := deploy.DeepCopy()
+	saDeploy.Spec.Template.Spec.ServiceAccountName = "builder"
+	saDeploy.Spec.Template.Spec.Containers[0].Image = privateImg(b.private.Host)
+	cron := &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "nightly"},
+		Spec: batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				InitContainers: []corev1.Container{{Name: "migrate", Image: b.open.Host + "/team/api:v1.4.2"}},
+				Containers:     []corev1.Container{{Name: "job", Image: b.open.Host + "/team/api:v1.4.1"}}}}}}}}
+
+	tests := []struct {
+		name string
+		h    *Handler
+		req  admission.Request
+	}{
+		{"pod-not-found", b.validate, request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.2"), nil, "")},
+		{"pod-digest-missing", b.validate, request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.1@"+"sha256:"+strings.Repeat("0", 64)), nil, "")},
+		{"pod-pinned", b.mutate, request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.1", "nginx:1.27"), nil, "")},
+		{"pod-mutable-tag", b.validate, request(t, admissionv1.Create, pod("nopin", b.open.Host+"/team/api:v1.4.1"), nil, "")},
+		{"pod-invalid-reference", b.validate, request(t, admissionv1.Create, pod("team-a", "Team/API:v1"), nil, "")},
+		{"pod-private-no-secret", b.validate, request(t, admissionv1.Create, pod("team-a", privateImg(b.private.Host)), nil, "")},
+		{"pod-private-with-secret", b.validate, request(t, admissionv1.Create, withSecrets(pod("team-a", privateImg(b.private.Host)), "regcred"), nil, "")},
+		{"pod-private-secret-in-other-namespace", b.validate, request(t, admissionv1.Create, withSecrets(pod("team-b", privateImg(b.private.Host)), "regcred"), nil, "")},
+		{"pod-private-secret-wrong-host", b.validate, request(t, admissionv1.Create, withSecrets(pod("team-a", privateImg(b.private.Host)), "wronghost"), nil, "")},
+		{"pod-platform-arm-only", b.validate, request(t, admissionv1.Create, pod("team-a", b.open.Host+"/arm/app:v1"), nil, "")},
+		{"pod-warn-namespace", b.validate, request(t, admissionv1.Create, pod("relaxed", b.open.Host+"/team/api:v1.4.2"), nil, "")},
+		{"pod-off-namespace", b.validate, request(t, admissionv1.Create, pod("quiet", b.open.Host+"/team/api:v1.4.2"), nil, "")},
+		{"pod-kube-system", b.validate, request(t, admissionv1.Create, pod("kube-system", b.open.Host+"/team/api:v1.4.2"), nil, "")},
+		{"deployment-not-found", b.validate, request(t, admissionv1.Create, deploy, nil, "")},
+		{"deployment-service-account-secret", b.validate, request(t, admissionv1.Create, saDeploy, nil, "")},
+		{"deployment-not-pinned", b.mutate, request(t, admissionv1.Create, saDeploy, nil, "")},
+		{"cronjob-nested-template", b.validate, request(t, admissionv1.Create, cron, nil, "")},
+		{"pod-unreachable", b.validate, request(t, admissionv1.Create, pod("team-a", "127.0.0.1:1/team/api:v1"), nil, "")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			golden(t, tt.name, b, tt.h.Handle(context.Background(), tt.req))
+		})
+	}
+}
+
+func TestPlatformRule(t *testing.T) {
+	amd := func(b *bed) string { return b.open.Host + "/team/api:v1.4.1" }
+	tests := []struct {
+		name      string
+		nodes     []string
+		selector  map[string]string
+		image     func(*bed) string
+		allowed   bool
+		warnMatch string
+	}{
+		{"arm64 nodes, amd64-only image", []string{"arm64", "arm64"}, nil, amd, false, ""},
+		{"mixed nodes", []string{"amd64", "arm64"}, nil, amd, true, "add nodeSelector kubernetes.io/arch: amd64"},
+		{"mixed nodes with nodeSelector", []string{"amd64", "arm64"}, map[string]string{corev1.LabelArchStable: "amd64"}, amd, true, ""},
+		{"multi-arch image", []string{"amd64", "arm64"}, nil, func(b *bed) string { return b.open.Host + "/multi/app:v1" }, true, ""},
+		{"no nodes", nil, nil, amd, true, "platform not checked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t, withNodes(tt.nodes...))
+			p := pod("team-a", tt.image(b))
+			p.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+			p.Spec.NodeSelector = tt.selector
+			resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
+			if resp.Allowed != tt.allowed {
+				t.Fatalf("allowed = %v, want %v: %s", resp.Allowed, tt.allowed, resp.Result.Message)
+			}
+			joined := strings.Join(resp.Warnings, "\n")
+			if tt.warnMatch == "" && len(resp.Warnings) > 0 && tt.allowed {
+				t.Errorf("unexpected warnings: %s", joined)
+			}
+			if tt.warnMatch != "" && !strings.Contains(joined, tt.warnMatch) {
+				t.Errorf("warnings %q lack %q", joined, tt.warnMatch)
+			}
+		})
+	}
+}
+
+func TestUpdateWithoutImageChangeMakesNoRegistryTraffic(t *testing.T) {
+	b := newBed(t)
+	old := pod("team-a", b.open.Host+"/team/api:v1.4.2") // would be denied on CREATE
+	upd := old.DeepCopy()
+	upd.Labels = map[string]string{"edited": "true"}
+	b.open.Reset()
+	resp := b.validate.Handle(context.Background(), request(t, admissionv1.Update, upd, old, ""))
+	if !resp.Allowed || len(resp.Warnings) > 0 {
+		t.Errorf("response = %+v", resp.AdmissionResponse)
+	}
+	if n := b.open.Count("", ""); n != 0 {
+		t.Errorf("%d registry requests for an UPDATE that changed no image", n)
+	}
+	upd.Spec.Containers[0].Image = b.open.Host + "/team/api:v1.4.3"
+	if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Update, upd, old, "")); resp.Allowed {
+		t.Error("changed image to a missing tag was allowed")
+	}
+}
+
+func TestEphemeralContainersSubresource(t *testing.T) {
+	b := newBed(t)
+	old := pod("team-a", b.open.Host+"/team/api:v1.4.1@sha256:"+strings.Repeat("1", 64))
+	upd := old.DeepCopy()
+	upd.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+		Name: "debugger", Image: b.open.Host + "/team/debug:v9"}}}
+	b.open.Reset()
+	resp := b.validate.Handle(context.Background(), request(t, admissionv1.Update, upd, old, "ephemeralcontainers"))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, `container "debugger"`) {
+		t.Errorf("response = %+v", resp.Result)
+	}
+	if n := b.open.Count(http.MethodHead, "/team/api/"); n != 0 {
+		t.Errorf("unchanged container looked up %d times", n)
+	}
+	// Other subresources (pods/status) are never checked.
+	if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Update, upd, old, "status")); !resp.Allowed {
+		t.Errorf("pods/status denied: %+v", resp.Result)
+	}
+}
+
+func TestPatchIsIdempotent(t *testing.T) {
+	b := newBed(t, withNodes("amd64"))
+	p := pod("team-a", b.open.Host+"/team/api:v1.4.1", "nginx:1.27")
+	p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: b.open.Host + "/multi/app:v1"}}
+	req := request(t, admissionv1.Create, p, nil, "")
+	resp := b.mutate.Handle(context.Background(), req)
+	if len(resp.Patches) != 3 {
+		t.Fatalf("patches = %+v", resp.Patches)
+	}
+	for _, op := range resp.Patches {
+		if op.Operation != "replace" || !strings.HasSuffix(op.Path, "/image") {
+			t.Errorf("non-targeted patch op %+v", op)
+		}
+	}
+	patchJSON, _ := json.Marshal(resp.Patches)
+	patch, err := jsonpatch.DecodePatch(patchJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := patch.Apply(req.Object.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got corev1.Pod
+	if err := json.Unmarshal(patched, &got); err != nil {
+		t.Fatal(err)
+	}
+	if img := got.Spec.Containers[1].Image; !regexp.MustCompile(`^nginx:1\.27@sha256:[0-9a-f]{64}$`).MatchString(img) {
+		t.Errorf("pinned image = %q (user's spelling kept, tag kept)", img)
+	}
+	// Reinvocation: the pinned object yields no further patch.
+	req.Object.Raw = patched
+	if again := b.mutate.Handle(context.Background(), req); len(again.Patches) != 0 {
+		t.Errorf("second pass patched again: %+v", again.Patches)
+	}
+	// The validating webhook accepts the pinned object without a mutable-tag warning.
+	if v := b.validate.Handle(context.Background(), req); !v.Allowed || len(v.Warnings) != 0 {
+		t.Errorf("pinned pod: allowed %v warnings %v", v.Allowed, v.Warnings)
+	}
+}
+
+// panicking is a Cluster that panics, standing in for any bug in a rule.
+type panicking struct{ Cluster }
+
+func (panicking) NamespaceLabels(context.Context, string) (map[string]string, error) {
+	panic("boom")
+}
+
+func TestPanicIsAllowedWithWarning(t *testing.T) {
+	b := newBed(t)
+	h := NewHandler(b.validate.checker, panicking{b.cluster}, false, "", nil)
+	resp := h.Handle(context.Background(), request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.2"), nil, ""))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "boom") {
+		t.Errorf("response = %+v", resp.AdmissionResponse)
+	}
+}
+
+func TestDeadlineFailsOpen(t *testing.T) {
+	b := newBed(t)
+	hang := make(chan struct{})
+	defer close(hang)
+	b.open.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	resp := b.validate.Handle(ctx, request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.9"), nil, ""))
+	if !resp.Allowed || !strings.Contains(strings.Join(resp.Warnings, " "), "unreachable") {
+		t.Errorf("response = %+v", resp.AdmissionResponse)
+	}
+}
+
+func TestRequestDeadlineFromTimeoutParameter(t *testing.T) {
+	var got time.Duration
+	h := WithRequestDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		dl, _ := r.Context().Deadline()
+		got = time.Until(dl)
+	}))
+	for _, tt := range []struct {
+		query    string
+		min, max time.Duration
+	}{
+		{"?timeout=10s", 8 * time.Second, 9 * time.Second},
+		{"?timeout=3s", 2 * time.Second, 2400 * time.Millisecond},
+		{"", 8 * time.Second, 9 * time.Second},
+		{"?timeout=bogus", 8 * time.Second, 9 * time.Second},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "/validate"+tt.query, nil)
+		h.ServeHTTP(nil, req)
+		if got < tt.min || got > tt.max {
+			t.Errorf("%q: deadline in %s, want between %s and %s", tt.query, got, tt.min, tt.max)
+		}
+	}
+}

@@ -1,0 +1,29 @@
+package webhook
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// defaultTimeout applies when the API server sends no ?timeout= (it always
+// does; other callers may not). It matches the manifests' timeoutSeconds.
+const defaultTimeout = 10 * time.Second
+
+// WithRequestDeadline gives each review the deadline the API server will
+// wait for, from the ?timeout= it puts on the webhook URL, minus a margin
+// to write the answer: pullsafe always answers, in time.
+func WithRequestDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := defaultTimeout
+		if v, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && v > 0 {
+			d = v
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d-margin(d))
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// margin is a fifth of the budget, at most one second.
+func margin(d time.Duration) time.Duration { return min(d/5, time.Second) }

@@ -58,7 +58,7 @@ func withConfig(f func(*policy.Config)) bedOpt {
 	return func(cfg *policy.Config, _ *[]client.Object) { f(cfg) }
 }
 
-func newBed(t *testing.T, opts ...bedOpt) *bed {
+func newBed(t testing.TB, opts ...bedOpt) *bed {
 	t.Helper()
 	b := &bed{open: registrytest.New(t), private: registrytest.New(t)}
 	b.open.Image("team/api", "v1.4.0", "linux", "amd64")
@@ -115,7 +115,7 @@ func pod(namespace string, images ...string) *corev1.Pod {
 	return p
 }
 
-func request(t *testing.T, op admissionv1.Operation, obj, old runtime.Object, subresource string) admission.Request {
+func request(t testing.TB, op admissionv1.Operation, obj, old runtime.Object, subresource string) admission.Request {
 	t.Helper()
 	raw := func(o runtime.Object) runtime.RawExtension {
 		if o == nil {

@@ -1,0 +1,93 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfigDefaultsAndOverrides(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+apiVersion: pullsafe.io/v1alpha1
+kind: Config
+mode: enforce
+rules:
+  unreachable: deny
+pin: {pods: false, templates: true, keepTag: false}
+cache: {size: 10, tagTTL: 1m, notFoundTTL: 5s}
+registries:
+  mirrors: {docker.io: [mirror.corp.example]}
+  insecure: [registry.local:5000]
+  nodeCredentials: ["*.dkr.ecr.*.amazonaws.com"]
+  skip: ["registry.k8s.io/*"]
+  deniedNetworks: [169.254.0.0/16, fd00:ec2::254/128]
+lookupTimeout: 3s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mode != ModeEnforce || cfg.Rules[RuleUnreachable] != ActionDeny || cfg.Rules[RuleNotFound] != ActionDeny ||
+		cfg.Rules[RuleMutableTag] != ActionWarn {
+		t.Errorf("rules = %v (unset rules must keep their defaults)", cfg.Rules)
+	}
+	if cfg.Pin.Pods || !cfg.Pin.Templates || cfg.Pin.KeepTag || cfg.Cache.TagTTL.Duration != time.Minute ||
+		cfg.LookupTimeout.Duration != 3*time.Second || len(cfg.DeniedPrefixes()) != 2 {
+		t.Errorf("cfg = %+v", cfg)
+	}
+}
+
+func TestParseConfigRejectsBadInputAtStartup(t *testing.T) {
+	head := "apiVersion: pullsafe.io/v1alpha1\nkind: Config\n"
+	tests := []struct{ yaml, want string }{
+		{head + "mdoe: warn\n", `unknown field "mdoe"`},
+		{head + "mode: block\n", `mode: "block" is not one of`},
+		{head + "rules: {not-fond: deny}\n", `unknown rule "not-fond"`},
+		{head + "rules: {not-found: block}\n", `rules.not-found: "block"`},
+		{head + "lookupTimeout: soon\n", `invalid duration "soon"`},
+		{head + "lookupTimeout: 5m\n", "outside"},
+		{head + "cache: {size: 0}\n", "must be positive"},
+		{head + "registries: {deniedNetworks: [not-a-cidr]}\n", "deniedNetworks"},
+		{head + "registries: {caBundles: {r.io: /does/not/exist.pem}}\n", "caBundles.r.io"},
+		{head + "registries: {skip: ['[']}\n", "bad pattern"},
+		{"apiVersion: v1\nkind: Config\n", "apiVersion/kind"},
+		{head + "mode: warn\nmode: enforce\n", "already set"},
+	}
+	for _, tt := range tests {
+		_, err := ParseConfig([]byte(tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want it to contain %q", tt.yaml, err, tt.want)
+		}
+	}
+}
+
+func TestNamespaceSettings(t *testing.T) {
+	cfg := DefaultConfig()
+	if m, pin, p := cfg.NamespaceSettings(nil); m != ModeWarn || !pin || p != "" {
+		t.Errorf("defaults: %s %v %q", m, pin, p)
+	}
+	if m, pin, _ := cfg.NamespaceSettings(map[string]string{LabelMode: "enforce", LabelPin: "false"}); m != ModeEnforce || pin {
+		t.Errorf("labels: %s %v", m, pin)
+	}
+	if m, _, p := cfg.NamespaceSettings(map[string]string{LabelMode: "enforced"}); m != ModeWarn || !strings.Contains(p, "enforced") {
+		t.Errorf("typo in label must fall back and say so: %s %q", m, p)
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"registry.k8s.io/*", "registry.k8s.io/ingress-nginx/controller", true},
+		{"registry.k8s.io/*", "registry.k8s.io/pause", true},
+		{"registry.k8s.io/*", "registry.k8s.io.evil.com/pause", false},
+		{"*.corp.io/*", "a.corp.io/x/y", true},
+		{"docker.io/library/nginx", "docker.io/library/nginx", true},
+		{"docker.io/library/*", "docker.io/bitnami/nginx", false},
+	}
+	for _, tt := range tests {
+		if got := globMatch(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("globMatch(%q, %q) = %v", tt.pattern, tt.s, got)
+		}
+	}
+}

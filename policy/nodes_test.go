@@ -1,0 +1,73 @@
+package policy
+
+import (
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func node(name, arch string, extra ...string) Node {
+	l := map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: arch}
+	for i := 0; i+1 < len(extra); i += 2 {
+		l[extra[i]] = extra[i+1]
+	}
+	return Node{Name: name, Labels: l}
+}
+
+func TestEligible(t *testing.T) {
+	nodes := []Node{node("a1", "amd64", "pool", "gpu"), node("a2", "amd64"), node("r1", "arm64", "pool", "gpu")}
+	req := func(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
+		return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
+	}
+	expr := func(key string, op corev1.NodeSelectorOperator, vals ...string) corev1.NodeSelectorTerm {
+		return corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: key, Operator: op, Values: vals}}}
+	}
+	tests := []struct {
+		name string
+		spec corev1.PodSpec
+		want []string
+	}{
+		{"everything", corev1.PodSpec{}, []string{"a1", "a2", "r1"}},
+		{"nodeSelector", corev1.PodSpec{NodeSelector: map[string]string{corev1.LabelArchStable: "arm64"}}, []string{"r1"}},
+		{"nodeName", corev1.PodSpec{NodeName: "a2"}, []string{"a2"}},
+		{"affinity In", corev1.PodSpec{Affinity: req(expr("pool", corev1.NodeSelectorOpIn, "gpu"))}, []string{"a1", "r1"}},
+		{"affinity NotIn", corev1.PodSpec{Affinity: req(expr(corev1.LabelArchStable, corev1.NodeSelectorOpNotIn, "arm64"))}, []string{"a1", "a2"}},
+		{"affinity DoesNotExist", corev1.PodSpec{Affinity: req(expr("pool", corev1.NodeSelectorOpDoesNotExist))}, []string{"a2"}},
+		{"terms are ORed", corev1.PodSpec{Affinity: req(expr("pool", corev1.NodeSelectorOpDoesNotExist),
+			expr(corev1.LabelArchStable, corev1.NodeSelectorOpIn, "arm64"))}, []string{"a2", "r1"}},
+		{"selector and affinity ANDed", corev1.PodSpec{NodeSelector: map[string]string{"pool": "gpu"},
+			Affinity: req(expr(corev1.LabelArchStable, corev1.NodeSelectorOpIn, "amd64"))}, []string{"a1"}},
+		{"empty term matches nothing", corev1.PodSpec{Affinity: req(corev1.NodeSelectorTerm{})}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, n := range Eligible(nodes, &tt.spec) {
+				got = append(got, n.Name)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestRuns(t *testing.T) {
+	arm := node("r", "arm64")
+	armV8 := node("r8", "arm64", "kubernetes.io/arch-variant", "v8")
+	if !runs([]v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v8"}}, arm) {
+		t.Error("variant on one side only must match")
+	}
+	if runs([]v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v7"}}, armV8) {
+		t.Error("different variants must not match")
+	}
+	if runs([]v1.Platform{{OS: "windows", Architecture: "arm64"}}, arm) {
+		t.Error("os must match")
+	}
+}

@@ -1,0 +1,69 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExtractWorkloadPathsForEveryKind(t *testing.T) {
+	spec := `{"initContainers":[{"name":"i","image":"a:1"}],"containers":[{"name":"c","image":"b:1","imagePullPolicy":"Always"}]}`
+	tests := []struct{ kind, json, base string }{
+		{"Pod", `{"metadata":{"name":"p"},"spec":` + spec + `}`, "/spec"},
+		{"Deployment", `{"metadata":{"name":"d"},"spec":{"template":{"spec":` + spec + `}}}`, "/spec/template/spec"},
+		{"CronJob", `{"metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"spec":` + spec + `}}}}}`, "/spec/jobTemplate/spec/template/spec"},
+	}
+	for _, tt := range tests {
+		w, err := ExtractWorkload(tt.kind, []byte(tt.json))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(w.Containers) != 2 || w.Containers[0].Path != tt.base+"/initContainers/0/image" ||
+			w.Containers[1].Path != tt.base+"/containers/0/image" || w.Containers[1].PullPolicy != "Always" {
+			t.Errorf("%s: %+v", tt.kind, w.Containers)
+		}
+		if w.Template != (tt.kind != "Pod") {
+			t.Errorf("%s: Template = %v", tt.kind, w.Template)
+		}
+	}
+	if w, err := ExtractWorkload("ConfigMap", []byte(`{}`)); w != nil || err != nil {
+		t.Errorf("unchecked kind: %v %v", w, err)
+	}
+	if w, err := ExtractWorkload("Deployment", []byte(`{"spec":{}}`)); err != nil || len(w.Containers) != 0 {
+		t.Errorf("no template yet: %v %v", w, err)
+	}
+	if _, err := ExtractWorkload("Deployment", []byte(`{"spec":{"template":{"spec":{"containers":"nope"}}}}`)); err == nil ||
+		!strings.Contains(err.Error(), "/spec/template/spec") {
+		t.Errorf("bad spec error = %v (must name where)", err)
+	}
+}
+
+func TestChangedImages(t *testing.T) {
+	old, _ := ExtractWorkload("Pod", []byte(`{"spec":{"containers":[{"name":"a","image":"x:1"},{"name":"b","image":"y:1"}]}}`))
+	cur, _ := ExtractWorkload("Pod", []byte(`{"spec":{"containers":[{"name":"a","image":"x:1"},{"name":"b","image":"y:2"}],
+		"ephemeralContainers":[{"name":"dbg","image":"z:1"}]}}`))
+	got := ChangedImages(cur, old)
+	if len(got) != 2 || got[0].Name != "b" || got[1].Name != "dbg" {
+		t.Errorf("changed = %+v", got)
+	}
+}
+
+// FuzzExtractWorkload: arbitrary object bytes never panic, and every
+// container found has a JSON pointer under the kind's pod spec.
+func FuzzExtractWorkload(f *testing.F) {
+	f.Add("Pod", []byte(`{"spec":{"containers":[{"name":"c","image":"nginx"}]}}`))
+	f.Add("CronJob", []byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[{"image":"a"}]}}}}}}`))
+	f.Add("Deployment", []byte(`{"spec":{"template":null}}`))
+	f.Add("Job", []byte(`[1,2]`))
+	f.Fuzz(func(t *testing.T, kind string, raw []byte) {
+		w, err := ExtractWorkload(kind, raw)
+		if err != nil || w == nil {
+			return
+		}
+		base := "/" + strings.Join(podSpecPaths[kind], "/") + "/"
+		for _, c := range w.Containers {
+			if !strings.HasPrefix(c.Path, base) || !strings.HasSuffix(c.Path, "/image") {
+				t.Fatalf("container path %q outside %q", c.Path, base)
+			}
+		}
+	})
+}

@@ -166,19 +166,24 @@ func (tr *Registry) Index(repo, tag string, platforms ...v1.Platform) v1.Hash {
 
 // PlatformImage is a small random image whose config says os/arch.
 func PlatformImage(t testing.TB, os, arch string) v1.Image {
-	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = os, arch
-	img, err = mutate.ConfigFile(img, cf)
+	img, err := NewPlatformImage(os, arch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return img
+}
+
+// NewPlatformImage is PlatformImage for callers without a testing.TB.
+func NewPlatformImage(os, arch string) (v1.Image, error) {
+	img, err := random.Image(64, 1)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = os, arch
+	return mutate.ConfigFile(img, cf)
 }

@@ -1,0 +1,20 @@
+// Command pullsafe is the admission webhook that refuses images the kubelet
+// could not pull. See `pullsafe help`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pullsafe:", err)
+		os.Exit(exitCode(err))
+	}
+}

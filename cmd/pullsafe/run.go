@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/webhook"
+)
+
+const usage = `pullsafe refuses images the kubelet could not pull, at kubectl apply time.
+
+Usage:
+  pullsafe serve [flags]   run the admission webhook (pullsafe serve --help)
+  pullsafe version         print the version
+`
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// usageError makes the process exit with 2.
+type usageError struct{ error }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{errors.New("a subcommand is required")}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Errorf("unknown subcommand %q", args[0])}
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pullsafe serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		o          webhook.ServerOptions
+		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config); default: built-in defaults (mode warn)")
+		kubeconfig = fs.String("kubeconfig", "", "kubeconfig file; default: in-cluster config")
+	)
+	fs.StringVar(&o.Host, "bind-address", "", "address the webhook server listens on (default all)")
+	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS)")
+	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with tls.crt and tls.key, reloaded when they change\n(default: /tmp/k8s-webhook-server/serving-certs; with --webhook-url a fresh temporary directory)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (\"0\" disables)")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "/healthz and /readyz address (\"0\" disables)")
+	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "pullsafe-system"), "pullsafe's own namespace, never intercepted (env POD_NAMESPACE)")
+	fs.StringVar(&o.WebhookURL, "webhook-url", "", "out-of-cluster mode: generate a self-signed certificate and register both webhook\nconfigurations with this URL (https://127.0.0.1:9443) so any API server can call it")
+	fs.StringVar(&o.ConfigName, "webhook-config-name", "pullsafe", "name of the Validating/MutatingWebhookConfiguration")
+	fs.BoolVar(&o.Unregister, "unregister-on-exit", true, "with --webhook-url, delete the webhook configurations on exit")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, keep serving this long with readiness failing before stopping")
+	zo := zap.Options{Development: false}
+	zo.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	cfg, err := policy.LoadConfig(*configFile)
+	if err != nil {
+		return err
+	}
+	o.Config = cfg
+	if o.RestConfig, err = restConfig(*kubeconfig); err != nil {
+		return err
+	}
+	if o.CertDir == "" {
+		o.CertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+		if o.WebhookURL != "" {
+			if o.CertDir, err = os.MkdirTemp("", "pullsafe-certs-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(o.CertDir)
+		}
+	}
+	return webhook.Serve(ctx, o)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("not in a cluster and no --kubeconfig given: %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,391 @@
+// Package bed is pullsafe's real test bed: etcd and kube-apiserver (through
+// controller-runtime's envtest), two CNCF distribution registries (one open,
+// one behind htpasswd), the pullsafe binary registered out of cluster, and
+// kubectl. The end-to-end tests and `make demo` both use it. Binaries are
+// built from the Go module proxy by test/tools/build.sh into a cache folder
+// outside the repository; nothing here is downloaded at run time.
+package bed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Private registry credentials (test only).
+const (
+	PrivateUser = "ci"
+	PrivatePass = "pullsafe-e2e"
+)
+
+// Options configure a bed.
+type Options struct {
+	// Config is pullsafe's policy YAML; "{{OPEN}}" and "{{PRIVATE}}" are
+	// replaced with the registries' host:port.
+	Config string
+	// Log receives the output of every process started (nil: discarded).
+	Log io.Writer
+}
+
+// Bed is a running test bed. Stop it when done.
+type Bed struct {
+	Dir        string
+	Tools      string
+	Kubeconfig string
+	Kubectl    string
+	Open       *Process
+	Private    *Process
+	Pullsafe   *Process
+	Client     kubernetes.Interface
+
+	env  *envtest.Environment
+	root string
+	opts Options
+	// PullsafeArgs are the arguments pullsafe was started with, for restarts.
+	PullsafeArgs []string
+}
+
+// Start brings the whole bed up. On error everything started is stopped.
+func Start(ctx context.Context, o Options) (b *Bed, err error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	b = &Bed{root: root, opts: o}
+	defer func() {
+		if err != nil {
+			b.Stop()
+			b = nil
+		}
+	}()
+	if b.Dir, err = os.MkdirTemp("", "pullsafe-bed-"); err != nil {
+		return nil, err
+	}
+	if b.Tools, err = BuildTools(ctx, root, o.Log); err != nil {
+		return nil, err
+	}
+	b.Kubectl = filepath.Join(b.Tools, "kubectl")
+	if k := os.Getenv("PULLSAFE_KUBECTL"); k != "" {
+		b.Kubectl = k
+	}
+	if err := b.startAPIServer(); err != nil {
+		return nil, err
+	}
+	if b.Open, err = b.startRegistry(ctx, "open", false); err != nil {
+		return nil, err
+	}
+	if b.Private, err = b.startRegistry(ctx, "private", true); err != nil {
+		return nil, err
+	}
+	if err := b.StartPullsafe(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// BuildTools runs test/tools/build.sh (a no-op once the binaries are cached)
+// and returns the folder holding kube-apiserver, etcd, kubectl and registry.
+// A failure here is a test failure, never a skip.
+func BuildTools(ctx context.Context, root string, log io.Writer) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "test", "tools", "build.sh"))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, log
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building the test bed binaries (test/tools/build.sh): %w", err)
+	}
+	dir := strings.TrimSpace(out.String())
+	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl", "registry"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("test bed binary %s missing from %s after build: %w", bin, dir, err)
+		}
+	}
+	return dir, nil
+}
+
+func (b *Bed) startAPIServer() error {
+	b.env = &envtest.Environment{BinaryAssetsDirectory: b.Tools}
+	cfg, err := b.env.Start()
+	if err != nil {
+		return fmt.Errorf("starting etcd + kube-apiserver: %w", err)
+	}
+	user, err := b.env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, cfg)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
+	if err := os.WriteFile(b.Kubeconfig, kc, 0o600); err != nil {
+		return err
+	}
+	b.Client, err = kubernetes.NewForConfig(user.Config())
+	return err
+}
+
+// StartRegistry runs one more open registry; the caller stops it.
+func (b *Bed) StartRegistry(ctx context.Context, name string) (*Process, error) {
+	return b.startRegistry(ctx, name, false)
+}
+
+// startRegistry runs distribution on a free loopback port, in memory.
+func (b *Bed) startRegistry(ctx context.Context, name string, auth bool) (*Process, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {inmemory: {}}\nhttp: {addr: %q, secret: e2e}\n", addr)
+	if auth {
+		hash, err := bcrypt.GenerateFromPassword([]byte(PrivatePass), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		htpasswd := filepath.Join(b.Dir, name+".htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(PrivateUser+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		cfg += fmt.Sprintf("auth: {htpasswd: {realm: pullsafe-e2e, path: %q}}\n", htpasswd)
+	}
+	file := filepath.Join(b.Dir, name+"-registry.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := startProcess(name+"-registry", b.opts.Log, filepath.Join(b.Tools, "registry"), "serve", file)
+	if err != nil {
+		return nil, err
+	}
+	p.Addr = addr
+	return p, waitHTTP(ctx, "http://"+addr+"/v2/", 20*time.Second, nil)
+}
+
+// StartPullsafe builds pullsafe from this checkout and runs `pullsafe serve`
+// out of cluster, registered with the API server by URL.
+func (b *Bed) StartPullsafe(ctx context.Context) error {
+	bin := filepath.Join(b.Dir, "pullsafe")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pullsafe")
+	build.Dir = b.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/pullsafe: %v\n%s", err, out)
+	}
+	cfgFile := filepath.Join(b.Dir, "pullsafe.yaml")
+	cfg := strings.NewReplacer("{{OPEN}}", b.Open.Addr, "{{PRIVATE}}", b.Private.Addr).Replace(b.opts.Config)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	health, err := FreePort()
+	if err != nil {
+		return err
+	}
+	b.PullsafeArgs = []string{"serve", "--kubeconfig", b.Kubeconfig, "--config", cfgFile,
+		"--webhook-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--port", fmt.Sprint(port), "--bind-address", "127.0.0.1",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", health),
+		"--shutdown-delay", "0s", "--zap-log-level", "error"}
+	if b.Pullsafe, err = startProcess("pullsafe", b.opts.Log, bin, b.PullsafeArgs...); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", health), 60*time.Second, b.Pullsafe); err != nil {
+		return err
+	}
+	// Ready means serving; wait for the registration it then makes.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "pullsafe", metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pullsafe never registered its webhook configurations: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Run runs kubectl with the bed's kubeconfig and stdin, returning stdout,
+// stderr (where kubectl prints "Warning: ...") and the error.
+func (b *Bed) Run(stdin string, args ...string) (string, string, error) {
+	cmd := exec.Command(b.Kubectl, append([]string{"--kubeconfig", b.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// Namespace creates a namespace with labels.
+func (b *Bed) Namespace(ctx context.Context, name string, labels map[string]string) error {
+	_, err := b.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	return err
+}
+
+// SetNodes replaces the cluster's nodes with one per architecture given.
+func (b *Bed) SetNodes(ctx context.Context, archs ...string) error {
+	nodes := b.Client.CoreV1().Nodes()
+	if err := nodes.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	for i, a := range archs {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d-%s", i, a),
+			Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: a}}}
+		if _, err := nodes.Create(ctx, n, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop stops everything started, in reverse order, and removes the work dir.
+func (b *Bed) Stop() {
+	for _, p := range []*Process{b.Pullsafe, b.Private, b.Open} {
+		p.Stop()
+	}
+	if b.env != nil {
+		_ = b.env.Stop()
+	}
+	if b.Dir != "" {
+		os.RemoveAll(b.Dir)
+	}
+}
+
+// Process is a child process of the bed.
+type Process struct {
+	Name string
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func startProcess(name string, log io.Writer, bin string, args ...string) (*Process, error) {
+	cmd := exec.Command(bin, args...)
+	w := &prefixWriter{prefix: "[" + name + "] ", w: log}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM, then SIGKILL after 10 s; nil-safe, idempotent.
+func (p *Process) Stop() {
+	if p == nil || p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	if p.Exited() {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitHTTP polls u until it answers below 500 (401 counts: a registry with
+// auth is up), p exits, or timeout passes.
+func waitHTTP(ctx context.Context, u string, timeout time.Duration, p *Process) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if p != nil && p.Exited() {
+			return fmt.Errorf("%s exited before it was ready: %v", p.Name, p.err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+			last = fmt.Errorf("status %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after %s: %v", u, timeout, last)
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(data, []byte("module github.com/pullsafe/pullsafe\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the pullsafe repository")
+		}
+		dir = parent
+	}
+}
+
+// prefixWriter prefixes each line with the process name.
+type prefixWriter struct {
+	prefix string
+	w      io.Writer
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
+		p.buf = p.buf[i+1:]
+	}
+	return len(b), nil
+}

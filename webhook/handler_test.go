@@ -402,3 +402,15 @@ func TestRequestDeadlineFromTimeoutParameter(t *testing.T) {
 		}
 	}
 }
+
+func TestNoPinWhenValidationWillRefuse(t *testing.T) {
+	b := newBed(t, withNodes("amd64"))
+	resp := b.mutate.Handle(context.Background(), request(t, admissionv1.Create, pod("team-a", b.open.Host+"/arm/app:v1"), nil, ""))
+	if len(resp.Patches) != 0 {
+		t.Errorf("pinned an image the validating webhook refuses: %+v", resp.Patches)
+	}
+	resp = b.mutate.Handle(context.Background(), request(t, admissionv1.Create, pod("relaxed", b.open.Host+"/arm/app:v1"), nil, ""))
+	if len(resp.Patches) != 1 {
+		t.Errorf("warn mode: want the pin (the pod is admitted), got %+v", resp.Patches)
+	}
+}

@@ -13,7 +13,9 @@ import (
 // typed object silently drops fields newer than our API types.
 func (h *Handler) pinResponse(v *policy.Verdict) admission.Response {
 	resp := admission.Allowed("")
-	if len(v.Pins) == 0 {
+	// Pinning what validation will refuse only makes its message harder to
+	// read (the user's tag would show up as a digest).
+	if len(v.Pins) == 0 || v.Decision() == policy.DecisionDeny {
 		return resp
 	}
 	// The API server applies the patch to exactly the object it sent, so

@@ -48,5 +48,8 @@ func (b *Bed) Push(reg *Process, repo, tag string, platforms ...v1.Platform) (v1
 	return idx.Digest()
 }
 
+// Platform is an os/arch pair of an image.
+type Platform = v1.Platform
+
 // Linux is linux/arch.
-func Linux(arch string) v1.Platform { return v1.Platform{OS: "linux", Architecture: arch} }
+func Linux(arch string) Platform { return Platform{OS: "linux", Architecture: arch} }

@@ -1,0 +1,188 @@
+// Command demo shows pullsafe doing its job on a real, local test bed: a
+// kube-apiserver with etcd, two distribution registries, pullsafe registered
+// as admission webhook, and kubectl. It prints every kubectl command with its
+// real output, then stops everything it started (also on Ctrl-C).
+//
+//	go run ./test/demo [-v]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pullsafe/pullsafe/test/bed"
+)
+
+const config = `apiVersion: pullsafe.io/v1alpha1
+kind: Config
+mode: enforce
+registries:
+  mirrors: {docker.io: ["{{OPEN}}"]}
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	verbose := flag.Bool("v", false, "show the logs of every process started")
+	flag.Parse()
+	var log io.Writer = io.Discard
+	if *verbose {
+		log = os.Stderr
+	}
+	say("Starting a local test bed: etcd + kube-apiserver, two registries, pullsafe (first run builds them: a few minutes)")
+	start := time.Now()
+	b, err := bed.Start(ctx, bed.Options{Config: config, Log: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("Stopping everything the demo started")
+		b.Stop()
+	}()
+	fmt.Printf("   ready in %s: API server, registry %s (open), registry %s (password), pullsafe in mode enforce\n",
+		time.Since(start).Round(time.Second), b.Open.Addr, b.Private.Addr)
+
+	d := demo{b: b}
+	steps := []func(context.Context) error{d.seed, d.typo, d.private, d.platform, d.warn}
+	for _, step := range steps {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C: the deferred Stop cleans up
+		}
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	say("Done. Each refusal above happened at kubectl apply, not minutes later as ImagePullBackOff.")
+	return nil
+}
+
+type demo struct{ b *bed.Bed }
+
+func say(s string) {
+	if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		fmt.Printf("\n\033[1m== %s\033[0m\n", s)
+		return
+	}
+	fmt.Printf("\n== %s\n", s)
+}
+
+// kubectl prints the command as a user would type it, then its real output.
+func (d demo) kubectl(stdin string, args ...string) {
+	shown := "kubectl " + strings.Join(args, " ")
+	if stdin != "" {
+		fmt.Printf("$ %s <<EOF\n%sEOF\n", shown, stdin)
+	} else {
+		fmt.Printf("$ %s\n", shown)
+	}
+	out, errOut, err := d.b.Run(stdin, args...)
+	fmt.Print(indent(out + errOut))
+	if err != nil {
+		fmt.Println("   (exit status non-zero)")
+	}
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return "   " + strings.ReplaceAll(s, "\n", "\n   ") + "\n"
+}
+
+func (d demo) seed(ctx context.Context) error {
+	say("Pushing test images (random layers, real manifests) and creating namespaces and nodes")
+	multi := []bed.Platform{bed.Linux("amd64"), bed.Linux("arm64")}
+	for _, p := range []struct {
+		reg       *bed.Process
+		repo, tag string
+		plats     []bed.Platform
+	}{
+		{d.b.Open, "team/api", "v1.4.0", multi}, {d.b.Open, "team/api", "v1.4.1", multi},
+		{d.b.Open, "tools/amd-only", "v1", []bed.Platform{bed.Linux("amd64")}},
+		{d.b.Private, "team/payments", "v2", multi},
+	} {
+		if _, err := d.b.Push(p.reg, p.repo, p.tag, p.plats...); err != nil {
+			return err
+		}
+		fmt.Printf("   pushed %s/%s:%s\n", p.reg.Addr, p.repo, p.tag)
+	}
+	for _, ns := range []string{"shop", "staging"} {
+		labels := map[string]string(nil)
+		if ns == "staging" {
+			labels = map[string]string{"pullsafe.io/mode": "warn"}
+		}
+		if err := d.b.Namespace(ctx, ns, labels); err != nil {
+			return err
+		}
+	}
+	fmt.Println("   namespaces: shop (enforce), staging (label pullsafe.io/mode=warn)")
+	return d.b.SetNodes(ctx, "arm64", "arm64")
+}
+
+func (d demo) typo(context.Context) error {
+	say("1. A typo in a tag: refused, with the tags that do exist")
+	d.kubectl(deployment("shop", "api", d.b.Open.Addr+"/team/api:v1.4.2"), "apply", "-f", "-")
+	return nil
+}
+
+func (d demo) private(context.Context) error {
+	img := d.b.Private.Addr + "/team/payments:v2"
+	say("2. A private image without a pull secret: refused, saying which secret is missing")
+	d.kubectl(pod("shop", "payments", img, ""), "apply", "-f", "-")
+	say("   ... create the secret, reference it: admitted, and the tag pinned to the digest that was checked")
+	d.kubectl("", "-n", "shop", "create", "secret", "docker-registry", "regcred", "--docker-server="+d.b.Private.Addr,
+		"--docker-username="+bed.PrivateUser, "--docker-password="+bed.PrivatePass)
+	d.kubectl(pod("shop", "payments", img, "regcred"), "apply", "-f", "-")
+	d.kubectl("", "-n", "shop", "get", "pod", "payments", "-o", "jsonpath={.spec.containers[0].image}{\"\\n\"}")
+	return nil
+}
+
+func (d demo) platform(context.Context) error {
+	say("3. An amd64-only image on a cluster of arm64 nodes: refused")
+	d.kubectl("", "get", "nodes", "-L", "kubernetes.io/arch")
+	d.kubectl(pod("shop", "tool", d.b.Open.Addr+"/tools/amd-only:v1", ""), "apply", "-f", "-")
+	return nil
+}
+
+func (d demo) warn(context.Context) error {
+	say("4. Rolling out: in a namespace labelled pullsafe.io/mode=warn the same mistake is admitted with a warning")
+	d.kubectl(deployment("staging", "api", d.b.Open.Addr+"/team/api:v1.4.2"), "apply", "-f", "-")
+	say("5. A CI pre-flight: kubectl apply --dry-run=server gets the same answer without creating anything")
+	d.kubectl(deployment("shop", "api", d.b.Open.Addr+"/team/api:v1.4.2"), "apply", "--dry-run=server", "-f", "-")
+	return nil
+}
+
+func pod(ns, name, image, secret string) string {
+	s := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s}\nspec:\n", name, ns)
+	if secret != "" {
+		s += fmt.Sprintf("  imagePullSecrets: [{name: %s}]\n", secret)
+	}
+	return s + fmt.Sprintf("  containers: [{name: %s, image: \"%s\"}]\n", name, image)
+}
+
+func deployment(ns, name, image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %s, namespace: %s}
+spec:
+  selector: {matchLabels: {app: %s}}
+  template:
+    metadata: {labels: {app: %s}}
+    spec:
+      containers: [{name: %s, image: "%s"}]
+`, name, ns, name, name, name, image)
+}

@@ -48,6 +48,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	@for t in registry:FuzzKeychain registry:FuzzClassify policy:FuzzExtractWorkload webhook:FuzzAdmissionReview; do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} ./$$pkg || exit 1; done
+	cd test/kubeletdiff && $(GO) test -run XXX -fuzz FuzzSecretParsingMatchesKubelet -fuzztime $${FUZZTIME:-30s} .
 
 .PHONY: bench
 bench: ## Micro-benchmarks (cached lookup, keychain, cached review).

@@ -264,9 +264,12 @@ type dockerConfigEntry struct {
 // or not) wins over username/password; identitytoken and registrytoken are
 // ignored.
 func (e *dockerConfigEntry) UnmarshalJSON(data []byte) error {
+	// Email is unused but decoded: the kubelet decodes it too, so a
+	// malformed one fails its pull and must be reported here as well.
 	var raw struct {
 		Username string `json:"username,omitempty"`
 		Password string `json:"password,omitempty"`
+		Email    string `json:"email,omitempty"`
 		Auth     string `json:"auth,omitempty"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {

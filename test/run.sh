@@ -29,6 +29,9 @@ fi
 echo "== unit tests (go test -race)"
 go test -race -count=1 ./...
 
+echo "== keychain vs the kubelet's own keyring (differential, separate module)"
+(cd test/kubeletdiff && go vet ./... && go test -count=1 ./...)
+
 if [ -n "${PULLSAFE_SKIP_E2E:-}" ]; then
   echo "!!! PULLSAFE_SKIP_E2E is set: the end-to-end suite did NOT run"
   exit 0

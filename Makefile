@@ -53,3 +53,26 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 .PHONY: bench
 bench: ## Micro-benchmarks (cached lookup, keychain, cached review).
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./registry ./webhook
+
+.PHONY: manifests
+manifests: ## Regenerate manifests/base/webhookconfigurations.yaml from the code and render every overlay into _output/.
+	PULLSAFE_UPDATE_GOLDEN=1 $(GO) test -count=1 -run TestManifestWebhookConfigurationsAreGenerated ./webhook
+	@mkdir -p _output
+	@for o in warn enforce cert-manager; do $(KUBECTL) kustomize manifests/overlays/$$o > _output/pullsafe-$$o.yaml && echo "_output/pullsafe-$$o.yaml"; done
+
+.PHONY: deploy
+deploy: ## Install into the current kubectl context (OVERLAY=warn|enforce|cert-manager, default warn).
+	$(KUBECTL) apply -k manifests/overlays/$(OVERLAY)
+
+.PHONY: undeploy
+undeploy: ## Remove pullsafe: the webhook configurations first, so no request goes to a dying Service.
+	$(KUBECTL) delete validatingwebhookconfiguration,mutatingwebhookconfiguration pullsafe --ignore-not-found
+	$(KUBECTL) delete -k manifests/overlays/$(OVERLAY) --ignore-not-found
+
+.PHONY: docker-build
+docker-build: ## Build the image for this machine's platform (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+.PHONY: docker-buildx
+docker-buildx: ## Build and push the multi-arch image (linux/amd64, linux/arm64).
+	docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) --push .

@@ -163,3 +163,5 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+func readFile(dir, name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }

@@ -50,6 +50,11 @@ type ServerOptions struct {
 	// Unregister deletes the configurations on exit (out-of-cluster mode).
 	Unregister    bool
 	ShutdownDelay time.Duration
+	// CertSecret switches on in-cluster certificate management: a CA and
+	// serving certificate for ServiceName.Namespace.svc kept in this Secret,
+	// shared by all replicas, rotated, and injected as caBundle.
+	CertSecret  string
+	ServiceName string
 }
 
 // Validate checks the options before anything starts.
@@ -65,8 +70,21 @@ func (o *ServerOptions) Validate() error {
 		if err != nil || u.Scheme != "https" || u.Hostname() == "" {
 			return fmt.Errorf("--webhook-url %q must be https://HOST[:PORT]", o.WebhookURL)
 		}
+		if o.CertSecret != "" {
+			return errors.New("--webhook-url and --cert-secret are exclusive: out-of-cluster mode makes its own certificate")
+		}
+	}
+	if o.CertSecret != "" && o.ServiceName == "" {
+		return errors.New("--cert-secret needs --service-name (the Service the API server calls)")
 	}
 	return nil
+}
+
+// certManager is the in-cluster certificate manager the options describe.
+func (o *ServerOptions) certManager(c client.Client) *certs.Manager {
+	svc := o.ServiceName + "." + o.Namespace
+	return &certs.Manager{Client: c, Namespace: o.Namespace, Secret: o.CertSecret, CertDir: o.CertDir,
+		Webhooks: o.ConfigName, Hosts: []string{svc + ".svc", svc + ".svc.cluster.local", svc, o.ServiceName}}
 }
 
 // NewResolver builds the registry resolver the config describes.
@@ -109,6 +127,19 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
+	}
+	var cm *certs.Manager
+	if o.CertSecret != "" {
+		// The server cannot start without a certificate on disk, so the
+		// first one is made (or adopted from another replica) before it.
+		direct, err := client.New(o.RestConfig, client.Options{Scheme: scheme})
+		if err != nil {
+			return err
+		}
+		cm = o.certManager(direct)
+		if _, err := cm.EnsureServing(ctx); err != nil {
+			return err
+		}
 	}
 	mgr, err := ctrl.NewManager(o.RestConfig, manager.Options{
 		Scheme:                  scheme,
@@ -164,6 +195,11 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	reg := Registration{Name: o.ConfigName, URL: o.WebhookURL, CABundle: caBundle,
 		Exclude: append([]string{o.Namespace}, o.Config.Namespaces.Exclude...), PinTemplates: o.Config.Pin.Templates}
+	if cm != nil {
+		if err := mgr.Add(manager.RunnableFunc(cm.Run)); err != nil {
+			return err
+		}
+	}
 	if o.WebhookURL != "" {
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			return registerWhenReady(ctx, mgr.GetClient(), reg, started)

@@ -74,8 +74,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "/healthz and /readyz address (\"0\" disables)")
 	fs.StringVar(&o.Namespace, "namespace", envOr("POD_NAMESPACE", "pullsafe-system"), "pullsafe's own namespace, never intercepted (env POD_NAMESPACE)")
 	fs.StringVar(&o.WebhookURL, "webhook-url", "", "out-of-cluster mode: generate a self-signed certificate and register both webhook\nconfigurations with this URL (https://127.0.0.1:9443) so any API server can call it")
-	fs.StringVar(&o.ConfigName, "webhook-config-name", "pullsafe", "name of the Validating/MutatingWebhookConfiguration")
+	fs.StringVar(&o.ConfigName, "webhook-config-name", "", "name of the Validating/MutatingWebhookConfiguration\n(default \"pullsafe\"; with --webhook-url \"pullsafe-dev\", so a dev instance never replaces an installed one)")
 	fs.BoolVar(&o.Unregister, "unregister-on-exit", true, "with --webhook-url, delete the webhook configurations on exit")
+	fs.StringVar(&o.CertSecret, "cert-secret", "", "in-cluster certificate management: keep a self-signed CA and serving certificate in\nthis Secret of --namespace (shared by replicas, rotated before expiry) and inject the CA\nas caBundle into both webhook configurations; leave empty with cert-manager")
+	fs.StringVar(&o.ServiceName, "service-name", "pullsafe", "with --cert-secret, the Service the API server calls (certificate SANs)")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, keep serving this long with readiness failing before stopping")
 	zo := zap.Options{Development: false}
 	zo.BindFlags(fs)
@@ -86,6 +88,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	if o.ConfigName == "" {
+		o.ConfigName = "pullsafe"
+		if o.WebhookURL != "" {
+			o.ConfigName = "pullsafe-dev"
+		}
+	}
 	cfg, err := policy.LoadConfig(*configFile)
 	if err != nil {
 		return err

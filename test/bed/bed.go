@@ -24,8 +24,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
+
+// DevWebhookConfig is the name pullsafe registers under out of cluster.
+const DevWebhookConfig = "pullsafe-dev"
 
 // Private registry credentials (test only).
 const (
@@ -53,11 +57,13 @@ type Bed struct {
 	Pullsafe   *Process
 	Client     kubernetes.Interface
 
-	env  *envtest.Environment
-	root string
-	opts Options
-	// PullsafeArgs are the arguments pullsafe was started with, for restarts.
-	PullsafeArgs []string
+	// PullsafeBin is the pullsafe binary built from this checkout.
+	PullsafeBin string
+
+	env        *envtest.Environment
+	restConfig *rest.Config
+	root       string
+	opts       Options
 }
 
 // Start brings the whole bed up. On error everything started is stopped.
@@ -138,9 +144,13 @@ func (b *Bed) startAPIServer() error {
 	if err := os.WriteFile(b.Kubeconfig, kc, 0o600); err != nil {
 		return err
 	}
-	b.Client, err = kubernetes.NewForConfig(user.Config())
+	b.restConfig = user.Config()
+	b.Client, err = kubernetes.NewForConfig(b.restConfig)
 	return err
 }
+
+// RestConfig is the admin's client configuration.
+func (b *Bed) RestConfig() *rest.Config { return b.restConfig }
 
 // StartRegistry runs one more open registry; the caller stops it.
 func (b *Bed) StartRegistry(ctx context.Context, name string) (*Process, error) {
@@ -181,8 +191,8 @@ func (b *Bed) startRegistry(ctx context.Context, name string, auth bool) (*Proce
 // StartPullsafe builds pullsafe from this checkout and runs `pullsafe serve`
 // out of cluster, registered with the API server by URL.
 func (b *Bed) StartPullsafe(ctx context.Context) error {
-	bin := filepath.Join(b.Dir, "pullsafe")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/pullsafe")
+	b.PullsafeBin = filepath.Join(b.Dir, "pullsafe")
+	build := exec.CommandContext(ctx, "go", "build", "-o", b.PullsafeBin, "./cmd/pullsafe")
 	build.Dir = b.root
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/pullsafe: %v\n%s", err, out)
@@ -196,24 +206,14 @@ func (b *Bed) StartPullsafe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	health, err := FreePort()
-	if err != nil {
-		return err
-	}
-	b.PullsafeArgs = []string{"serve", "--kubeconfig", b.Kubeconfig, "--config", cfgFile,
-		"--webhook-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--port", fmt.Sprint(port), "--bind-address", "127.0.0.1",
-		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", health),
-		"--shutdown-delay", "0s", "--zap-log-level", "error"}
-	if b.Pullsafe, err = startProcess("pullsafe", b.opts.Log, bin, b.PullsafeArgs...); err != nil {
-		return err
-	}
-	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", health), 60*time.Second, b.Pullsafe); err != nil {
+	if b.Pullsafe, err = b.RunPullsafe(ctx, "pullsafe", "--config", cfgFile,
+		"--webhook-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--port", fmt.Sprint(port)); err != nil {
 		return err
 	}
 	// Ready means serving; wait for the registration it then makes.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "pullsafe", metav1.GetOptions{})
+		_, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, DevWebhookConfig, metav1.GetOptions{})
 		if err == nil {
 			return nil
 		}
@@ -223,6 +223,30 @@ func (b *Bed) StartPullsafe(ctx context.Context) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// RunPullsafe runs `pullsafe serve` with args against the bed's API server
+// and waits until it is ready. Its health port is chosen here.
+func (b *Bed) RunPullsafe(ctx context.Context, name string, args ...string) (*Process, error) {
+	health, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	all := append([]string{"serve", "--kubeconfig", b.Kubeconfig, "--bind-address", "127.0.0.1",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", health),
+		"--shutdown-delay", "0s", "--zap-log-level", "error"}, args...)
+	p, err := startProcess(name, b.opts.Log, b.PullsafeBin, all...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", health), 60*time.Second, p); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Root is the repository's top folder.
+func (b *Bed) Root() string { return b.root }
 
 // Run runs kubectl with the bed's kubeconfig and stdin, returning stdout,
 // stderr (where kubectl prints "Warning: ...") and the error.

@@ -307,7 +307,7 @@ func TestUnreachableRegistryFailsOpenInTime(t *testing.T) {
 
 func TestKubeSystemIsNeverSentToTheWebhook(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "pullsafe", metav1.GetOptions{})
+	cfg, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, bed.DevWebhookConfig, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -334,7 +334,11 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	if c.action(RulePlatform) == ActionIgnore {
 		return
 	}
-	if in.Nodes == nil || len(in.Nodes) == 0 {
+	if in.Nodes == nil {
+		out.notes = append(out.notes, "platform not checked: nodes unknown")
+		return
+	}
+	if len(in.Nodes) == 0 {
 		out.notes = append(out.notes, "platform not checked: the cluster has no nodes yet")
 		return
 	}

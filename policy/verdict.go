@@ -46,8 +46,8 @@ type Verdict struct {
 	Notes    []string // things not checked and why; shown as warnings
 }
 
-// Decision is deny if any finding denies, warn if any warns or a note
-// exists, else allow.
+// Decision is deny if any finding denies, warn if any warns, else allow.
+// Notes (what was not checked) are shown but decide nothing.
 func (v *Verdict) Decision() Decision {
 	d := DecisionAllow
 	for _, f := range v.Findings {
@@ -57,9 +57,6 @@ func (v *Verdict) Decision() Decision {
 		case ActionWarn:
 			d = DecisionWarn
 		}
-	}
-	if len(v.Notes) > 0 && d == DecisionAllow {
-		d = DecisionWarn
 	}
 	return d
 }

@@ -121,7 +121,7 @@ func (h *Handler) input(ctx context.Context, w *policy.Workload, containers []po
 	if mode == policy.ModeOff {
 		return in, problem, nil
 	}
-	if in.Credentials, err = h.credentials(ctx, w); err != nil {
+	if in.Credentials, err = Credentials(ctx, h.cluster, w); err != nil {
 		return policy.Input{}, "", err
 	}
 	if in.Nodes, err = h.cluster.Nodes(ctx); err != nil {
@@ -130,10 +130,11 @@ func (h *Handler) input(ctx context.Context, w *policy.Workload, containers []po
 	return in, problem, nil
 }
 
-// credentials are the pull secrets the kubelet would use: the pod's own (the
-// API server has already copied the service account's into a Pod), or for a
-// template its own list, else its service account's.
-func (h *Handler) credentials(ctx context.Context, w *policy.Workload) (policy.Credentials, error) {
+// Credentials are the pull secrets the kubelet would use for w, read from
+// cluster in w's namespace: the pod's own (the API server has already copied
+// the service account's into a Pod), or for a template its own list, else
+// its service account's. The webhook and `pullsafe check` share it.
+func Credentials(ctx context.Context, cluster Cluster, w *policy.Workload) (policy.Credentials, error) {
 	var cr policy.Credentials
 	refs := w.Spec.ImagePullSecrets
 	if w.Template && len(refs) == 0 {
@@ -141,7 +142,7 @@ func (h *Handler) credentials(ctx context.Context, w *policy.Workload) (policy.C
 		if sa == "" {
 			sa = "default"
 		}
-		acct, err := h.cluster.ServiceAccount(ctx, w.Namespace, sa)
+		acct, err := cluster.ServiceAccount(ctx, w.Namespace, sa)
 		if err != nil {
 			return cr, fmt.Errorf("cannot read service account %s/%s: %w", w.Namespace, sa, err)
 		}
@@ -156,7 +157,7 @@ func (h *Handler) credentials(ctx context.Context, w *policy.Workload) (policy.C
 			continue
 		}
 		cr.Referenced = append(cr.Referenced, ref.Name)
-		s, err := h.cluster.Secret(ctx, w.Namespace, ref.Name)
+		s, err := cluster.Secret(ctx, w.Namespace, ref.Name)
 		if err != nil {
 			return cr, fmt.Errorf("cannot read pull secret %s/%s: %w", w.Namespace, ref.Name, err)
 		}

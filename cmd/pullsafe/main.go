@@ -14,7 +14,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "pullsafe:", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "pullsafe:", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }

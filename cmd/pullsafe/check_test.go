@@ -1,0 +1,239 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
+	"github.com/pullsafe/pullsafe/webhook"
+)
+
+// checkBed is two in-process registries with the images the fixtures use,
+// and the fixtures copied with OPEN/PRIVATE replaced by their hosts.
+type checkBed struct {
+	open, private *registrytest.Registry
+	dir           string
+}
+
+func newCheckBed(t *testing.T) *checkBed {
+	t.Helper()
+	b := &checkBed{open: registrytest.New(t), private: registrytest.New(t), dir: t.TempDir()}
+	b.open.Image("team/api", "v1.4.0", "linux", "amd64")
+	b.open.Image("team/api", "v1.4.1", "linux", "amd64")
+	b.open.Image("tools/arm-only", "v1", "linux", "arm64")
+	b.private.Index("team/payments", "v2", v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64"})
+	b.private.SetAuth("basic")
+	src := filepath.Join("testdata", "check", "manifests")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("PRIVATE"), []byte(b.private.Host)), []byte("OPEN"), []byte(b.open.Host))
+		if err := os.WriteFile(filepath.Join(b.dir, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
+}
+
+// normalize makes output stable across runs: hosts, digests, temp dirs.
+func (b *checkBed) normalize(s string) string {
+	s = strings.ReplaceAll(s, b.dir+"/", "")
+	s = strings.ReplaceAll(s, b.open.Host, "OPEN")
+	s = strings.ReplaceAll(s, b.private.Host, "PRIVATE")
+	return regexp.MustCompile(`sha256:[0-9a-f]{12,64}`).ReplaceAllString(s, "sha256:DIGEST")
+}
+
+func runCheck(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := check(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
+	if err != nil {
+		code = exitCode(err)
+		errOut.WriteString(err.Error())
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestCheckGolden(t *testing.T) {
+	b := newCheckBed(t)
+	out, errOut, code := runCheck(t, "", "-f", b.dir, "--platforms", "linux/amd64")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (something would be denied)\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	got := b.normalize(out)
+	file := filepath.Join("testdata", "check", "golden.txt")
+	if os.Getenv("PULLSAFE_UPDATE_GOLDEN") != "" {
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("check output differs from %s (-want +got):\n%s", file, diff)
+	}
+}
+
+func TestCheckJSONAndExitCodes(t *testing.T) {
+	b := newCheckBed(t)
+	out, _, code := runCheck(t, "", "-f", b.dir, "-o", "json")
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	var results []jsonResult
+	if err := json.Unmarshal([]byte(out), &results); err != nil {
+		t.Fatalf("-o json is not JSON: %v\n%s", err, out)
+	}
+	decisions := map[string]policy.Decision{}
+	for _, r := range results {
+		decisions[r.Namespace+"/"+r.Object] = r.Decision
+	}
+	want := map[string]policy.Decision{
+		"shop/deployment/payments": policy.DecisionAllow, // secret from the same file
+		"shop/pod/web":             policy.DecisionDeny,  // tag typo
+		"other/cronjob/report":     policy.DecisionDeny,  // regcred lives in shop, not other
+		"shop/daemonset/agent":     policy.DecisionAllow, // no --platforms: platform not checked
+		"shop/job/build":           policy.DecisionAllow, // service account's pull secret
+	}
+	if diff := cmp.Diff(want, decisions); diff != "" {
+		t.Errorf("decisions (-want +got):\n%s", diff)
+	}
+
+	// Only good objects: exit 0. Warnings fail only with --strict.
+	good := filepath.Join(b.dir, "app.yaml")
+	pod := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: " + b.open.Host + "/team/api:v1.4.1}]}\n"
+	if _, errOut, code := runCheck(t, pod, "-f", "-"); code != 0 {
+		t.Errorf("good pod: exit %d: %s", code, errOut)
+	}
+	cfg := filepath.Join(b.dir, "nopin.yaml.cfg")
+	os.WriteFile(cfg, []byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\npin: {pods: false}\n"), 0o644)
+	if out, _, code := runCheck(t, pod, "-f", "-", "--config", cfg, "--strict"); code != 1 || !strings.Contains(out, "[mutable-tag]") {
+		t.Errorf("--strict with a mutable-tag warning: exit %d\n%s", code, out)
+	}
+	_ = good
+}
+
+func TestCheckInputErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("apiVersion: v1\nkind: Pod\n---\nkind: [unclosed\n"), 0o644)
+	tests := []struct {
+		args  []string
+		stdin string
+		want  string
+	}{
+		{[]string{"-f", bad}, "", "bad.yaml: document 2"},
+		{nil, "", "no input"},
+		{[]string{"-f", filepath.Join(dir, "missing.yaml")}, "", "missing.yaml"},
+		{[]string{"-f", "-"}, "kind: Deployment\nspec: {template: {spec: {containers: oops}}}\n", "-: document 1"},
+		{[]string{"-f", "-", "--platforms", "amd64"}, "", "not os/arch"},
+		{[]string{"-f", "-", "-o", "xml"}, "", "want text or json"},
+		{[]string{"-f", "-", "--in-place"}, "", "--in-place needs --pin"},
+	}
+	for _, tt := range tests {
+		_, errOut, code := runCheck(t, tt.stdin, tt.args...)
+		if code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 mentioning %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}
+
+func TestCheckPinKeepsCommentsAndOrder(t *testing.T) {
+	b := newCheckBed(t)
+	file := filepath.Join(b.dir, "pod.yaml")
+	src := "# keep me\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p # and me\nspec:\n  zeta: 1\n  containers:\n  - name: c\n    image: " +
+		b.open.Host + "/team/api:v1.4.1\n  alpha: 2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: untouched}\n"
+	os.WriteFile(file, []byte(src), 0o644)
+	out, errOut, code := runCheck(t, "", "-f", file, "--pin")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "# keep me") || !strings.Contains(out, "name: p # and me") ||
+		strings.Index(out, "zeta") > strings.Index(out, "alpha") || !strings.Contains(out, "metadata: {name: untouched}") {
+		t.Errorf("comments, order or untouched document lost:\n%s", out)
+	}
+	if !regexp.MustCompile(`image: 127\.0\.0\.1:\d+/team/api:v1\.4\.1@sha256:[0-9a-f]{64}`).MatchString(out) {
+		t.Errorf("image not pinned:\n%s", out)
+	}
+	if _, errOut, code := runCheck(t, "", "-f", file, "--pin", "--in-place"); code != 0 {
+		t.Fatalf("--in-place: exit %d: %s", code, errOut)
+	}
+	data, _ := os.ReadFile(file)
+	if string(data) != out {
+		t.Errorf("--in-place wrote something else than --pin printed")
+	}
+	// Pinned files check clean, and pinning again changes nothing.
+	again, _, code := runCheck(t, "", "-f", file, "--pin")
+	if code != 0 || again != out {
+		t.Errorf("second --pin: exit %d, changed:\n%s", code, again)
+	}
+}
+
+// TestCheckAndWebhookSayTheSame sends one Pod through the validating
+// webhook handler and through `pullsafe check`: same verdict, same words.
+func TestCheckAndWebhookSayTheSame(t *testing.T) {
+	b := newCheckBed(t)
+	podJSON := func(ns string) []byte {
+		p := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: corev1.PodSpec{ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}, Containers: []corev1.Container{
+				{Name: "api", Image: b.open.Host + "/team/api:v1.4.2", ImagePullPolicy: corev1.PullAlways},
+				{Name: "pay", Image: b.private.Host + "/team/payments:v3", ImagePullPolicy: corev1.PullAlways}}}}
+		data, _ := json.Marshal(p)
+		return data
+	}
+	cfg := policy.DefaultConfig()
+	cfg.Mode = policy.ModeEnforce
+	res, err := registry.NewResolver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"` + b.private.Host + `":{"username":"alice","password":"s3cret"}}}`)}}
+	c := fake.NewClientBuilder().WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, secret).Build()
+	h := webhook.NewHandler(policy.NewChecker(cfg, res), webhook.NewClientCluster(c, c), false, "", nil)
+	resp := h.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Namespace: "shop", Operation: admissionv1.Create,
+		Object: runtime.RawExtension{Raw: podJSON("shop")}}})
+	if resp.Allowed {
+		t.Fatal("webhook allowed it")
+	}
+
+	secret.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}
+	secretYAML, _ := json.Marshal(secret)
+	stdin := string(secretYAML) + "\n" + string(podJSON("shop"))
+	out, errOut, code := runCheck(t, stdin, "-f", "-")
+	if code != 1 {
+		t.Fatalf("check exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, indent(resp.Result.Message)) {
+		t.Errorf("check and webhook differ.\nwebhook:\n%s\ncheck:\n%s", resp.Result.Message, out)
+	}
+	if !strings.Contains(resp.Result.Message, "nearest tags: v1.4.1, v1.4.0") || !strings.Contains(resp.Result.Message, `container "pay"`) {
+		t.Errorf("unexpected verdict: %s", resp.Result.Message)
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// report prints results grouped by object: the same denial and warning text
+// the webhook sends, so CI and the cluster read alike.
+func report(results []checked, output string, w io.Writer) error {
+	if output == "json" {
+		return reportJSON(results, w)
+	}
+	color := isTerminal(w)
+	paint := func(code, s string) string {
+		if !color {
+			return s
+		}
+		return "\033[" + code + "m" + s + "\033[0m"
+	}
+	counts := map[policy.Decision]int{}
+	for _, r := range results {
+		d := r.v.Decision()
+		counts[d]++
+		if d == policy.DecisionAllow && len(r.v.Notes) == 0 {
+			continue
+		}
+		label := map[policy.Decision]string{policy.DecisionDeny: paint("31;1", "DENY"), policy.DecisionWarn: paint("33", "WARN"),
+			policy.DecisionAllow: "ok"}[d]
+		fmt.Fprintf(w, "%s: %s/%s: %s\n", r.m.Where(), r.w.Namespace, r.v.Object, label)
+		if msg := r.v.DenialMessage(); msg != "" {
+			fmt.Fprintln(w, indent(msg))
+		}
+		for _, line := range r.v.Warnings() {
+			fmt.Fprintln(w, indent(line))
+		}
+	}
+	fmt.Fprintf(w, "%d workloads checked: %d would be denied, %d warned, %d allowed\n", len(results),
+		counts[policy.DecisionDeny], counts[policy.DecisionWarn], counts[policy.DecisionAllow])
+	return nil
+}
+
+func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
+
+type jsonFinding struct {
+	Rule      policy.Rule   `json:"rule"`
+	Action    policy.Action `json:"action"`
+	Container string        `json:"container"`
+	Image     string        `json:"image"`
+	Cause     string        `json:"cause"`
+	Fix       string        `json:"fix,omitempty"`
+}
+
+type jsonResult struct {
+	Source    string          `json:"source"`
+	Document  int             `json:"document"`
+	Item      int             `json:"item,omitempty"`
+	Namespace string          `json:"namespace"`
+	Object    string          `json:"object"`
+	Decision  policy.Decision `json:"decision"`
+	Findings  []jsonFinding   `json:"findings"`
+	Notes     []string        `json:"notes,omitempty"`
+	Pins      []policy.Pin    `json:"pins,omitempty"`
+}
+
+func reportJSON(results []checked, w io.Writer) error {
+	out := make([]jsonResult, 0, len(results))
+	for _, r := range results {
+		jr := jsonResult{Source: r.m.Source, Document: r.m.Doc, Item: r.m.Item, Namespace: r.w.Namespace,
+			Object: r.v.Object, Decision: r.v.Decision(), Findings: []jsonFinding{}, Notes: r.v.Notes, Pins: r.v.Pins}
+		for _, f := range r.v.Findings {
+			jr.Findings = append(jr.Findings, jsonFinding(f))
+		}
+		out = append(out, jr)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("NO_COLOR") == ""
+}
+
+// addDockerConfig adds the user's docker login credentials, where present.
+func addDockerConfig(kc *registry.Keychain) error {
+	dir := os.Getenv("DOCKER_CONFIG")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	file := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return kc.AddDockerConfig(file, data)
+}

@@ -53,55 +53,107 @@ func (w *Workload) Object() string {
 	return strings.ToLower(w.Kind) + "/" + w.Name
 }
 
-// ExtractWorkload finds the pod spec in the JSON of an object of kind. The
-// spec is decoded only to be read: patches address fields by path, so
-// fields newer than our API types are never dropped. It returns nil, nil for
-// kinds pullsafe does not check.
+// ExtractWorkload finds the pod spec in the JSON of an object of kind. It
+// decodes, in one pass, only the fields pullsafe reads (an admission review
+// of a large Pod is mostly env, volumes and probes pullsafe never looks at),
+// and only to read them: patches address fields by path, so fields newer than
+// our API types are never dropped. It returns nil, nil for kinds pullsafe
+// does not check.
 func ExtractWorkload(kind string, raw []byte) (*Workload, error) {
 	path, ok := podSpecPaths[kind]
 	if !ok {
 		return nil, nil
 	}
-	var top struct {
-		Metadata struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal(raw, &top); err != nil {
+	var obj object
+	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, fmt.Errorf("decoding %s: %w", kind, err)
 	}
-	w := &Workload{Kind: kind, Name: top.Metadata.Name, Namespace: top.Metadata.Namespace, Template: kind != "Pod"}
-	cur := json.RawMessage(raw)
-	for i, key := range path {
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(cur, &m); err != nil {
-			return nil, fmt.Errorf("decoding %s at /%s: %w", kind, strings.Join(path[:i], "/"), err)
-		}
-		next, ok := m[key]
-		if !ok || string(next) == "null" {
-			return w, nil // no pod spec (yet): nothing to check
-		}
-		cur = next
+	w := &Workload{Kind: kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace, Template: kind != "Pod"}
+	spec := obj.podSpec(kind)
+	if spec == nil {
+		return w, nil // no pod spec (yet): nothing to check
 	}
-	if err := json.Unmarshal(cur, &w.Spec); err != nil {
-		return nil, fmt.Errorf("decoding %s pod spec at /%s: %w", kind, strings.Join(path, "/"), err)
-	}
+	w.Spec = spec.typed()
 	base := "/" + strings.Join(path, "/")
-	add := func(list string, i int, name, image string, pp corev1.PullPolicy) {
-		w.Containers = append(w.Containers, Container{Name: name, Image: image, List: list, PullPolicy: pp,
-			Path: base + "/" + list + "/" + strconv.Itoa(i) + "/image"})
-	}
-	for i, c := range w.Spec.InitContainers {
-		add("initContainers", i, c.Name, c.Image, c.ImagePullPolicy)
-	}
-	for i, c := range w.Spec.Containers {
-		add("containers", i, c.Name, c.Image, c.ImagePullPolicy)
-	}
-	for i, c := range w.Spec.EphemeralContainers {
-		add("ephemeralContainers", i, c.Name, c.Image, c.ImagePullPolicy)
+	for _, l := range []struct {
+		name string
+		cs   []container
+	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}, {"ephemeralContainers", spec.EphemeralContainers}} {
+		for i, c := range l.cs {
+			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, List: l.name,
+				PullPolicy: c.ImagePullPolicy, Path: base + "/" + l.name + "/" + strconv.Itoa(i) + "/image"})
+		}
 	}
 	return w, nil
+}
+
+// object has the shape of every checked kind at once: a Pod's spec holds the
+// pod spec itself, workloads' spec.template.spec, CronJob's
+// spec.jobTemplate.spec.template.spec. Must agree with podSpecPaths.
+type object struct {
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Spec *struct {
+		podSpec
+		Template    *template `json:"template"`
+		JobTemplate *struct {
+			Spec *struct {
+				Template *template `json:"template"`
+			} `json:"spec"`
+		} `json:"jobTemplate"`
+	} `json:"spec"`
+}
+
+type template struct {
+	Spec *podSpec `json:"spec"`
+}
+
+func (o *object) podSpec(kind string) *podSpec {
+	switch {
+	case o.Spec == nil:
+		return nil
+	case kind == "Pod":
+		return &o.Spec.podSpec
+	case kind == "CronJob":
+		if jt := o.Spec.JobTemplate; jt != nil && jt.Spec != nil && jt.Spec.Template != nil {
+			return jt.Spec.Template.Spec
+		}
+		return nil
+	case o.Spec.Template != nil:
+		return o.Spec.Template.Spec
+	}
+	return nil
+}
+
+// podSpec is the part of corev1.PodSpec pullsafe reads.
+type podSpec struct {
+	InitContainers      []container                   `json:"initContainers"`
+	Containers          []container                   `json:"containers"`
+	EphemeralContainers []container                   `json:"ephemeralContainers"`
+	ImagePullSecrets    []corev1.LocalObjectReference `json:"imagePullSecrets"`
+	ServiceAccountName  string                        `json:"serviceAccountName"`
+	NodeName            string                        `json:"nodeName"`
+	NodeSelector        map[string]string             `json:"nodeSelector"`
+	Affinity            *struct {
+		NodeAffinity *corev1.NodeAffinity `json:"nodeAffinity"`
+	} `json:"affinity"`
+}
+
+type container struct {
+	Name            string            `json:"name"`
+	Image           string            `json:"image"`
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy"`
+}
+
+func (p *podSpec) typed() corev1.PodSpec {
+	s := corev1.PodSpec{ImagePullSecrets: p.ImagePullSecrets, ServiceAccountName: p.ServiceAccountName,
+		NodeName: p.NodeName, NodeSelector: p.NodeSelector}
+	if p.Affinity != nil && p.Affinity.NodeAffinity != nil {
+		s.Affinity = &corev1.Affinity{NodeAffinity: p.Affinity.NodeAffinity}
+	}
+	return s
 }
 
 // ChangedImages returns the containers of w whose image is new compared with

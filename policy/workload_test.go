@@ -32,7 +32,7 @@ func TestExtractWorkloadPathsForEveryKind(t *testing.T) {
 		t.Errorf("no template yet: %v %v", w, err)
 	}
 	if _, err := ExtractWorkload("Deployment", []byte(`{"spec":{"template":{"spec":{"containers":"nope"}}}}`)); err == nil ||
-		!strings.Contains(err.Error(), "/spec/template/spec") {
+		!strings.Contains(err.Error(), "spec.template.spec.containers") {
 		t.Errorf("bad spec error = %v (must name where)", err)
 	}
 }

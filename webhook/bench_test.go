@@ -1,9 +1,14 @@
 package webhook
 
 import (
+	"fmt"
+	"strings"
+
 	"bytes"
 	"context"
 	"encoding/json"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,6 +17,47 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
+
+// BenchmarkReview covers the shapes admission sees, all with cached images.
+func BenchmarkReview(b *testing.B) {
+	bd := newBed(b, withNodes("amd64", "amd64", "arm64"))
+	ctx := context.Background()
+	api := bd.open.Host + "/team/api:v1.4.1"
+
+	deploy := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "api"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "api", Image: api}, {Name: "side", Image: bd.open.Host + "/multi/app:v1"}}}}}}
+	large := pod("team-a")
+	for i := range 30 {
+		large.Spec.Containers = append(large.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%02d", i), Image: api,
+			Env: []corev1.EnvVar{{Name: "PADDING", Value: strings.Repeat("x", 1500)}}})
+	}
+	old := pod("team-a", api, "nginx:1.27")
+	upd := old.DeepCopy()
+	upd.Labels = map[string]string{"rev": "2"}
+
+	cases := []struct {
+		name string
+		req  admission.Request
+	}{
+		{"Deployment", request(b, admissionv1.Create, deploy, nil, "")},
+		{"Pod30Containers", request(b, admissionv1.Create, large, nil, "")},
+		{"UpdateNoImageChange", request(b, admissionv1.Update, upd, old, "")},
+	}
+	for _, c := range cases {
+		bd.validate.Handle(ctx, c.req) // warm
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportMetric(float64(len(c.req.Object.Raw)), "object-bytes")
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp := bd.validate.Handle(ctx, c.req); !resp.Allowed {
+					b.Fatal(resp.Result)
+				}
+			}
+		})
+	}
+}
 
 // BenchmarkReviewCachedPod3 is one review of a 3-container Pod whose images
 // are all cached: what every pod create of a running workload costs.

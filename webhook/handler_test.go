@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,5 +413,41 @@ func TestNoPinWhenValidationWillRefuse(t *testing.T) {
 	resp = b.mutate.Handle(context.Background(), request(t, admissionv1.Create, pod("relaxed", b.open.Host+"/arm/app:v1"), nil, ""))
 	if len(resp.Patches) != 1 {
 		t.Errorf("warn mode: want the pin (the pod is admitted), got %+v", resp.Patches)
+	}
+}
+
+// TestRolloutStormCostsOneRequestPerImage: 100 Pods of one new image and 10
+// other images, all reviewed at once with cold caches, cost one HEAD per
+// image and one GET per new digest for the platform rule.
+func TestRolloutStormCostsOneRequestPerImage(t *testing.T) {
+	b := newBed(t, withNodes("amd64", "arm64"))
+	for i := range 10 {
+		b.open.Index(fmt.Sprintf("other/app%d", i), "v1", v1.Platform{OS: "linux", Architecture: "amd64"}, v1.Platform{OS: "linux", Architecture: "arm64"})
+	}
+	b.open.Reset()
+	var wg sync.WaitGroup
+	for i := range 110 {
+		img := b.open.Host + "/multi/app:v1"
+		if i >= 100 {
+			img = fmt.Sprintf("%s/other/app%d:v1", b.open.Host, i-100)
+		}
+		p := pod("team-a", img)
+		p.Name = fmt.Sprintf("web-%d", i)
+		p.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+		req := request(t, admissionv1.Create, p, nil, "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp := b.validate.Handle(context.Background(), req); !resp.Allowed || len(resp.Warnings) > 0 {
+				t.Errorf("%s: %+v", img, resp.AdmissionResponse)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := b.open.Count(http.MethodHead, "/manifests/"); n != 11 {
+		t.Errorf("HEAD manifests = %d, want 11 (one per image)", n)
+	}
+	if n := b.open.Count(http.MethodGet, "/manifests/"); n != 11 {
+		t.Errorf("GET manifests = %d, want 11 (one per new digest, for its platforms)", n)
 	}
 }

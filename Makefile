@@ -51,7 +51,11 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	cd test/kubeletdiff && $(GO) test -run XXX -fuzz FuzzSecretParsingMatchesKubelet -fuzztime $${FUZZTIME:-30s} .
 
 .PHONY: bench
-bench: ## Micro-benchmarks (cached lookup, keychain, cached review).
+bench: ## Measure everything (micro-benchmarks, HTTPS load, rollout storm, API server overhead, memory) into docs/benchmarks.md (~5 min).
+	$(GO) run ./test/bench
+
+.PHONY: bench-micro
+bench-micro: ## Micro-benchmarks only (cached lookup, keychain, reviews), for benchstat.
 	$(GO) test -run XXX -bench . -benchmem -count 5 ./registry ./webhook
 
 .PHONY: manifests

@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // DevWebhookConfig is the name pullsafe registers under out of cluster.
@@ -57,8 +59,10 @@ type Bed struct {
 	Pullsafe   *Process
 	Client     kubernetes.Interface
 
-	// PullsafeBin is the pullsafe binary built from this checkout.
+	// PullsafeBin is the pullsafe binary built from this checkout;
+	// PullsafeURL where the bed's instance serves (https://127.0.0.1:PORT).
 	PullsafeBin string
+	PullsafeURL string
 
 	env        *envtest.Environment
 	restConfig *rest.Config
@@ -71,6 +75,8 @@ func Start(ctx context.Context, o Options) (b *Bed, err error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	// envtest logs through controller-runtime's logger; route it to Log.
+	ctrllog.SetLogger(zap.New(zap.WriteTo(o.Log)))
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -206,8 +212,9 @@ func (b *Bed) StartPullsafe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.PullsafeURL = fmt.Sprintf("https://127.0.0.1:%d", port)
 	if b.Pullsafe, err = b.RunPullsafe(ctx, "pullsafe", "--config", cfgFile,
-		"--webhook-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--port", fmt.Sprint(port)); err != nil {
+		"--webhook-url", b.PullsafeURL, "--port", fmt.Sprint(port)); err != nil {
 		return err
 	}
 	// Ready means serving; wait for the registration it then makes.
@@ -314,6 +321,9 @@ func startProcess(name string, log io.Writer, bin string, args ...string) (*Proc
 	go func() { p.err = cmd.Wait(); close(p.done) }()
 	return p, nil
 }
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {

@@ -1,0 +1,237 @@
+// Command bench measures how fast pullsafe is on this machine and writes one
+// table to docs/benchmarks.md (`make bench`). Counts and ratios are the
+// headline; absolute times are labelled with the machine they came from.
+// Everything runs on loopback: the test bed's kube-apiserver, distribution
+// registry and a real `pullsafe serve`, plus in-process measurements.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pullsafe/pullsafe/test/bed"
+)
+
+const config = `apiVersion: pullsafe.io/v1alpha1
+kind: Config
+mode: enforce
+registries:
+  mirrors: {docker.io: ["{{OPEN}}"]}
+lookupTimeout: 3s
+`
+
+// row is one line of the results table.
+type row struct{ measure, value, goal string }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
+	loadTime := flag.Duration("load-time", 5*time.Second, "duration of each load level")
+	flag.Parse()
+	start := time.Now()
+	var rows []row
+	add := func(rs ...row) {
+		for _, r := range rs {
+			fmt.Printf("  %-62s %-34s %s\n", r.measure, r.value, r.goal)
+		}
+		rows = append(rows, rs...)
+	}
+
+	fmt.Println("== handler and registry micro-benchmarks (go test -bench, median of 5)")
+	micro, err := microBenchmarks(ctx)
+	if err != nil {
+		return err
+	}
+	add(micro...)
+
+	fmt.Println("== memory of cached answers (in-process resolver)")
+	mem, err := cacheMemory(ctx, []int{10000, 100000})
+	if err != nil {
+		return err
+	}
+	add(mem...)
+
+	fmt.Println("== starting the test bed")
+	b, err := bed.Start(ctx, bed.Options{Config: config})
+	if err != nil {
+		return err
+	}
+	defer b.Stop()
+	s, err := newScene(ctx, b)
+	if err != nil {
+		return err
+	}
+	fmt.Println("== rollout storm: 100 Pods of one new image + 10 other images, cold cache, counting proxy")
+	storm, err := s.storm(ctx)
+	if err != nil {
+		return err
+	}
+	add(storm...)
+	fmt.Println("== cold miss vs warm repository vs the registry's own round trip")
+	cold, err := s.coldMiss(ctx)
+	if err != nil {
+		return err
+	}
+	add(cold...)
+	fmt.Println("== HTTPS load on pullsafe serve (keep-alive, cache warm)")
+	load, err := s.load(ctx, []int{1, 10, 50, 200, 500}, *loadTime)
+	if err != nil {
+		return err
+	}
+	add(load...)
+	fmt.Println("== pod creates through the real kube-apiserver, with and without the webhook, alternating")
+	api, err := s.throughAPIServer(ctx, 200)
+	if err != nil {
+		return err
+	}
+	add(api...)
+
+	md := render(rows, time.Since(start))
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s in %s\n", *out, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// microBenchmarks runs the Go benchmarks and keeps the median of 5 runs.
+func microBenchmarks(ctx context.Context) ([]row, error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "XXX", "-bench", "ReviewCachedPod3|Review/|ResolveCached|KeychainLookup50",
+		"-benchmem", "-count", "5", "./webhook", "./registry")
+	cmd.Stderr = os.Stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go test -bench: %w", err)
+	}
+	ns := map[string][]float64{}
+	allocs := map[string][]float64{}
+	var order []string
+	sc := bufio.NewScanner(strings.NewReader(string(outb)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		name := strings.TrimSuffix(f[0], "-"+strconv.Itoa(runtime.GOMAXPROCS(0)))
+		if _, seen := ns[name]; !seen {
+			order = append(order, name)
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			switch f[i+1] {
+			case "ns/op":
+				ns[name] = append(ns[name], v)
+			case "allocs/op":
+				allocs[name] = append(allocs[name], v)
+			}
+		}
+	}
+	goals := map[string]string{
+		"BenchmarkReviewCachedPod3/handler": "≤ 100 µs, ≤ 200 allocs",
+		"BenchmarkResolveCached":            "< 2 µs, ≤ 5 allocs",
+	}
+	var rows []row
+	for _, n := range order {
+		rows = append(rows, row{strings.TrimPrefix(n, "Benchmark"),
+			fmt.Sprintf("%s, %.0f allocs", dur(time.Duration(median(ns[n]))), median(allocs[n])), goals[n]})
+	}
+	return rows, nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%d ns", d.Nanoseconds())
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.1f µs", float64(d.Nanoseconds())/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.2f ms", float64(d.Nanoseconds())/1e6)
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// rssKiB reads VmRSS (or VmHWM for the peak) of a process from /proc.
+func rssKiB(pid int, field string) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), field+":") {
+			n, _ := strconv.Atoi(strings.Fields(sc.Text())[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (nproc), %s, %s %s/%s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func render(rows []row, took time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# pullsafe benchmarks\n\nReproduce: `make bench` (took %s). Machine: %s. Date: %s.\n\n",
+		took.Round(time.Second), machine(), time.Now().UTC().Format("2006-01-02"))
+	b.WriteString("The load generator, the API server, the registry and pullsafe share this machine's cores, so\n" +
+		"throughput figures are a floor for pullsafe alone. Counts and ratios are the headline; absolute\n" +
+		"times hold for this machine only.\n\n")
+	b.WriteString("| measure | value | goal |\n|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.measure, r.value, r.goal)
+	}
+	return b.String()
+}

@@ -37,6 +37,7 @@ type ClientCluster struct {
 	cached client.Reader
 	direct client.Reader
 	objs   *expirable.LRU[string, client.Object]
+	state  state
 }
 
 // NewClientCluster returns a Cluster reading through cached (informers) and
@@ -81,6 +82,12 @@ func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name stri
 }
 
 func (c *ClientCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	if c.state.tracking.Load() {
+		if l, ok := c.state.namespaces.Load(name); ok {
+			return l.(map[string]string), nil
+		}
+		// Not seen yet (created a moment ago): ask the cache.
+	}
 	var ns corev1.Namespace
 	if err := c.cached.Get(ctx, types.NamespacedName{Name: name}, &ns); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -92,6 +99,9 @@ func (c *ClientCluster) NamespaceLabels(ctx context.Context, name string) (map[s
 }
 
 func (c *ClientCluster) Nodes(ctx context.Context) ([]policy.Node, error) {
+	if snap := c.state.nodeSnap.Load(); snap != nil {
+		return *snap, nil
+	}
 	var list corev1.NodeList
 	if err := c.cached.List(ctx, &list); err != nil {
 		return nil, err

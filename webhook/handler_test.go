@@ -92,6 +92,7 @@ func newBed(t testing.TB, opts ...bedOpt) *bed {
 	}
 	c := fake.NewClientBuilder().WithObjects(objs...).Build()
 	b.cluster = NewClientCluster(c, c)
+	track(b.cluster, objs)
 	checker := policy.NewChecker(cfg, res)
 	b.validate = NewHandler(checker, b.cluster, false, "pullsafe-system", nil)
 	b.mutate = NewHandler(checker, b.cluster, true, "pullsafe-system", nil)

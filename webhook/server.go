@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -165,11 +164,9 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	srv.Register(ValidatePath, WithRequestDeadline(&admission.Webhook{Handler: NewHandler(checker, cluster, false, o.Namespace, m)}))
 	srv.Register(MutatePath, WithRequestDeadline(&admission.Webhook{Handler: NewHandler(checker, cluster, true, o.Namespace, m)}))
 
-	// Informers for the two cached kinds, so readiness can wait on them.
-	for _, obj := range []client.Object{&corev1.Node{}, &corev1.Namespace{}} {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
-			return fmt.Errorf("informer for %T: %w", obj, err)
-		}
+	// Node and namespace snapshots from informers; readiness waits on their sync.
+	if err := cluster.TrackInformers(ctx, mgr.GetCache()); err != nil {
+		return fmt.Errorf("node and namespace informers: %w", err)
 	}
 	var draining atomic.Bool
 	started := srv.StartedChecker()

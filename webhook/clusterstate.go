@@ -1,0 +1,119 @@
+package webhook
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// state is what informers tell about nodes and namespaces, kept as
+// immutable snapshots: a review reads them without listing or deep-copying
+// objects, so its cost does not grow with the number of nodes.
+type state struct {
+	mu         sync.Mutex
+	nodes      map[string]policy.Node
+	nodeSnap   atomic.Pointer[[]policy.Node]
+	namespaces sync.Map // name -> map[string]string (labels, read-only)
+	tracking   atomic.Bool
+}
+
+func (s *state) setNode(n policy.Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nodes == nil {
+		s.nodes = map[string]policy.Node{}
+	}
+	s.nodes[n.Name] = n
+	s.publish()
+}
+
+func (s *state) deleteNode(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.nodes, name)
+	s.publish()
+}
+
+// publish rebuilds the node snapshot; nodes change rarely, reviews often.
+func (s *state) publish() {
+	snap := make([]policy.Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		snap = append(snap, n)
+	}
+	sort.Slice(snap, func(i, j int) bool { return snap[i].Name < snap[j].Name })
+	s.nodeSnap.Store(&snap)
+}
+
+// TrackInformers keeps the snapshots from the cache's Node and Namespace
+// informers. Without it, ClientCluster reads through its cached client.
+func (c *ClientCluster) TrackInformers(ctx context.Context, cache crcache.Cache) error {
+	ni, err := cache.GetInformer(ctx, &corev1.Node{})
+	if err != nil {
+		return err
+	}
+	nsi, err := cache.GetInformer(ctx, &corev1.Namespace{})
+	if err != nil {
+		return err
+	}
+	empty := []policy.Node{}
+	c.state.nodeSnap.Store(&empty)
+	if _, err := ni.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.nodeEvent(o, false) },
+		UpdateFunc: func(_, o any) { c.nodeEvent(o, false) },
+		DeleteFunc: func(o any) { c.nodeEvent(o, true) },
+	}); err != nil {
+		return err
+	}
+	if _, err := nsi.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { c.namespaceEvent(o, false) },
+		UpdateFunc: func(_, o any) { c.namespaceEvent(o, false) },
+		DeleteFunc: func(o any) { c.namespaceEvent(o, true) },
+	}); err != nil {
+		return err
+	}
+	c.state.tracking.Store(true)
+	return nil
+}
+
+func unwrap(o any) any {
+	if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		return d.Obj
+	}
+	return o
+}
+
+func (c *ClientCluster) nodeEvent(o any, deleted bool) {
+	n, ok := unwrap(o).(*corev1.Node)
+	if !ok {
+		return
+	}
+	if deleted {
+		c.state.deleteNode(n.Name)
+		return
+	}
+	// Informer objects are shared and never mutated: keeping the labels map is safe.
+	c.state.setNode(policy.Node{Name: n.Name, Labels: n.Labels})
+}
+
+func (c *ClientCluster) namespaceEvent(o any, deleted bool) {
+	ns, ok := unwrap(o).(*corev1.Namespace)
+	if !ok {
+		return
+	}
+	if deleted {
+		c.state.namespaces.Delete(ns.Name)
+		return
+	}
+	labels := ns.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	c.state.namespaces.Store(ns.Name, labels)
+}

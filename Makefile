@@ -37,11 +37,19 @@ demo: ## Show pullsafe refusing bad images at kubectl apply, on a local test bed
 tools: ## Build (or find cached) the test-bed binaries and print where they are.
 	./test/tools/build.sh
 
+STATICCHECK_VERSION ?= v0.8.2
+
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: $(BIN)/staticcheck-$(STATICCHECK_VERSION) ## gofmt, go vet and staticcheck (pinned, installed into ./bin).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
+	$(BIN)/staticcheck-$(STATICCHECK_VERSION) ./...
+	$(BIN)/staticcheck-$(STATICCHECK_VERSION) -tags e2e ./test/...
+
+$(BIN)/staticcheck-$(STATICCHECK_VERSION):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(BIN)/staticcheck $@
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).

@@ -27,7 +27,6 @@ type Handler struct {
 	// configuration's namespaceSelector says.
 	excluded map[string]bool
 	metrics  *Metrics
-	log      logr.Logger
 }
 
 // NewHandler returns a validating (mutating=false) or mutating handler.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/pullsafe/pullsafe/test/golden"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -49,14 +48,6 @@ func withNodes(archs ...string) bedOpt {
 				Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: a}}})
 		}
 	}
-}
-
-func withObjects(o ...client.Object) bedOpt {
-	return func(_ *policy.Config, objs *[]client.Object) { *objs = append(*objs, o...) }
-}
-
-func withConfig(f func(*policy.Config)) bedOpt {
-	return func(cfg *policy.Config, _ *[]client.Object) { f(cfg) }
 }
 
 func newBed(t testing.TB, opts ...bedOpt) *bed {
@@ -142,9 +133,9 @@ var (
 	portRE   = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 )
 
-// golden compares the response with testdata/golden/NAME.json; set
+// checkGolden compares the response with testdata/golden/NAME.json; set
 // PULLSAFE_UPDATE_GOLDEN=1 to rewrite the files, then review them as text.
-func golden(t *testing.T, name string, b *bed, resp admission.Response) {
+func checkGolden(t *testing.T, name string, b *bed, resp admission.Response) {
 	t.Helper()
 	out, err := json.MarshalIndent(struct {
 		Response admissionv1.AdmissionResponse `json:"response"`
@@ -157,23 +148,7 @@ func golden(t *testing.T, name string, b *bed, resp admission.Response) {
 	s = strings.ReplaceAll(s, b.private.Host, "private.registry.test")
 	s = portRE.ReplaceAllString(s, "127.0.0.1:PORT")
 	s = digestRE.ReplaceAllString(s, "sha256:DIGEST")
-	file := filepath.Join("testdata", "golden", name+".json")
-	if os.Getenv("PULLSAFE_UPDATE_GOLDEN") != "" {
-		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(file, []byte(s+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("%v (run with PULLSAFE_UPDATE_GOLDEN=1 to create it)", err)
-	}
-	if diff := cmp.Diff(strings.TrimSpace(string(want)), strings.TrimSpace(s)); diff != "" {
-		t.Errorf("response differs from %s (-want +got):\n%s", file, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden", name+".json"), s+"\n", "review the AdmissionResponse")
 }
 
 func TestGoldenResponses(t *testing.T) {
@@ -225,7 +200,7 @@ func TestGoldenResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			golden(t, tt.name, b, tt.h.Handle(context.Background(), tt.req))
+			checkGolden(t, tt.name, b, tt.h.Handle(context.Background(), tt.req))
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/pullsafe/pullsafe/test/golden"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,20 +84,7 @@ func TestCheckGolden(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (something would be denied)\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	got := b.normalize(out)
-	file := filepath.Join("testdata", "check", "golden.txt")
-	if os.Getenv("PULLSAFE_UPDATE_GOLDEN") != "" {
-		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("check output differs from %s (-want +got):\n%s", file, diff)
-	}
+	golden.Check(t, filepath.Join("testdata", "check", "golden.txt"), b.normalize(out), "review the check output")
 }
 
 func TestCheckJSONAndExitCodes(t *testing.T) {

@@ -30,6 +30,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
+// Config is the policy the demo, the e2e suite and the benchmarks run with:
+// enforce, with Docker Hub mirrored by the open registry.
+const Config = `apiVersion: pullsafe.io/v1alpha1
+kind: Config
+mode: enforce
+registries:
+  mirrors: {docker.io: ["{{OPEN}}"]}
+lookupTimeout: 3s
+`
+
 // DevWebhookConfig is the name pullsafe registers under out of cluster.
 const DevWebhookConfig = "pullsafe-dev"
 

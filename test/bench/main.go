@@ -24,14 +24,6 @@ import (
 	"github.com/pullsafe/pullsafe/test/bed"
 )
 
-const config = `apiVersion: pullsafe.io/v1alpha1
-kind: Config
-mode: enforce
-registries:
-  mirrors: {docker.io: ["{{OPEN}}"]}
-lookupTimeout: 3s
-`
-
 // row is one line of the results table.
 type row struct{ measure, value, goal string }
 
@@ -72,7 +64,7 @@ func run(ctx context.Context) error {
 	add(mem...)
 
 	fmt.Println("== starting the test bed")
-	b, err := bed.Start(ctx, bed.Options{Config: config})
+	b, err := bed.Start(ctx, bed.Options{Config: bed.Config})
 	if err != nil {
 		return err
 	}

@@ -20,13 +20,6 @@ import (
 	"github.com/pullsafe/pullsafe/test/bed"
 )
 
-const config = `apiVersion: pullsafe.io/v1alpha1
-kind: Config
-mode: enforce
-registries:
-  mirrors: {docker.io: ["{{OPEN}}"]}
-`
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -45,7 +38,7 @@ func run(ctx context.Context) error {
 	}
 	say("Starting a local test bed: etcd + kube-apiserver, two registries, pullsafe (first run builds them: a few minutes)")
 	start := time.Now()
-	b, err := bed.Start(ctx, bed.Options{Config: config, Log: log})
+	b, err := bed.Start(ctx, bed.Options{Config: bed.Config, Log: log})
 	if err != nil {
 		return err
 	}

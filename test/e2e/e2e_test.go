@@ -25,14 +25,6 @@ var (
 	apiDigest   v1.Hash // open team/api:v1.4.1
 )
 
-const config = `apiVersion: pullsafe.io/v1alpha1
-kind: Config
-mode: enforce
-registries:
-  mirrors: {docker.io: ["{{OPEN}}"]}
-lookupTimeout: 3s
-`
-
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -41,7 +33,7 @@ func run(m *testing.M) int {
 	ctx := context.Background()
 	start := time.Now()
 	var err error
-	b, err = bed.Start(ctx, bed.Options{Config: config, Log: os.Stderr})
+	b, err = bed.Start(ctx, bed.Options{Config: bed.Config, Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: the end-to-end test bed did not start: %v\n", err)
 		return 1

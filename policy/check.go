@@ -172,19 +172,24 @@ func (c *Checker) skipped(image string) bool {
 	return false
 }
 
-// globMatch is path.Match, plus a trailing "/*" matching everything below.
+// globMatch is path.Match ("*" stays within one path segment), plus a
+// trailing "/*" matching everything below: the pattern's leading segments
+// are matched against as many leading segments of s.
 func globMatch(pattern, s string) bool {
 	if ok, _ := path.Match(pattern, s); ok {
 		return true
 	}
-	if prefix, ok := strings.CutSuffix(pattern, "/*"); ok {
-		first, _, _ := strings.Cut(s, "/")
-		if ok, _ := path.Match(prefix, first); ok && strings.Contains(s, "/") {
-			return true
-		}
-		return strings.HasPrefix(s, prefix+"/")
+	prefix, ok := strings.CutSuffix(pattern, "/*")
+	if !ok {
+		return false
 	}
-	return false
+	n := strings.Count(prefix, "/") + 1
+	parts := strings.SplitN(s, "/", n+1)
+	if len(parts) <= n {
+		return false
+	}
+	ok, _ = path.Match(prefix, strings.Join(parts[:n], "/"))
+	return ok
 }
 
 func (c *Checker) nodeCredentials(host string) bool {

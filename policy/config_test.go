@@ -84,6 +84,9 @@ func TestGlobMatch(t *testing.T) {
 		{"*.corp.io/*", "a.corp.io/x/y", true},
 		{"docker.io/library/nginx", "docker.io/library/nginx", true},
 		{"docker.io/library/*", "docker.io/bitnami/nginx", false},
+		{"127.0.0.1:*/team/*", "127.0.0.1:5000/team/a/b", true},
+		{"127.0.0.1:*/team/*", "127.0.0.1:5000/teams/a", false},
+		{"registry.k8s.io/*", "registry.k8s.io", false},
 	}
 	for _, tt := range tests {
 		if got := globMatch(tt.pattern, tt.s); got != tt.want {

@@ -37,6 +37,7 @@ const (
 	FlavourBlocked     = "blocked"      // address on the network deny list
 	FlavourBadResponse = "bad-response" // digest mismatch, oversized or unparsable body
 	FlavourNetwork     = "network"      // any other transport failure
+	FlavourMirrorAuth  = "mirror-auth"  // a mirror refused pullsafe's anonymous request
 
 	FlavourTag        = "tag"        // the repository exists, the tag does not
 	FlavourRepository = "repository" // NAME_UNKNOWN, or no tags at all

@@ -26,16 +26,19 @@ var manifestAccept = strings.Join([]string{
 
 // endpoint is one host serving a repository: a mirror or the registry itself.
 type endpoint struct {
-	host string // host[:port] as contacted
-	reg  name.Registry
-	repo string // repository path on that host
+	host   string // host[:port] as contacted
+	reg    name.Registry
+	repo   string // repository path on that host
+	mirror bool
 }
 
 func (r *Resolver) endpoints(repo name.Repository) []endpoint {
 	regName := canonicalHost(repo.RegistryStr())
 	var out []endpoint
 	for _, m := range r.o.mirrors[regName] {
-		out = append(out, r.endpoint(canonicalHostForDial(m), repo.RepositoryStr()))
+		ep := r.endpoint(canonicalHostForDial(m), repo.RepositoryStr())
+		ep.mirror = true
+		out = append(out, ep)
 	}
 	return append(out, r.endpoint(repo.RegistryStr(), repo.RepositoryStr()))
 }

@@ -266,11 +266,11 @@ func (r *Resolver) store(ref name.Reference, key string, img *Image, err error) 
 func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
 	var best *Error
 	for _, ep := range r.endpoints(ref.Context()) {
-		img, err := r.lookupAt(ctx, ep, ref, c)
+		img, err := r.lookupAt(ctx, ep, ref, credentialFor(ep, c))
 		if err == nil {
 			return img, nil
 		}
-		e := classify(err, ref.String(), ep.host)
+		e := mirrorRefused(classify(err, ref.String(), ep.host), ep)
 		if best == nil || rank(e) > rank(best) {
 			best = e
 		}
@@ -279,6 +279,30 @@ func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential)
 		}
 	}
 	return nil, best
+}
+
+// credentialFor keeps credentials on the host they are for. The kubelet
+// picks them for the image's registry; a mirror is asked anonymously, as
+// pull-through caches are (they hold their own upstream credentials). A
+// Docker Hub password has no business reaching a mirror.
+func credentialFor(ep endpoint, c Credential) Credential {
+	if ep.mirror {
+		return Credential{}
+	}
+	return c
+}
+
+// mirrorRefused turns a mirror's refusal into "cannot verify": nodes may
+// hold credentials for it in containerd's own configuration, which pullsafe
+// cannot see, so it must not cause a denial.
+func mirrorRefused(e *Error, ep endpoint) *Error {
+	if !ep.mirror || e.Reason != Unauthorized {
+		return e
+	}
+	c := *e
+	c.Reason, c.Flavour = Unreachable, FlavourMirrorAuth
+	c.Message = "mirror " + ep.host + " requires credentials pullsafe does not have (" + e.Message + ")"
+	return &c
 }
 
 // Platforms lists the os/arch/variant an image offers: the entries of its

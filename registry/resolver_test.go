@@ -611,3 +611,28 @@ func TestCredentialsNotSentToRedirectTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestMirrorNeverReceivesDockerHubCredentials(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("library/nginx", "1.27", "linux", "amd64")
+	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}))
+	hub := NewKeychain([]*corev1.Secret{dockerSecret("hub", map[string]string{"https://index.docker.io/v1/": "hubuser"})})
+	if c := hub.Lookup("docker.io/library/nginx"); len(c) != 1 {
+		t.Fatalf("the kubelet would use the hub credential: %+v", c)
+	}
+	if _, err := r.Resolve(context.Background(), "nginx:1.27", hub); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range tr.Authorizations() {
+		if h != "" {
+			t.Errorf("mirror %s received credentials meant for Docker Hub: %q", tr.Host, h)
+		}
+	}
+	// A mirror that wants credentials is "cannot verify", never a denial.
+	tr.SetAuth("basic")
+	_, err := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}),
+		WithLookupTimeout(300*time.Millisecond)).Resolve(context.Background(), "nginx:1.27", hub)
+	if e := mustFail(t, err); e.Reason != Unreachable {
+		t.Errorf("authenticated mirror: %+v, want unreachable (fail open)", e)
+	}
+}

@@ -427,3 +427,61 @@ func TestRolloutStormCostsOneRequestPerImage(t *testing.T) {
 		t.Errorf("GET manifests = %d, want 11 (one per new digest, for its platforms)", n)
 	}
 }
+
+// toHost sends every request to one host over plain HTTP, below the
+// authentication layer: "index.docker.io" is served by a test registry.
+type toHost string
+
+func (h toHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.Scheme, r.URL.Host = "http", string(h)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestDockerHubAnonymous(t *testing.T) {
+	hub := registrytest.New(t)
+	hub.Image("library/nginx", "1.27", "linux", "amd64")
+	res, err := registry.NewResolver(registry.WithTransport(toHost(hub.Host)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := policy.DefaultConfig()
+	cfg.Mode = policy.ModeEnforce
+	hubSecret := pullSecret("team-a", "hub", "https://index.docker.io/v1/", "u", "p")
+	c := fake.NewClientBuilder().WithObjects(ns("team-a", nil), hubSecret).Build()
+	h := NewHandler(policy.NewChecker(cfg, res), NewClientCluster(c, c), false, "", nil)
+
+	p := pod("team-a", "nginx:1.27")
+	p.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+	resp := h.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "[dockerhub-anonymous]") ||
+		!strings.Contains(resp.Result.Message, "toomanyrequests") {
+		t.Errorf("anonymous Docker Hub pull: %+v", resp.Result)
+	}
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "hub"}}
+	if resp := h.Handle(context.Background(), request(t, admissionv1.Create, p, nil, "")); !resp.Allowed {
+		t.Errorf("with a Docker Hub pull secret: %+v", resp.Result)
+	}
+}
+
+func TestSkipAndNodeCredentials(t *testing.T) {
+	var b *bed
+	b = newBed(t, withNodes("amd64"), func(cfg *policy.Config, _ *[]client.Object) {
+		cfg.Registries.Skip = []string{"127.0.0.1:*/team/*"}
+		cfg.Registries.NodeCredentials = []string{"127.0.0.1:*"}
+	})
+	b.open.Reset()
+	p := pod("team-a", b.open.Host+"/team/api:v9.9.9")
+	if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, "")); !resp.Allowed || len(resp.Warnings) > 0 {
+		t.Errorf("skipped image: %+v", resp.AdmissionResponse)
+	}
+	if n := b.open.Count("", ""); n != 0 {
+		t.Errorf("skipped image looked up: %d requests", n)
+	}
+	// The private registry is on a host whose auth is the nodes' business.
+	p = pod("team-a", b.private.Host+"/other/secret:v1")
+	resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
+	if !resp.Allowed || !strings.Contains(strings.Join(resp.Warnings, " "), "cannot verify: nodes pull from") {
+		t.Errorf("node-credential registry: %+v", resp.AdmissionResponse)
+	}
+}

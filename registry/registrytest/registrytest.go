@@ -127,6 +127,13 @@ func (tr *Registry) Count(method, sub string) int {
 	return n
 }
 
+// Authorizations returns the Authorization headers received so far.
+func (tr *Registry) Authorizations() []string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]string(nil), tr.authz...)
+}
+
 // Reset forgets the requests counted so far.
 func (tr *Registry) Reset() { tr.mu.Lock(); tr.requests, tr.authz = nil, nil; tr.mu.Unlock() }
 

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -322,6 +323,8 @@ type Process struct {
 
 func startProcess(name string, log io.Writer, bin string, args ...string) (*Process, error) {
 	cmd := exec.Command(bin, args...)
+	// Killed with the test process even if it dies without cleaning up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	w := &prefixWriter{prefix: "[" + name + "] ", w: log}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {

@@ -465,8 +465,7 @@ func TestDockerHubAnonymous(t *testing.T) {
 }
 
 func TestSkipAndNodeCredentials(t *testing.T) {
-	var b *bed
-	b = newBed(t, withNodes("amd64"), func(cfg *policy.Config, _ *[]client.Object) {
+	b := newBed(t, withNodes("amd64"), func(cfg *policy.Config, _ *[]client.Object) {
 		cfg.Registries.Skip = []string{"127.0.0.1:*/team/*"}
 		cfg.Registries.NodeCredentials = []string{"127.0.0.1:*"}
 	})

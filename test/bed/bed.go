@@ -81,8 +81,9 @@ type Bed struct {
 	opts       Options
 }
 
-// Start brings the whole bed up. On error everything started is stopped.
-func Start(ctx context.Context, o Options) (b *Bed, err error) {
+// Start brings the whole bed up. On error (or when ctx ends, Ctrl-C) every
+// process already started is stopped before it returns.
+func Start(ctx context.Context, o Options) (*Bed, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -92,36 +93,39 @@ func Start(ctx context.Context, o Options) (b *Bed, err error) {
 	if err != nil {
 		return nil, err
 	}
-	b = &Bed{root: root, opts: o}
-	defer func() {
-		if err != nil {
-			b.Stop()
-			b = nil
-		}
-	}()
-	if b.Dir, err = os.MkdirTemp("", "pullsafe-bed-"); err != nil {
+	b := &Bed{root: root, opts: o}
+	if err := b.start(ctx); err != nil {
+		b.Stop()
 		return nil, err
 	}
-	if b.Tools, err = BuildTools(ctx, root, o.Log); err != nil {
-		return nil, err
+	return b, nil
+}
+
+func (b *Bed) start(ctx context.Context) error {
+	var err error
+	if b.Dir, err = os.MkdirTemp("", "pullsafe-bed-"); err != nil {
+		return err
+	}
+	if b.Tools, err = BuildTools(ctx, b.root, b.opts.Log); err != nil {
+		return err
 	}
 	b.Kubectl = filepath.Join(b.Tools, "kubectl")
 	if k := os.Getenv("PULLSAFE_KUBECTL"); k != "" {
 		b.Kubectl = k
 	}
 	if err := b.startAPIServer(); err != nil {
-		return nil, err
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	if b.Open, err = b.startRegistry(ctx, "open", false); err != nil {
-		return nil, err
+		return err
 	}
 	if b.Private, err = b.startRegistry(ctx, "private", true); err != nil {
-		return nil, err
+		return err
 	}
-	if err := b.StartPullsafe(ctx); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return b.StartPullsafe(ctx)
 }
 
 // BuildTools runs test/tools/build.sh (a no-op once the binaries are cached)
@@ -299,8 +303,12 @@ func (b *Bed) SetNodes(ctx context.Context, archs ...string) error {
 	return nil
 }
 
-// Stop stops everything started, in reverse order, and removes the work dir.
+// Stop stops everything started, in reverse order, and removes the work
+// dir. Safe on a partly started or nil bed.
 func (b *Bed) Stop() {
+	if b == nil {
+		return
+	}
 	for _, p := range []*Process{b.Pullsafe, b.Private, b.Open} {
 		p.Stop()
 	}

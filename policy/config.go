@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/pullsafe/pullsafe/registry"
 )
 
 // Config is pullsafe's policy file (apiVersion pullsafe.io/v1alpha1, kind
@@ -85,9 +87,18 @@ func DefaultConfig() *Config {
 		Rules:         rules,
 		Pin:           PinConfig{Pods: true, Templates: false, KeepTag: true},
 		Cache:         CacheConfig{Size: 10000, TagTTL: Duration{5 * time.Minute}, NotFoundTTL: Duration{30 * time.Second}},
-		Registries:    RegistriesConfig{DeniedNetworks: []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"}},
+		Registries:    RegistriesConfig{DeniedNetworks: defaultDenied()},
 		LookupTimeout: Duration{2 * time.Second},
 	}
+}
+
+// defaultDenied spells the registry package's default deny list for the config.
+func defaultDenied() []string {
+	out := make([]string, len(registry.DefaultDeniedNetworks))
+	for i, p := range registry.DefaultDeniedNetworks {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // LoadConfig reads and validates a config file; "" gives the defaults.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -333,12 +332,6 @@ func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, er
 		return nil, &Error{Reason: Unreachable, Flavour: FlavourTimeout, Image: img.ref.String(), Registry: img.ep.host,
 			Message: "no answer before the admission deadline", Err: ctx.Err()}
 	}
-}
-
-// RateLimitedFor reports how long the back-off window for registry host and
-// credential c stays open (0: none).
-func (r *Resolver) RateLimitedFor(host string, c Credential) time.Duration {
-	return r.backoff.remaining(canonicalHost(host) + "|" + c.Fingerprint())
 }
 
 // HasMirror reports whether references to registry (e.g. "docker.io") are

@@ -58,8 +58,15 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	}()
 	resp, decision := h.handle(ctx, req)
 	h.metrics.review(h.mutating, req.Kind.Kind, decision)
+	// Debug level: a busy cluster reviews thousands of objects a minute.
+	// controller-runtime's logger in ctx already carries the webhook and UID.
+	logr.FromContextOrDiscard(ctx).V(1).Info("reviewed", "mutating", h.mutating, "kind", req.Kind.Kind,
+		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "decision", decision,
+		"findings", resp.AuditAnnotations["findings"], "pinned", resp.AuditAnnotations["pinned"], "dryRun", ptrTrue(req.DryRun))
 	return resp
 }
+
+func ptrTrue(b *bool) bool { return b != nil && *b }
 
 func failOpen(why string) admission.Response {
 	return admission.Allowed("").WithWarnings("pullsafe: " + why + "; allowed unchecked")

@@ -3,6 +3,8 @@ package certs
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"time"
 
@@ -20,6 +22,10 @@ import (
 const (
 	keyCACert = "ca.crt"
 	keyCAKey  = "ca.key"
+	// keyBundle is what is injected: the CA, plus the previous one while it
+	// is still valid, so replicas still serving a certificate of the old CA
+	// keep being trusted until they pick up the new one.
+	keyBundle = "ca-bundle.crt"
 )
 
 // Manager keeps pullsafe's serving certificate in a Secret shared by all
@@ -81,6 +87,9 @@ func (m *Manager) EnsureServing(ctx context.Context) ([]byte, error) {
 	}
 	if err := writeIfChanged(m.CertDir, s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
 		return nil, err
+	}
+	if b := s.Data[keyBundle]; len(b) > 0 {
+		return b, nil
 	}
 	return s.Data[keyCACert], nil
 }
@@ -156,6 +165,7 @@ func (m *Manager) needsRotation(d map[string][]byte) bool {
 func (m *Manager) issue(old map[string][]byte) (map[string][]byte, error) {
 	now := m.Now()
 	var ca *CA
+	bundle := old[keyBundle]
 	if old != nil && !NeedsRotation(old[keyCACert], now) {
 		ca, _ = LoadCA(old[keyCACert], old[keyCAKey])
 	}
@@ -164,13 +174,29 @@ func (m *Manager) issue(old map[string][]byte) (map[string][]byte, error) {
 		if ca, err = NewCA("pullsafe-ca", now, m.CAValidity); err != nil {
 			return nil, err
 		}
+		bundle = ca.CertPEM
+		if prev := old[keyCACert]; len(prev) > 0 && !expired(prev, now) {
+			bundle = append(append([]byte{}, ca.CertPEM...), prev...)
+		}
+	}
+	if len(bundle) == 0 {
+		bundle = ca.CertPEM
 	}
 	certPEM, keyPEM, err := ca.Issue(m.Hosts, now, m.CertValidity)
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{keyCACert: ca.CertPEM, keyCAKey: ca.KeyPEM,
+	return map[string][]byte{keyCACert: ca.CertPEM, keyCAKey: ca.KeyPEM, keyBundle: bundle,
 		corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}, nil
+}
+
+func expired(certPEM []byte, now time.Time) bool {
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		return true
+	}
+	c, err := x509.ParseCertificate(b.Bytes)
+	return err != nil || now.After(c.NotAfter)
 }
 
 // inject sets caBundle on every webhook of both configurations.

@@ -122,3 +122,42 @@ func TestManagerAdoptsAnotherReplicasSecret(t *testing.T) {
 		t.Error("second replica issued its own certificate instead of adopting the Secret")
 	}
 }
+
+func TestCARotationKeepsTheOldCATrustedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	c := fake.NewClientBuilder().WithObjects(webhookConfigs()...).Build()
+	m := newManager(t, c, &now)
+	m.CAValidity, m.CertValidity = 90*24*time.Hour, 90*24*time.Hour
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var s corev1.Secret
+	key := types.NamespacedName{Namespace: "pullsafe-system", Name: "pullsafe-certs"}
+	_ = c.Get(ctx, key, &s)
+	oldCA, oldCert := s.Data["ca.crt"], s.Data["tls.crt"]
+
+	now = now.Add(61 * 24 * time.Hour) // the CA has less than a third of its life left
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Get(ctx, key, &s)
+	if bytes.Equal(s.Data["ca.crt"], oldCA) {
+		t.Fatal("CA not rotated")
+	}
+	v, _ := caBundles(t, c)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(v)
+	verify := func(certPEM []byte) error {
+		b, _ := pem.Decode(certPEM)
+		cert, _ := x509.ParseCertificate(b.Bytes)
+		_, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "pullsafe.pullsafe-system.svc", CurrentTime: now})
+		return err
+	}
+	if err := verify(s.Data["tls.crt"]); err != nil {
+		t.Errorf("new certificate not trusted by the injected bundle: %v", err)
+	}
+	if err := verify(oldCert); err != nil {
+		t.Errorf("a replica still serving the old certificate is no longer trusted: %v", err)
+	}
+}

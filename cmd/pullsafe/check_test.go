@@ -113,17 +113,17 @@ func TestCheckJSONAndExitCodes(t *testing.T) {
 	}
 
 	// Only good objects: exit 0. Warnings fail only with --strict.
-	good := filepath.Join(b.dir, "app.yaml")
 	pod := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: " + b.open.Host + "/team/api:v1.4.1}]}\n"
 	if _, errOut, code := runCheck(t, pod, "-f", "-"); code != 0 {
 		t.Errorf("good pod: exit %d: %s", code, errOut)
 	}
-	cfg := filepath.Join(b.dir, "nopin.yaml.cfg")
-	os.WriteFile(cfg, []byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\npin: {pods: false}\n"), 0o644)
+	cfg := filepath.Join(t.TempDir(), "nopin.yaml")
+	if err := os.WriteFile(cfg, []byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\npin: {pods: false}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if out, _, code := runCheck(t, pod, "-f", "-", "--config", cfg, "--strict"); code != 1 || !strings.Contains(out, "[mutable-tag]") {
 		t.Errorf("--strict with a mutable-tag warning: exit %d\n%s", code, out)
 	}
-	_ = good
 }
 
 func TestCheckInputErrors(t *testing.T) {

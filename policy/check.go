@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -96,7 +97,11 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 	wg.Wait()
 	for _, r := range results {
 		v.Findings = append(v.Findings, r.findings...)
-		v.Notes = appendUnique(v.Notes, r.notes...)
+		for _, n := range r.notes {
+			if !slices.Contains(v.Notes, n) {
+				v.Notes = append(v.Notes, n)
+			}
+		}
 		if r.pin != nil {
 			v.Pins = append(v.Pins, *r.pin)
 		}
@@ -388,20 +393,4 @@ func (c *Checker) cappedAt(r Rule, max Action) Action {
 		return max
 	}
 	return a
-}
-
-func appendUnique(s []string, add ...string) []string {
-	for _, a := range add {
-		found := false
-		for _, x := range s {
-			if x == a {
-				found = true
-				break
-			}
-		}
-		if !found {
-			s = append(s, a)
-		}
-	}
-	return s
 }

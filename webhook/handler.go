@@ -6,6 +6,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"k8s.io/utils/ptr"
 	"net/http"
 
 	"github.com/go-logr/logr"
@@ -62,11 +63,9 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	// controller-runtime's logger in ctx already carries the webhook and UID.
 	logr.FromContextOrDiscard(ctx).V(1).Info("reviewed", "mutating", h.mutating, "kind", req.Kind.Kind,
 		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "decision", decision,
-		"findings", resp.AuditAnnotations["findings"], "pinned", resp.AuditAnnotations["pinned"], "dryRun", ptrTrue(req.DryRun))
+		"findings", resp.AuditAnnotations["findings"], "pinned", resp.AuditAnnotations["pinned"], "dryRun", ptr.Deref(req.DryRun, false))
 	return resp
 }
-
-func ptrTrue(b *bool) bool { return b != nil && *b }
 
 func failOpen(why string) admission.Response {
 	return admission.Allowed("").WithWarnings("pullsafe: " + why + "; allowed unchecked")

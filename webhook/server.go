@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/ptr"
 	"net"
 	"net/http"
 	"net/url"
@@ -145,7 +146,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.HealthAddr,
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
-		GracefulShutdownTimeout: ptrDuration(o.ShutdownDelay + 10*time.Second),
+		GracefulShutdownTimeout: ptr.To(o.ShutdownDelay + 10*time.Second),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -271,5 +272,3 @@ func selfSign(o ServerOptions) ([]byte, error) {
 	}
 	return ca.CertPEM, nil
 }
-
-func ptrDuration(d time.Duration) *time.Duration { return &d }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -84,7 +85,7 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 		return nil, fmt.Errorf("--mode %q: want enforce or warn", o.mode)
 	case o.inPlace && !o.pin:
 		return nil, errors.New("--in-place needs --pin")
-	case o.pin && o.inPlace && contains(o.files, "-"):
+	case o.pin && o.inPlace && slices.Contains(o.files, "-"):
 		return nil, errors.New("--in-place cannot rewrite stdin")
 	}
 	return &o, nil
@@ -400,13 +401,4 @@ func (c *inputCluster) Nodes(ctx context.Context) ([]policy.Node, error) {
 		return c.live.Nodes(ctx)
 	}
 	return nil, nil
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }

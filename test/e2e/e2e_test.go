@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,7 +305,7 @@ func TestKubeSystemIsNeverSentToTheWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel := cfg.Webhooks[0].NamespaceSelector
-	if sel == nil || len(sel.MatchExpressions) != 1 || !contains(sel.MatchExpressions[0].Values, "kube-system") {
+	if sel == nil || len(sel.MatchExpressions) != 1 || !slices.Contains(sel.MatchExpressions[0].Values, "kube-system") {
 		t.Errorf("namespaceSelector = %+v", sel)
 	}
 	// A tag that does not exist is admitted in kube-system, and a good tag is
@@ -324,13 +325,4 @@ func TestKubeSystemIsNeverSentToTheWebhook(t *testing.T) {
 	if pod.Spec.Containers[0].Image != img {
 		t.Errorf("kube-system Pod was mutated: %s", pod.Spec.Containers[0].Image)
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }

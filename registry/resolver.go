@@ -153,24 +153,6 @@ func (r *Resolver) parse(image string) (parsed, error) {
 	return p, nil
 }
 
-// parseImage parses a reference as the kubelet does (Docker Hub and
-// "latest" implied); a failure is InvalidReference, the kubelet's
-// InvalidImageName.
-func parseImage(image string) (parsed, error) {
-	ref, err := name.ParseReference(image)
-	if err != nil {
-		return parsed{}, &Error{Reason: InvalidReference, Image: image, Message: sanitize(err.Error()), Err: err}
-	}
-	return parsed{ref: ref, name: ref.Name(), repo: kubeletName(ref.Context())}, nil
-}
-
-// KubeletName returns the repository of image as the kubelet matches
-// credentials ("nginx" -> "docker.io/library/nginx").
-func KubeletName(image string) (string, error) {
-	p, err := parseImage(image)
-	return p.repo, err
-}
-
 // rank orders failures across credentials: a credential that got as far as
 // "no such tag" proves more than one that was refused.
 func rank(e *Error) int {
@@ -191,12 +173,6 @@ func withImage(e *Error, image string) *Error {
 	c.Image = image
 	c.Tried = nil
 	return &c
-}
-
-// kubeletName is the repository as the kubelet matches credentials:
-// Docker Hub as docker.io, never index.docker.io.
-func kubeletName(repo name.Repository) string {
-	return canonicalHost(repo.RegistryStr()) + "/" + repo.RepositoryStr()
 }
 
 // cached answers from the caches, or joins or starts one lookup for

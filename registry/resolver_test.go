@@ -104,7 +104,7 @@ func TestResolveNotFoundSuggestsNearestTags(t *testing.T) {
 
 func TestResolveInvalidReference(t *testing.T) {
 	r := newTestResolver(t)
-	for _, ref := range []string{"UPPER/case", "nginx:", "a b", "nginx@sha256:abc", ""} {
+	for _, ref := range []string{"team/UPPER", "nginx:", "a b", "nginx@sha256:abc", ""} {
 		_, err := r.Resolve(context.Background(), ref, nil)
 		if e := mustFail(t, err); e.Reason != InvalidReference || e.Message == "" {
 			t.Errorf("%q: %+v", ref, e)

@@ -139,7 +139,14 @@ func (c *Checker) action(r Rule) Action {
 func (c *Checker) container(ctx context.Context, in Input, ct Container) result {
 	var out result
 	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
-	if c.skipped(ct.Image) {
+	// The kubelet parses before anything else, whatever the pull policy:
+	// an invalid reference is InvalidImageName even with Never.
+	ref, err := registry.ParseReference(ct.Image)
+	if err != nil {
+		c.lookupFinding(in, ct, ref, err, &out)
+		return out
+	}
+	if c.skipped(ct.Image, ref) || !Contacts(ct) {
 		return out
 	}
 	if f := brokenSecret(in.Credentials); f != "" {
@@ -148,30 +155,29 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 	}
 	img, err := c.res.Resolve(ctx, ct.Image, in.Credentials.Keychain)
 	if err != nil {
-		c.lookupFinding(in, ct, err, &out)
-		c.dockerHub(in, ct, nil, find)
+		c.lookupFinding(in, ct, ref, err, &out)
+		c.dockerHub(in, ref, nil, find)
 		return out
 	}
-	c.dockerHub(in, ct, img, find)
-	pinned := c.pin(in, ct, img, &out)
+	c.dockerHub(in, ref, img, find)
+	pinned := c.pin(in, ct, ref, img, &out)
 	if !pinned {
-		c.mutableTag(ct, img, find)
+		c.mutableTag(ct, ref, img, find)
 	}
 	c.platform(ctx, in, ct, img, find, &out)
 	return out
 }
 
-func (c *Checker) skipped(image string) bool {
-	repo := image
-	if i := strings.IndexAny(repo, "@"); i >= 0 {
-		repo = repo[:i]
-	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
+// skipped matches registries.skip against the kubelet's normalised name
+// (docker.io/library/nginx), with and without tag and digest, and, so
+// patterns written for the short form keep working, against the reference
+// as written.
+func (c *Checker) skipped(image string, ref registry.Reference) bool {
 	for _, p := range c.cfg.Registries.Skip {
-		if globMatch(p, repo) || globMatch(p, image) {
-			return true
+		for _, s := range []string{ref.Name, ref.String(), repoOf(image), image} {
+			if globMatch(p, s) {
+				return true
+			}
 		}
 	}
 	return false
@@ -197,6 +203,8 @@ func globMatch(pattern, s string) bool {
 	return ok
 }
 
+// nodeCredentials matches the registry host as the kubelet names it
+// (docker.io, not index.docker.io).
 func (c *Checker) nodeCredentials(host string) bool {
 	for _, p := range c.cfg.Registries.NodeCredentials {
 		if ok, _ := path.Match(p, host); ok {
@@ -206,7 +214,7 @@ func (c *Checker) nodeCredentials(host string) bool {
 	return false
 }
 
-func (c *Checker) lookupFinding(in Input, ct Container, err error, out *result) {
+func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, err error, out *result) {
 	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
 	var e *registry.Error
 	if !errors.As(err, &e) {
@@ -214,38 +222,42 @@ func (c *Checker) lookupFinding(in Input, ct Container, err error, out *result) 
 		return
 	}
 	words := e.Message
-	switch e.Reason {
-	case registry.InvalidReference:
+	switch {
+	case e.Reason == registry.InvalidReference:
 		find(RuleInvalidReference, "not a valid image reference ("+words+"); the kubelet would report InvalidImageName",
 			"write the image as [registry/]repository[:tag][@sha256:digest], lowercase")
-	case registry.NotFound:
-		find(RuleNotFound, notFoundCause(e), notFoundFix(e))
-	case registry.Unauthorized:
-		host := hostOf(e, ct.Image)
+	case e.Reason == registry.NotFound:
+		find(RuleNotFound, notFoundCause(ref, e), notFoundFix(e))
+	case e.Reason == registry.Unauthorized:
+		host := hostOf(ref, e)
 		if c.nodeCredentials(host) {
 			f := out.add(ct, RuleUnauthorized, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
 			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
 			return
 		}
-		cause, fix := diagnoseUnauthorized(in, ct, e)
+		cause, fix := diagnoseUnauthorized(in, ref, e)
 		find(RuleUnauthorized, cause, fix)
-	case registry.RateLimited:
+	case e.Reason == registry.RateLimited:
 		find(RuleRateLimited, fmt.Sprintf("registry %s is rate limiting pulls (%s); pulls are likely to fail now", e.Registry, words),
 			"authenticate pulls with a pull secret, use a mirror, or retry after "+e.RetryAfter.String())
+	case e.Flavour == registry.FlavourUnsupported:
+		find(RuleUnreachable, fmt.Sprintf("cannot verify %s: %s", ref, words), "")
 	default:
 		find(RuleUnreachable, fmt.Sprintf("cannot verify: registry %s unreachable (%s: %s)", e.Registry, e.Flavour, words),
 			"check the registry, DNS and egress from the nodes; pullsafe allowed it unchecked")
 	}
 }
 
-func hostOf(e *registry.Error, image string) string {
-	if e.Registry != "" {
-		return e.Registry
+// hostOf is the registry as the kubelet names it: the image's, not the
+// mirror's or ggcr's spelling (index.docker.io).
+func hostOf(ref registry.Reference, e *registry.Error) string {
+	if ref.Domain != "" {
+		return ref.Domain
 	}
-	return strings.SplitN(image, "/", 2)[0]
+	return e.Registry
 }
 
-func notFoundCause(e *registry.Error) string {
+func notFoundCause(ref registry.Reference, e *registry.Error) string {
 	words := e.Message
 	if words == "" {
 		words = "not found"
@@ -256,7 +268,7 @@ func notFoundCause(e *registry.Error) string {
 	case registry.FlavourDigest:
 		return fmt.Sprintf("%s — the digest is not in the repository (deleted, or pushed elsewhere)", words)
 	}
-	cause := fmt.Sprintf("%s — the tag does not exist in %s", words, repoOf(e.Image))
+	cause := fmt.Sprintf("%s — the tag does not exist in %s", words, ref.Name)
 	if len(e.Suggestions) > 0 {
 		cause += "; nearest tags: " + strings.Join(e.Suggestions, ", ")
 	}
@@ -281,20 +293,14 @@ func repoOf(image string) string {
 	return image
 }
 
-func (c *Checker) dockerHub(in Input, ct Container, img *registry.Image, find func(Rule, string, string)) {
-	repo := ""
-	if img != nil {
-		repo = img.Repository
-		if img.Credential != "" {
-			return
-		}
-	} else if p, err := registry.KubeletName(ct.Image); err == nil {
-		repo = p
-		if len(in.Credentials.Keychain.Lookup(repo)) > 0 {
-			return
-		}
+func (c *Checker) dockerHub(in Input, ref registry.Reference, img *registry.Image, find func(Rule, string, string)) {
+	if img != nil && img.Credential != "" {
+		return
 	}
-	if !strings.HasPrefix(repo, "docker.io/") || c.res.HasMirror("docker.io") {
+	if img == nil && len(in.Credentials.Keychain.Lookup(ref.Name)) > 0 {
+		return
+	}
+	if ref.Domain != "docker.io" || c.res.HasMirror("docker.io") {
 		return
 	}
 	find(RuleDockerHubAnonymous, "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
@@ -302,8 +308,8 @@ func (c *Checker) dockerHub(in Input, ct Container, img *registry.Image, find fu
 }
 
 // pin records a pin when enabled for this object and the reference is a tag.
-func (c *Checker) pin(in Input, ct Container, img *registry.Image, out *result) bool {
-	if !in.Pin || img.Tag == "" || strings.Contains(ct.Image, "@") {
+func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *registry.Image, out *result) bool {
+	if !in.Pin || img.Tag == "" || ref.Digest != "" {
 		return false
 	}
 	if in.Workload.Template && !c.cfg.Pin.Templates {
@@ -321,27 +327,26 @@ func pinned(image, digest string, keepTag bool) string {
 	return image + "@" + digest
 }
 
-func (c *Checker) mutableTag(ct Container, img *registry.Image, find func(Rule, string, string)) {
-	if img.Tag == "" || strings.Contains(ct.Image, "@") {
+func (c *Checker) mutableTag(ct Container, ref registry.Reference, img *registry.Image, find func(Rule, string, string)) {
+	if ref.Digest != "" || PullPolicy(ct) != corev1.PullIfNotPresent {
 		return
 	}
-	pp := ct.PullPolicy
-	if pp == "" {
-		// The API server's default: Always for :latest (or no tag), else IfNotPresent.
-		pp = corev1.PullIfNotPresent
-		if img.Tag == "latest" {
-			pp = corev1.PullAlways
-		}
-	}
-	if pp != corev1.PullIfNotPresent {
-		return
-	}
-	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with imagePullPolicy IfNotPresent: nodes may run different bits (now %s…)", img.Tag, img.Digest.String()[:19]),
+	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with imagePullPolicy IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, img.Digest.String()[:19]),
 		"pin the digest, or label the namespace "+LabelPin+"=true")
+}
+
+// schema1 are the media types of Docker image manifest v2 schema 1.
+var schema1 = []string{
+	"application/vnd.docker.distribution.manifest.v1+prettyjws",
+	"application/vnd.docker.distribution.manifest.v1+json",
 }
 
 func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *registry.Image, find func(Rule, string, string), out *result) {
 	if c.action(RulePlatform) == ActionIgnore {
+		return
+	}
+	if slices.Contains(schema1, img.MediaType) {
+		c.schema1(in, ct, img, out)
 		return
 	}
 	if in.Nodes == nil {
@@ -362,28 +367,55 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		find(RuleUnreachable, fmt.Sprintf("cannot verify platforms: %v", err), "")
 		return
 	}
-	if len(platforms) == 0 {
-		return // e.g. an index of artifacts: nothing to compare
+	if platforms = stated(platforms); len(platforms) == 0 {
+		return // an artifact, or an index whose entries state no platform: nothing to compare
 	}
-	var cannot []Node
+	var can, cannot []Node
 	for _, n := range eligible {
-		if !runs(platforms, n) {
+		if runs(platforms, n) {
+			can = append(can, n)
+		} else {
 			cannot = append(cannot, n)
 		}
 	}
 	offers := platformList(platforms)
 	switch {
 	case len(cannot) == 0:
-	case len(cannot) == len(eligible):
+	case len(can) == 0:
 		find(RulePlatform, fmt.Sprintf("offers %s only; no node it may run on can run it (nodes: %s)", offers, nodeSummary(eligible)),
 			"build a multi-arch image (docker buildx build --platform linux/amd64,linux/arm64) or use one that offers the nodes' platform")
 	default:
-		arch := platforms[0].Architecture
 		f := out.add(ct, RulePlatform,
 			fmt.Sprintf("offers %s only; %d of %d eligible nodes (%s) cannot run it", offers, len(cannot), len(eligible), nodeSummary(cannot)),
-			fmt.Sprintf("add nodeSelector kubernetes.io/arch: %s", arch))
+			narrowing(can, cannot))
 		f.Action = c.cappedAt(RulePlatform, ActionWarn)
 	}
+}
+
+// schema1 reports a Docker schema 1 manifest, which only the registry's
+// answer can reveal: containerd 2 refuses it ("schema 1 image manifests are
+// no longer supported"), containerd 1.x still converts it. A denial only
+// when every eligible node is known to run containerd 2; otherwise a
+// warning, as the nodes' runtimes are not all known to refuse it.
+func (c *Checker) schema1(in Input, ct Container, img *registry.Image, out *result) {
+	cause := fmt.Sprintf("the registry serves a Docker schema 1 manifest (%s); containerd 2 refuses it: \"schema 1 image manifests are no longer supported\"", img.MediaType)
+	fix := "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"
+	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	refuse := 0
+	for _, n := range eligible {
+		if n.containerd2() {
+			refuse++
+		}
+	}
+	if len(eligible) > 0 && refuse == len(eligible) {
+		out.add(ct, RulePlatform, cause+fmt.Sprintf("; all %d eligible nodes run containerd 2", refuse), fix)
+		return
+	}
+	if refuse > 0 {
+		cause += fmt.Sprintf("; %d of %d eligible nodes run containerd 2", refuse, len(eligible))
+	}
+	f := out.add(ct, RulePlatform, cause, fix)
+	f.Action = c.cappedAt(RulePlatform, ActionWarn)
 }
 
 // cappedAt is the rule's action but never stronger than max.

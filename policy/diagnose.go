@@ -22,13 +22,10 @@ func brokenSecret(cr Credentials) string {
 // diagnoseUnauthorized says which of the usual causes it is: a referenced
 // secret missing from this namespace, no secret at all, secrets for other
 // hosts (ports must match exactly), or credentials the registry rejected.
-func diagnoseUnauthorized(in Input, ct Container, e *registry.Error) (cause, fix string) {
+func diagnoseUnauthorized(in Input, ref registry.Reference, e *registry.Error) (cause, fix string) {
 	cr := in.Credentials
 	ns := in.Workload.Namespace
-	host := e.Registry
-	if repo, err := registry.KubeletName(ct.Image); err == nil {
-		host = strings.SplitN(repo, "/", 2)[0]
-	}
+	host := hostOf(ref, e)
 	words := e.Message
 	if words == "" {
 		words = "unauthorized"

@@ -2,122 +2,130 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 )
 
 // Node is what the platform rule needs of a node.
 type Node struct {
 	Name   string
 	Labels map[string]string
+	// Variant is the CPU variant (v7, v8) where it is known. Kubernetes sets
+	// no label for it, so for a cluster's nodes it is empty ("unknown", never
+	// a mismatch); only `pullsafe check --platforms linux/arm/v7` states one.
+	Variant string
+	// Runtime is the node's status.nodeInfo.containerRuntimeVersion, e.g.
+	// "containerd://2.1.4"; empty when unknown.
+	Runtime string
+}
+
+// NodeOf keeps what the rules read of a cluster's node. The labels map is
+// shared, not copied: informer objects are never mutated.
+func NodeOf(n *corev1.Node) Node {
+	return Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion}
 }
 
 // Platform is os/arch[/variant] from the node's well-known labels.
 func (n Node) Platform() string {
 	p := n.Labels[corev1.LabelOSStable] + "/" + n.Labels[corev1.LabelArchStable]
-	if v := n.Labels["kubernetes.io/arch-variant"]; v != "" {
-		p += "/" + v
+	if n.Variant != "" {
+		p += "/" + n.Variant
 	}
 	return p
 }
 
-// Eligible returns the nodes spec may be scheduled to: its nodeName, else
-// those its nodeSelector and required node affinity select. Taints are not
-// considered: a toleration can always be added, an architecture cannot.
+// Eligible returns the nodes a pod with spec may run on, as the scheduler
+// and the kubelet decide it: the scheduler's own required-node-affinity
+// matcher (nodeSelector ANDed with requiredDuringScheduling terms, Gt/Lt,
+// matchFields on metadata.name), and for a pod with nodeName only that node
+// (the kubelet still rejects it there if the affinity does not match).
+// Taints are not considered: a toleration can always be added, an
+// architecture cannot.
 func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
+	req := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: corev1.PodSpec{NodeSelector: spec.NodeSelector, Affinity: spec.Affinity}})
 	var out []Node
 	for _, n := range nodes {
-		if spec.NodeName != "" {
-			if n.Name == spec.NodeName {
-				out = append(out, n)
-			}
+		if spec.NodeName != "" && n.Name != spec.NodeName {
 			continue
 		}
-		if selects(spec.NodeSelector, n) && affinityAllows(spec.Affinity, n) {
+		// A term the scheduler cannot parse selects nothing there either.
+		if ok, err := req.Match(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}}); err == nil && ok {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-func selects(sel map[string]string, n Node) bool {
-	for k, v := range sel {
-		if n.Labels[k] != v {
-			return false
+// stated drops platforms that say nothing: an OCI artifact's config or an
+// index entry without os/architecture is no claim about where it runs, so
+// it must not fail the platform rule.
+func stated(ps []v1.Platform) []v1.Platform {
+	var out []v1.Platform
+	for _, p := range ps {
+		if p.OS != "" && p.Architecture != "" {
+			out = append(out, p)
 		}
 	}
-	return true
-}
-
-// affinityAllows evaluates requiredDuringSchedulingIgnoredDuringExecution:
-// terms are ORed, expressions within a term ANDed. An unknown operator
-// selects nothing, as the scheduler rejects it.
-func affinityAllows(a *corev1.Affinity, n Node) bool {
-	if a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		return true
-	}
-	terms := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
-	for _, t := range terms {
-		if termMatches(t, n) {
-			return true
-		}
-	}
-	return false
-}
-
-func termMatches(t corev1.NodeSelectorTerm, n Node) bool {
-	if len(t.MatchExpressions) == 0 && len(t.MatchFields) == 0 {
-		return false // an empty term matches no objects
-	}
-	for _, e := range t.MatchExpressions {
-		if !exprMatches(e, n.Labels) {
-			return false
-		}
-	}
-	for _, e := range t.MatchFields {
-		if !exprMatches(e, map[string]string{"metadata.name": n.Name}) {
-			return false
-		}
-	}
-	return true
-}
-
-func exprMatches(e corev1.NodeSelectorRequirement, labels map[string]string) bool {
-	v, has := labels[e.Key]
-	in := func() bool {
-		for _, x := range e.Values {
-			if x == v {
-				return true
-			}
-		}
-		return false
-	}
-	switch e.Operator {
-	case corev1.NodeSelectorOpIn:
-		return has && in()
-	case corev1.NodeSelectorOpNotIn:
-		return !has || !in()
-	case corev1.NodeSelectorOpExists:
-		return has
-	case corev1.NodeSelectorOpDoesNotExist:
-		return !has
-	}
-	return false // Gt/Lt on os/arch labels make no sense; be conservative
+	return out
 }
 
 // runs reports whether an image offering platforms can run on node n.
 // A variant is compared only where both sides state one.
 func runs(platforms []v1.Platform, n Node) bool {
-	os, arch, variant := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable], n.Labels["kubernetes.io/arch-variant"]
+	os, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
 	for _, p := range platforms {
-		if p.OS == os && p.Architecture == arch && (p.Variant == "" || variant == "" || p.Variant == variant) {
+		if p.OS == os && p.Architecture == arch && (p.Variant == "" || n.Variant == "" || p.Variant == n.Variant) {
 			return true
 		}
 	}
 	return false
+}
+
+// narrowing is the fix for "only some eligible nodes can run it": a
+// selector on kubernetes.io/os and/or kubernetes.io/arch with the values of
+// the nodes that can run the image (so a value both the image and an
+// eligible node have), for each label where some node that cannot run it
+// has another value. Empty when labels cannot tell the two groups apart.
+func narrowing(can, cannot []Node) string {
+	var parts []string
+	for _, key := range []string{corev1.LabelOSStable, corev1.LabelArchStable} {
+		var vals []string
+		for _, n := range can {
+			if v := n.Labels[key]; !slices.Contains(vals, v) {
+				vals = append(vals, v)
+			}
+		}
+		if !slices.ContainsFunc(cannot, func(n Node) bool { return !slices.Contains(vals, n.Labels[key]) }) {
+			continue
+		}
+		sort.Strings(vals)
+		if len(vals) == 1 {
+			parts = append(parts, fmt.Sprintf("nodeSelector %s: %s", key, vals[0]))
+		} else {
+			parts = append(parts, fmt.Sprintf("required node affinity %s In (%s)", key, strings.Join(vals, ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return "constrain the pod to the nodes that can run it (nodeSelector or required node affinity)"
+	}
+	return "add " + strings.Join(parts, " and ")
+}
+
+// containerd2 reports whether the node runs containerd 2 or later.
+func (n Node) containerd2() bool {
+	v, ok := strings.CutPrefix(n.Runtime, "containerd://")
+	if !ok {
+		return false
+	}
+	v = strings.TrimPrefix(v, "v")
+	major, _, _ := strings.Cut(v, ".")
+	return major != "" && major != "0" && major != "1" && strings.Trim(major, "0123456789") == ""
 }
 
 // platformList is "linux/amd64, linux/arm64/v8" for messages.

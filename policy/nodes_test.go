@@ -16,7 +16,7 @@ func node(name, arch string, extra ...string) Node {
 }
 
 func TestEligible(t *testing.T) {
-	nodes := []Node{node("a1", "amd64", "pool", "gpu"), node("a2", "amd64"), node("r1", "arm64", "pool", "gpu")}
+	nodes := []Node{node("a1", "amd64", "pool", "gpu", "cores", "8"), node("a2", "amd64", "cores", "64"), node("r1", "arm64", "pool", "gpu")}
 	req := func(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
 		return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
 	}
@@ -39,6 +39,13 @@ func TestEligible(t *testing.T) {
 		{"selector and affinity ANDed", corev1.PodSpec{NodeSelector: map[string]string{"pool": "gpu"},
 			Affinity: req(expr(corev1.LabelArchStable, corev1.NodeSelectorOpIn, "amd64"))}, []string{"a1"}},
 		{"empty term matches nothing", corev1.PodSpec{Affinity: req(corev1.NodeSelectorTerm{})}, nil},
+		// The scheduler's matcher: Gt/Lt compare integers, matchFields select by name.
+		{"affinity Gt", corev1.PodSpec{Affinity: req(expr("cores", corev1.NodeSelectorOpGt, "16"))}, []string{"a2"}},
+		{"affinity Lt", corev1.PodSpec{Affinity: req(expr("cores", corev1.NodeSelectorOpLt, "16"))}, []string{"a1"}},
+		{"affinity Gt not an integer", corev1.PodSpec{Affinity: req(expr("cores", corev1.NodeSelectorOpGt, "many"))}, nil},
+		{"matchFields metadata.name", corev1.PodSpec{Affinity: req(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{
+			{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"r1"}}}})}, []string{"r1"}},
+		{"nodeName and a selector it fails", corev1.PodSpec{NodeName: "a2", NodeSelector: map[string]string{"pool": "gpu"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,12 +67,17 @@ func TestEligible(t *testing.T) {
 
 func TestRuns(t *testing.T) {
 	arm := node("r", "arm64")
-	armV8 := node("r8", "arm64", "kubernetes.io/arch-variant", "v8")
+	armV8 := node("r8", "arm64")
+	armV8.Variant = "v8"
 	if !runs([]v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v8"}}, arm) {
 		t.Error("variant on one side only must match")
 	}
 	if runs([]v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v7"}}, armV8) {
 		t.Error("different variants must not match")
+	}
+	// Kubernetes sets no variant label: one that claims to be is not read.
+	if !runs([]v1.Platform{{OS: "linux", Architecture: "arm64", Variant: "v7"}}, node("r", "arm64", "kubernetes.io/arch-variant", "v8")) {
+		t.Error("a kubernetes.io/arch-variant label must not decide anything")
 	}
 	if runs([]v1.Platform{{OS: "windows", Architecture: "arm64"}}, arm) {
 		t.Error("os must match")

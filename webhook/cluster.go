@@ -108,7 +108,7 @@ func (c *ClientCluster) Nodes(ctx context.Context) ([]policy.Node, error) {
 	}
 	out := make([]policy.Node, 0, len(list.Items))
 	for _, n := range list.Items {
-		out = append(out, policy.Node{Name: n.Name, Labels: n.Labels})
+		out = append(out, policy.NodeOf(&n))
 	}
 	return out, nil
 }

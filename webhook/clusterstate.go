@@ -99,7 +99,7 @@ func (c *ClientCluster) nodeEvent(o any, deleted bool) {
 		return
 	}
 	// Informer objects are shared and never mutated: keeping the labels map is safe.
-	c.state.setNode(policy.Node{Name: n.Name, Labels: n.Labels})
+	c.state.setNode(policy.NodeOf(n))
 }
 
 func (c *ClientCluster) namespaceEvent(o any, deleted bool) {

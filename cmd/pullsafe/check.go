@@ -327,11 +327,11 @@ func newInputCluster(ms []policy.Manifest, o *checkOptions) (*inputCluster, erro
 		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
 			return nil, fmt.Errorf("--platforms: %q is not os/arch[/variant]", p)
 		}
-		labels := map[string]string{corev1.LabelOSStable: parts[0], corev1.LabelArchStable: parts[1]}
+		n := policy.Node{Name: p, Labels: map[string]string{corev1.LabelOSStable: parts[0], corev1.LabelArchStable: parts[1]}}
 		if len(parts) == 3 {
-			labels["kubernetes.io/arch-variant"] = parts[2]
+			n.Variant = parts[2]
 		}
-		c.platforms = append(c.platforms, policy.Node{Name: p, Labels: labels})
+		c.platforms = append(c.platforms, n)
 	}
 	if o.kubeconfig != "" {
 		rc, err := restConfig(o.kubeconfig)

@@ -1,0 +1,260 @@
+package policy
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+var (
+	digest1 = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}
+	digest2 = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("2", 64)}
+)
+
+func linux(arch string) v1.Platform { return v1.Platform{OS: "linux", Architecture: arch} }
+
+func pullSecret(name, host string) *corev1.Secret {
+	auth := base64.StdEncoding.EncodeToString([]byte("u:p"))
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"` + host + `":{"auth":"` + auth + `"}}}`)}}
+}
+
+// fixture is one admission as the Checker sees it, and the exact verdict:
+// every rule's message is pinned here, with no HTTP involved.
+type fixture struct {
+	name  string
+	cfg   func(*Config)
+	ct    Container // Name "app" and Path are filled in
+	spec  corev1.PodSpec
+	creds Credentials
+	nodes []Node
+	pin   bool
+	mode  Mode
+	res   fakeResolver
+	want  Verdict // Object and Mode are filled in
+	asked []string
+}
+
+func (f fixture) run(t *testing.T) {
+	t.Helper()
+	cfg := DefaultConfig()
+	if f.cfg != nil {
+		f.cfg(cfg)
+	}
+	mode := f.mode
+	if mode == "" {
+		mode = ModeEnforce
+	}
+	ct := f.ct
+	ct.Name, ct.List, ct.Path = "app", "containers", "/spec/containers/0/image"
+	w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Spec: f.spec, Containers: []Container{ct}}
+	nodes := f.nodes
+	if nodes == nil {
+		nodes = []Node{node("n1", "amd64"), node("n2", "amd64")}
+	}
+	res := f.res
+	got := NewChecker(cfg, &res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: mode,
+		Pin: f.pin, Credentials: f.creds, Nodes: nodes})
+	want := f.want
+	want.Object, want.Mode = "pod/web", mode
+	for i := range want.Findings {
+		want.Findings[i].Container = "app"
+		if want.Findings[i].Image == "" {
+			want.Findings[i].Image = ct.Image
+		}
+	}
+	if d := cmp.Diff(&want, got); d != "" {
+		t.Errorf("verdict (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(f.asked, res.asked, cmpopts.EquateEmpty()); f.asked != nil && d != "" {
+		t.Errorf("images looked up (-want +got):\n%s", d)
+	}
+}
+
+func img(repo, tag string, d v1.Hash) *registry.Image {
+	return &registry.Image{Repository: repo, Tag: tag, Digest: d, MediaType: "application/vnd.oci.image.index.v1+json", Registry: strings.SplitN(repo, "/", 2)[0]}
+}
+
+func TestRuleMessages(t *testing.T) {
+	const api = "registry.corp.io/team/api:v1"
+	found := func(image string, i *registry.Image, ps ...v1.Platform) fakeResolver {
+		return fakeResolver{images: map[string]*registry.Image{image: i}, platforms: map[v1.Hash][]v1.Platform{i.Digest: ps}}
+	}
+	failing := func(image string, err error) fakeResolver { return fakeResolver{errs: map[string]error{image: err}} }
+	ok := found(api, img("registry.corp.io/team/api", "v1", digest1), linux("amd64"))
+	tests := []fixture{
+		{name: "clean", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, res: ok},
+		{name: "pinned", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, pin: true, res: ok,
+			want: Verdict{Pins: []Pin{{Path: "/spec/containers/0/image", From: api, To: api + "@" + digest1.String()}}}},
+		{name: "not-found tag", ct: Container{Image: "registry.corp.io/team/api:v1.4.9", PullPolicy: corev1.PullAlways},
+			res: failing("registry.corp.io/team/api:v1.4.9", &registry.Error{Reason: registry.NotFound, Flavour: registry.FlavourTag,
+				Registry: "registry.corp.io", Message: "manifest unknown", Suggestions: []string{"v1.4.2", "v1.4.1"}}),
+			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionDeny,
+				Cause: "manifest unknown — the tag does not exist in registry.corp.io/team/api; nearest tags: v1.4.2, v1.4.1",
+				Fix:   "did you mean v1.4.2? correct the tag, or push the image before applying"}}}},
+		{name: "not-found tag of a Docker Hub image is named as the kubelet names it", ct: Container{Image: "nginx:1.99", PullPolicy: corev1.PullAlways},
+			creds: Credentials{Keychain: registry.NewKeychain([]*corev1.Secret{pullSecret("hub", "docker.io")})},
+			res:   failing("nginx:1.99", &registry.Error{Reason: registry.NotFound, Flavour: registry.FlavourTag, Registry: "index.docker.io"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionDeny,
+				Cause: "not found — the tag does not exist in docker.io/library/nginx",
+				Fix:   "correct the image name or tag, or push the image before applying"}}}},
+		{name: "not-found repository", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.NotFound, Flavour: registry.FlavourRepository, Registry: "registry.corp.io", Message: "repository name not known to registry"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionDeny,
+				Cause: "repository name not known to registry — the repository does not exist in registry.corp.io (or is hidden from these credentials)",
+				Fix:   "correct the image name or tag, or push the image before applying"}}}},
+		{name: "not-found digest", ct: Container{Image: "registry.corp.io/team/api@" + digest2.String()},
+			res: failing("registry.corp.io/team/api@"+digest2.String(), &registry.Error{Reason: registry.NotFound, Flavour: registry.FlavourDigest, Registry: "registry.corp.io", Message: "manifest unknown"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionDeny,
+				Cause: "manifest unknown — the digest is not in the repository (deleted, or pushed elsewhere)",
+				Fix:   "correct the image name or tag, or push the image before applying"}}}},
+		{name: "invalid-reference is the kubelet's parser, with no lookup", ct: Container{Image: "team//api:v1"}, asked: []string{},
+			want: Verdict{Findings: []Finding{{Rule: RuleInvalidReference, Action: ActionDeny,
+				Cause: `not a valid image reference (invalid reference format); the kubelet would report InvalidImageName`,
+				Fix:   "write the image as [registry/]repository[:tag][@sha256:digest], lowercase"}}}},
+		{name: "invalid-reference even with Never", ct: Container{Image: "nginx:.bad", PullPolicy: corev1.PullNever}, asked: []string{},
+			want: Verdict{Findings: []Finding{{Rule: RuleInvalidReference, Action: ActionDeny,
+				Cause: `not a valid image reference (invalid reference format); the kubelet would report InvalidImageName`,
+				Fix:   "write the image as [registry/]repository[:tag][@sha256:digest], lowercase"}}}},
+		{name: "Never: no lookup, no pin, no finding", ct: Container{Image: "registry.corp.io/team/api:does-not-exist", PullPolicy: corev1.PullNever},
+			pin: true, asked: []string{}},
+		{name: "unauthorized, no pull secrets", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Status: 401, Message: "authentication required"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
+				Cause: "authentication required — no imagePullSecrets: the pod references none, so the kubelet pulls anonymously",
+				Fix:   "kubectl -n shop create secret docker-registry regcred --docker-server=registry.corp.io ..., then add it to imagePullSecrets"}}}},
+		{name: "unauthorized, secret missing from the namespace", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			creds: Credentials{Referenced: []string{"regcred"}, Missing: []string{"regcred"}, ServiceAccount: "builder"},
+			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
+				Cause: `unauthorized — pull secret(s) "regcred" referenced by service account "builder" do not exist in namespace "shop" (secrets do not cross namespaces)`,
+				Fix:   `create the secret in namespace "shop": kubectl -n shop create secret docker-registry regcred --docker-server=registry.corp.io ...`}}}},
+		{name: "unauthorized, secret for another port", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			creds: Credentials{Referenced: []string{"regcred"}, Keychain: registry.NewKeychain([]*corev1.Secret{pullSecret("regcred", "registry.corp.io:5000")})},
+			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Message: "authentication required"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
+				Cause: `authentication required — pull secret(s) "regcred" hold no credentials for registry.corp.io (shop/regcred holds registry.corp.io:5000; host and port must match exactly)`,
+				Fix:   `add an entry for "registry.corp.io" to the pull secret`}}}},
+		{name: "unauthorized, credentials rejected", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			creds: Credentials{Referenced: []string{"regcred"}},
+			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Message: "invalid username/password",
+				Tried: []string{`shop/regcred (key "registry.corp.io")`}}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
+				Cause: `invalid username/password — registry registry.corp.io rejected the credentials of shop/regcred (key "registry.corp.io")`,
+				Fix:   "renew the credentials in the secret (expired token or password?) and check the account may pull this repository"}}}},
+		{name: "unauthorized where nodes hold the credentials (normalised host)", cfg: func(c *Config) { c.Registries.NodeCredentials = []string{"docker.io"} },
+			ct:    Container{Image: "team/private:v1", PullPolicy: corev1.PullAlways},
+			creds: Credentials{Keychain: registry.NewKeychain([]*corev1.Secret{pullSecret("hub", "docker.io")})},
+			res:   failing("team/private:v1", &registry.Error{Reason: registry.Unauthorized, Registry: "index.docker.io"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
+				Cause: "cannot verify: nodes pull from docker.io with their own credentials (registries.nodeCredentials); pullsafe does not"}}}},
+		{name: "broken pull secret", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, asked: []string{},
+			creds: Credentials{Referenced: []string{"bad"}, Keychain: registry.NewKeychain([]*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "bad"},
+				Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":`)}}})},
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
+				Cause: "pull secret shop/bad is broken (.dockerconfigjson: invalid JSON: unexpected end of JSON input); the kubelet fails every pull that references it",
+				Fix:   "fix the secret's data (kubectl create secret docker-registry ... --dry-run=client -o yaml) or remove it from imagePullSecrets"}}}},
+		{name: "rate-limited", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.RateLimited, Registry: "registry.corp.io", Message: "toomanyrequests", RetryAfter: time.Minute}),
+			want: Verdict{Findings: []Finding{{Rule: RuleRateLimited, Action: ActionWarn,
+				Cause: "registry registry.corp.io is rate limiting pulls (toomanyrequests); pulls are likely to fail now",
+				Fix:   "authenticate pulls with a pull secret, use a mirror, or retry after 1m0s"}}}},
+		{name: "unreachable", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourDNS, Registry: "registry.corp.io", Message: "no such host"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionWarn,
+				Cause: "cannot verify: registry registry.corp.io unreachable (dns: no such host)",
+				Fix:   "check the registry, DNS and egress from the nodes; pullsafe allowed it unchecked"}}}},
+		{name: "unreachable in enforce with deny configured", cfg: func(c *Config) { c.Rules[RuleUnreachable] = ActionDeny },
+			ct:  Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourTimeout, Registry: "registry.corp.io", Message: "i/o timeout"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionDeny,
+				Cause: "cannot verify: registry registry.corp.io unreachable (timeout: i/o timeout)",
+				Fix:   "check the registry, DNS and egress from the nodes; pullsafe allowed it unchecked"}}}},
+		{name: "internal", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, res: failing(api, errors.New("boom")),
+			want: Verdict{Findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Cause: "lookup failed: boom; allowed unchecked"}}}},
+		{name: "dockerhub-anonymous", ct: Container{Image: "bitnami/redis:7", PullPolicy: corev1.PullAlways},
+			res: found("bitnami/redis:7", img("docker.io/bitnami/redis", "7", digest1), linux("amd64")),
+			want: Verdict{Findings: []Finding{{Rule: RuleDockerHubAnonymous, Action: ActionDeny,
+				Cause: "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
+				Fix:   "add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry"}}}},
+		{name: "dockerhub-anonymous spelled index.docker.io, lookup failed", ct: Container{Image: "index.docker.io/bitnami/redis:7", PullPolicy: corev1.PullAlways},
+			res: failing("index.docker.io/bitnami/redis:7", &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourRefused, Registry: "index.docker.io", Message: "connection refused"}),
+			want: Verdict{Findings: []Finding{
+				{Rule: RuleUnreachable, Action: ActionWarn, Cause: "cannot verify: registry index.docker.io unreachable (refused: connection refused)",
+					Fix: "check the registry, DNS and egress from the nodes; pullsafe allowed it unchecked"},
+				{Rule: RuleDockerHubAnonymous, Action: ActionDeny,
+					Cause: "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
+					Fix:   "add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry"}}}},
+		{name: "mutable-tag, defaulted IfNotPresent", ct: Container{Image: api}, res: ok,
+			want: Verdict{Findings: []Finding{{Rule: RuleMutableTag, Action: ActionWarn,
+				Cause: `mutable tag "v1" with imagePullPolicy IfNotPresent: nodes may run different bits (now sha256:111111111111…)`,
+				Fix:   "pin the digest, or label the namespace pullsafe.io/pin=true"}}}},
+		{name: "no mutable-tag for latest: defaulted Always", ct: Container{Image: "registry.corp.io/team/api"},
+			res: found("registry.corp.io/team/api", img("registry.corp.io/team/api", "latest", digest1), linux("amd64"))},
+		{name: "platform, no node can run it", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: found(api, img("registry.corp.io/team/api", "v1", digest1), linux("arm64")),
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionDeny,
+				Cause: "offers linux/arm64 only; no node it may run on can run it (nodes: 2 linux/amd64)",
+				Fix:   "build a multi-arch image (docker buildx build --platform linux/amd64,linux/arm64) or use one that offers the nodes' platform"}}}},
+		{name: "platform, some nodes: suggest an arch both have, not platforms[0]", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			nodes: []Node{node("a", "amd64"), node("r", "arm64")},
+			res:   found(api, img("registry.corp.io/team/api", "v1", digest1), linux("s390x"), linux("arm64")),
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionWarn,
+				Cause: "offers linux/arm64, linux/s390x only; 1 of 2 eligible nodes (1 linux/amd64) cannot run it",
+				Fix:   "add nodeSelector kubernetes.io/arch: arm64"}}}},
+		{name: "platform, some nodes of several arches", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			nodes: []Node{node("a", "amd64"), node("r", "arm64"), node("z", "s390x")},
+			res:   found(api, img("registry.corp.io/team/api", "v1", digest1), linux("amd64"), linux("arm64")),
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionWarn,
+				Cause: "offers linux/amd64, linux/arm64 only; 1 of 3 eligible nodes (1 linux/s390x) cannot run it",
+				Fix:   "add required node affinity kubernetes.io/arch In (amd64, arm64)"}}}},
+		{name: "platform, only nodes the selector allows count", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			spec:  corev1.PodSpec{NodeSelector: map[string]string{corev1.LabelArchStable: "amd64"}},
+			nodes: []Node{node("a", "amd64"), node("r", "arm64")},
+			res:   found(api, img("registry.corp.io/team/api", "v1", digest1), linux("amd64"))},
+		{name: "platform, an artifact states no platform", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: found(api, img("registry.corp.io/team/api", "v1", digest1), v1.Platform{})},
+		{name: "platform, variant unknown on nodes", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			nodes: []Node{node("r", "arm"), node("s", "arm", "kubernetes.io/arch-variant", "v6")},
+			res:   found(api, img("registry.corp.io/team/api", "v1", digest1), v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"})},
+		{name: "platform cannot be read", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res:  fakeResolver{images: map[string]*registry.Image{api: img("registry.corp.io/team/api", "v1", digest1)}, platErr: errors.New("config blob too large")},
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionWarn, Cause: "cannot verify platforms: config blob too large"}}}},
+		{name: "platform, nodes unknown", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, nodes: []Node{}, res: ok,
+			want: Verdict{Notes: []string{"platform not checked: the cluster has no nodes yet"}}},
+		{name: "schema 1 where every eligible node runs containerd 2", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			nodes: []Node{{Name: "a", Labels: node("a", "amd64").Labels, Runtime: "containerd://2.1.4"}},
+			res: fakeResolver{images: map[string]*registry.Image{api: {Repository: "registry.corp.io/team/api", Tag: "v1", Digest: digest1,
+				MediaType: "application/vnd.docker.distribution.manifest.v1+prettyjws"}}},
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionDeny,
+				Cause: `the registry serves a Docker schema 1 manifest (application/vnd.docker.distribution.manifest.v1+prettyjws); containerd 2 refuses it: "schema 1 image manifests are no longer supported"; all 1 eligible nodes run containerd 2`,
+				Fix:   "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"}}}},
+		{name: "schema 1 where nodes run containerd 1.7: a warning", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			nodes: []Node{{Name: "a", Labels: node("a", "amd64").Labels, Runtime: "containerd://1.7.27"}},
+			res: fakeResolver{images: map[string]*registry.Image{api: {Repository: "registry.corp.io/team/api", Tag: "v1", Digest: digest1,
+				MediaType: "application/vnd.docker.distribution.manifest.v1+json"}}},
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionWarn,
+				Cause: `the registry serves a Docker schema 1 manifest (application/vnd.docker.distribution.manifest.v1+json); containerd 2 refuses it: "schema 1 image manifests are no longer supported"`,
+				Fix:   "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"}}}},
+		{name: "skip matches the normalised name", cfg: func(c *Config) { c.Registries.Skip = []string{"docker.io/library/*"} },
+			ct: Container{Image: "nginx:1.27"}, asked: []string{}},
+		{name: "warn mode turns denials into warnings", mode: ModeWarn, ct: Container{Image: "registry.corp.io/team/api:v9", PullPolicy: corev1.PullAlways},
+			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionWarn,
+				Cause: "manifest unknown — the tag does not exist in registry.corp.io/team/api",
+				Fix:   "correct the image name or tag, or push the image before applying"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}

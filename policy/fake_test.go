@@ -1,0 +1,44 @@
+package policy
+
+import (
+	"context"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// fakeResolver answers from tables, so the Checker's rules and messages are
+// tested as pure functions: no HTTP, no registry. It records every image it
+// was asked for.
+type fakeResolver struct {
+	images    map[string]*registry.Image // by reference as written
+	errs      map[string]error
+	platforms map[v1.Hash][]v1.Platform
+	platErr   error
+	mirrors   map[string]bool
+
+	mu    sync.Mutex
+	asked []string
+}
+
+func (f *fakeResolver) Resolve(_ context.Context, image string, _ *registry.Keychain) (*registry.Image, error) {
+	f.mu.Lock()
+	f.asked = append(f.asked, image)
+	f.mu.Unlock()
+	if err := f.errs[image]; err != nil {
+		return nil, err
+	}
+	if img := f.images[image]; img != nil {
+		c := *img
+		return &c, nil
+	}
+	return nil, &registry.Error{Reason: registry.NotFound, Flavour: registry.FlavourTag, Image: image, Message: "manifest unknown"}
+}
+
+func (f *fakeResolver) Platforms(_ context.Context, img *registry.Image) ([]v1.Platform, error) {
+	return f.platforms[img.Digest], f.platErr
+}
+
+func (f *fakeResolver) HasMirror(reg string) bool { return f.mirrors[reg] }

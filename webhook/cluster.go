@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,9 +28,15 @@ type Cluster interface {
 }
 
 // secretTTL bounds how stale a cached pull secret may be: long enough to
-// absorb a rollout's burst of identical pods, short enough that a secret
-// created to fix a denial works on the next try.
+// absorb a rollout's burst of identical pods. Only objects that exist are
+// cached: a secret created to fix a denial must work on the very next apply,
+// so an absence is never remembered; concurrent reads of one object share a
+// single GET instead.
 const secretTTL = 10 * time.Second
+
+// getTimeout bounds one shared GET, which outlives the caller that started
+// it so that the others waiting on it are not failed by its cancellation.
+const getTimeout = 10 * time.Second
 
 // ClientCluster implements Cluster with controller-runtime clients: cached
 // for nodes and namespaces, direct for secrets and service accounts.
@@ -37,6 +44,7 @@ type ClientCluster struct {
 	cached client.Reader
 	direct client.Reader
 	objs   *expirable.LRU[string, client.Object]
+	gets   singleflight.Group
 	state  state
 }
 
@@ -47,7 +55,7 @@ func NewClientCluster(cached, direct client.Reader) *ClientCluster {
 }
 
 func (c *ClientCluster) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
-	s, err := getCached(ctx, c, "secret", namespace, name, &corev1.Secret{})
+	s, err := getCached(ctx, c, "secret", namespace, name, func() client.Object { return &corev1.Secret{} })
 	if s == nil {
 		return nil, err
 	}
@@ -55,30 +63,44 @@ func (c *ClientCluster) Secret(ctx context.Context, namespace, name string) (*co
 }
 
 func (c *ClientCluster) ServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
-	s, err := getCached(ctx, c, "sa", namespace, name, &corev1.ServiceAccount{})
+	s, err := getCached(ctx, c, "sa", namespace, name, func() client.Object { return &corev1.ServiceAccount{} })
 	if s == nil {
 		return nil, err
 	}
 	return s.(*corev1.ServiceAccount), err
 }
 
-// getCached gets an object with the direct reader, remembering it (and its
-// absence, as a nil) for secretTTL.
-func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name string, obj client.Object) (client.Object, error) {
+// getCached gets an object with the direct reader, remembering it for
+// secretTTL. Its absence is not remembered (nil, nil every time until it
+// exists); concurrent gets of one key share one request.
+func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name string, newObj func() client.Object) (client.Object, error) {
 	key := kind + "/" + namespace + "/" + name
 	if o, ok := c.objs.Get(key); ok {
 		return o, nil
 	}
-	err := c.direct.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		c.objs.Add(key, nil)
-		return nil, nil
-	case err != nil:
-		return nil, err
+	ch := c.gets.DoChan(key, func() (any, error) {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), getTimeout)
+		defer cancel()
+		obj := newObj()
+		err := c.direct.Get(gctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		c.objs.Add(key, obj)
+		return obj, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil || res.Val == nil {
+			return nil, res.Err
+		}
+		return res.Val.(client.Object), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	c.objs.Add(key, obj)
-	return obj, nil
 }
 
 func (c *ClientCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/pkg/credentialprovider"
 	"k8s.io/kubernetes/pkg/credentialprovider/secrets"
+	"k8s.io/kubernetes/pkg/util/parsers"
 
 	"github.com/pullsafe/pullsafe/registry"
 )
@@ -28,6 +29,8 @@ var images = []string{
 	"registry.corp.io/team/api", "registry.corp.io:5000/team/api", "registry.corp.io/other/x",
 	"docker.io/library/nginx", "docker.io/bitnami/redis", "quay.io/org/app", "quay.io/org/app2", "quay.io/other/x",
 	"localhost:5000/x", "127.0.0.1:5000/x", "a.b.corp.io/x", "[::1]:5000/x", "nginx", "library/nginx",
+	"index.docker.io/library/nginx:1.27", "bitnami/redis:7", "quay.io/org/app:v1@sha256:" + strings.Repeat("a", 64),
+	"MyReg/app:v1", "localhost/x", "registry.corp.io:5000/team/api:v2",
 }
 
 func secret(name string, auths map[string]string) corev1.Secret {
@@ -90,11 +93,19 @@ func TestLookupMatchesKubelet(t *testing.T) {
 			ss = append(ss, secret(fmt.Sprintf("s%d", s), auths))
 		}
 		image := images[rng.Intn(len(images))]
-		if !strings.Contains(image, ".") && !strings.Contains(image, ":") {
-			image = "docker.io/library/nginx" // the kubelet is handed normalised names
+		// Each side normalises with its own parser, as each does before
+		// matching: the kubelet keyring.Lookup(repoToPull) after
+		// parsers.ParseImageName, pullsafe Lookup(Reference.Name).
+		repoToPull, _, _, err := parsers.ParseImageName(image)
+		if err != nil {
+			t.Fatal(err)
 		}
-		want := kubeletCreds(t, ss, image)
-		got, keyOf := pullsafeCreds(ss, image)
+		ref, err := registry.ParseReference(image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := kubeletCreds(t, ss, repoToPull)
+		got, keyOf := pullsafeCreds(ss, ref.Name)
 		if len(want) > 0 {
 			matched++
 		}

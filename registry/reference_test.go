@@ -98,3 +98,17 @@ func TestResolveUppercaseRegistry(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestResolveKubeletValidButUncheckable: a sha384 digest is valid for the
+// kubelet but go-containerregistry cannot hash it: "cannot verify", with no
+// request sent, never invalid-reference.
+func TestResolveKubeletValidButUncheckable(t *testing.T) {
+	image := "127.0.0.1:1/x@sha384:" + strings.Repeat("a", 96)
+	if _, err := reference.ParseNormalizedNamed(image); err != nil {
+		t.Fatalf("the kubelet's parser refuses it (%v); pick another case", err)
+	}
+	_, err := newTestResolver(t).Resolve(context.Background(), image, nil)
+	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourUnsupported {
+		t.Errorf("Resolve = %+v, want unreachable/%s", e, FlavourUnsupported)
+	}
+}

@@ -229,6 +229,8 @@ func TestRuleMessages(t *testing.T) {
 			res:   found(api, img("registry.corp.io/team/api", "v1", digest1), linux("amd64"))},
 		{name: "platform, an artifact states no platform", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			res: found(api, img("registry.corp.io/team/api", "v1", digest1), v1.Platform{})},
+		{name: "platform, index entries state no platform, or only an attestation's", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: found(api, img("registry.corp.io/team/api", "v1", digest1), v1.Platform{}, v1.Platform{OS: "unknown", Architecture: "unknown"})},
 		{name: "platform, variant unknown on nodes", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			nodes: []Node{node("r", "arm"), node("s", "arm", "kubernetes.io/arch-variant", "v6")},
 			res:   found(api, img("registry.corp.io/team/api", "v1", digest1), v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"})},

@@ -63,12 +63,13 @@ func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 }
 
 // stated drops platforms that say nothing: an OCI artifact's config or an
-// index entry without os/architecture is no claim about where it runs, so
-// it must not fail the platform rule.
+// index entry without os/architecture, or a buildx attestation's
+// unknown/unknown, is no claim about where it runs, so it must not fail the
+// platform rule.
 func stated(ps []v1.Platform) []v1.Platform {
 	var out []v1.Platform
 	for _, p := range ps {
-		if p.OS != "" && p.Architecture != "" {
+		if p.OS != "" && p.Architecture != "" && p.OS != "unknown" {
 			out = append(out, p)
 		}
 	}

@@ -33,17 +33,17 @@ func pullSecret(name, host string) *corev1.Secret {
 // fixture is one admission as the Checker sees it, and the exact verdict:
 // every rule's message is pinned here, with no HTTP involved.
 type fixture struct {
-	name  string
-	cfg   func(*Config)
-	ct    Container // Name "app" and Path are filled in
-	spec  corev1.PodSpec
-	creds Credentials
-	nodes []Node
-	pin   bool
-	mode  Mode
-	res   fakeResolver
-	want  Verdict // Object and Mode are filled in
-	asked []string
+	name    string
+	cfg     func(*Config)
+	ct      Container // Name "app" and Path are filled in
+	spec    corev1.PodSpec
+	creds   Credentials
+	nodes   []Node
+	pin     bool
+	mode    Mode
+	res     fakeResolver
+	want    Verdict  // Object and Mode are filled in
+	lookups []string // when set, exactly the images looked up
 }
 
 func (f fixture) run(t *testing.T) {
@@ -64,6 +64,7 @@ func (f fixture) run(t *testing.T) {
 		nodes = []Node{node("n1", "amd64"), node("n2", "amd64")}
 	}
 	res := f.res
+	res.asked = &asked{}
 	got := NewChecker(cfg, &res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: mode,
 		Pin: f.pin, Credentials: f.creds, Nodes: nodes})
 	want := f.want
@@ -77,7 +78,7 @@ func (f fixture) run(t *testing.T) {
 	if d := cmp.Diff(&want, got); d != "" {
 		t.Errorf("verdict (-want +got):\n%s", d)
 	}
-	if d := cmp.Diff(f.asked, res.asked, cmpopts.EquateEmpty()); f.asked != nil && d != "" {
+	if d := cmp.Diff(f.lookups, res.asked.images, cmpopts.EquateEmpty()); f.lookups != nil && d != "" {
 		t.Errorf("images looked up (-want +got):\n%s", d)
 	}
 }
@@ -119,16 +120,16 @@ func TestRuleMessages(t *testing.T) {
 			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionDeny,
 				Cause: "manifest unknown — the digest is not in the repository (deleted, or pushed elsewhere)",
 				Fix:   "correct the image name or tag, or push the image before applying"}}}},
-		{name: "invalid-reference is the kubelet's parser, with no lookup", ct: Container{Image: "team//api:v1"}, asked: []string{},
+		{name: "invalid-reference is the kubelet's parser, with no lookup", ct: Container{Image: "team//api:v1"}, lookups: []string{},
 			want: Verdict{Findings: []Finding{{Rule: RuleInvalidReference, Action: ActionDeny,
 				Cause: `not a valid image reference (invalid reference format); the kubelet would report InvalidImageName`,
 				Fix:   "write the image as [registry/]repository[:tag][@sha256:digest], lowercase"}}}},
-		{name: "invalid-reference even with Never", ct: Container{Image: "nginx:.bad", PullPolicy: corev1.PullNever}, asked: []string{},
+		{name: "invalid-reference even with Never", ct: Container{Image: "nginx:.bad", PullPolicy: corev1.PullNever}, lookups: []string{},
 			want: Verdict{Findings: []Finding{{Rule: RuleInvalidReference, Action: ActionDeny,
 				Cause: `not a valid image reference (invalid reference format); the kubelet would report InvalidImageName`,
 				Fix:   "write the image as [registry/]repository[:tag][@sha256:digest], lowercase"}}}},
 		{name: "Never: no lookup, no pin, no finding", ct: Container{Image: "registry.corp.io/team/api:does-not-exist", PullPolicy: corev1.PullNever},
-			pin: true, asked: []string{}},
+			pin: true, lookups: []string{}},
 		{name: "unauthorized, no pull secrets", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Status: 401, Message: "authentication required"}),
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
@@ -159,7 +160,7 @@ func TestRuleMessages(t *testing.T) {
 			res:   failing("team/private:v1", &registry.Error{Reason: registry.Unauthorized, Registry: "index.docker.io"}),
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
 				Cause: "cannot verify: nodes pull from docker.io with their own credentials (registries.nodeCredentials); pullsafe does not"}}}},
-		{name: "broken pull secret", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, asked: []string{},
+		{name: "broken pull secret", ct: Container{Image: api, PullPolicy: corev1.PullAlways}, lookups: []string{},
 			creds: Credentials{Referenced: []string{"bad"}, Keychain: registry.NewKeychain([]*corev1.Secret{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "bad"},
 				Type: corev1.SecretTypeDockerConfigJson, Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":`)}}})},
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
@@ -254,7 +255,7 @@ func TestRuleMessages(t *testing.T) {
 				Cause: `the registry serves a Docker schema 1 manifest (application/vnd.docker.distribution.manifest.v1+json); containerd 2 refuses it: "schema 1 image manifests are no longer supported"`,
 				Fix:   "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"}}}},
 		{name: "skip matches the normalised name", cfg: func(c *Config) { c.Registries.Skip = []string{"docker.io/library/*"} },
-			ct: Container{Image: "nginx:1.27"}, asked: []string{}},
+			ct: Container{Image: "nginx:1.27"}, lookups: []string{}},
 		{name: "warn mode turns denials into warnings", mode: ModeWarn, ct: Container{Image: "registry.corp.io/team/api:v9", PullPolicy: corev1.PullAlways},
 			want: Verdict{Findings: []Finding{{Rule: RuleNotFound, Action: ActionWarn,
 				Cause: "manifest unknown — the tag does not exist in registry.corp.io/team/api",

@@ -18,15 +18,21 @@ type fakeResolver struct {
 	platforms map[v1.Hash][]v1.Platform
 	platErr   error
 	mirrors   map[string]bool
+	asked     *asked // records lookups when set
+}
 
-	mu    sync.Mutex
-	asked []string
+// asked is every image a fakeResolver was asked for.
+type asked struct {
+	mu     sync.Mutex
+	images []string
 }
 
 func (f *fakeResolver) Resolve(_ context.Context, image string, _ *registry.Keychain) (*registry.Image, error) {
-	f.mu.Lock()
-	f.asked = append(f.asked, image)
-	f.mu.Unlock()
+	if f.asked != nil {
+		f.asked.mu.Lock()
+		f.asked.images = append(f.asked.images, image)
+		f.asked.mu.Unlock()
+	}
 	if err := f.errs[image]; err != nil {
 		return nil, err
 	}

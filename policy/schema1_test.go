@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pullsafe/pullsafe/registry"
@@ -43,5 +46,37 @@ func TestSchema1ServedByRegistryIsNamed(t *testing.T) {
 	if v.Decision() != DecisionDeny || len(v.Findings) != 1 || v.Findings[0].Rule != RulePlatform ||
 		!strings.Contains(v.Findings[0].Cause, "schema 1 image manifests are no longer supported") {
 		t.Errorf("verdict %+v, want a platform denial naming schema 1", v)
+	}
+}
+
+// TestArtifactIsNoPlatformFailure: an image whose config states no
+// os/architecture (an OCI artifact) served by a real registry is not a
+// platform failure.
+func TestArtifactIsNoPlatformFailure(t *testing.T) {
+	tr := registrytest.New(t)
+	art, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(tr.Host + "/art/chart:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, art); err != nil {
+		t.Fatal(err)
+	}
+	res, err := registry.NewResolver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := Container{Name: "app", Image: ref.String(), PullPolicy: corev1.PullAlways}
+	w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Containers: []Container{ct}}
+	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce,
+		Nodes: []Node{node("a", "amd64")}})
+	if len(v.Findings) != 0 {
+		t.Errorf("findings %+v, want none", v.Findings)
+	}
+	if tr.Count(http.MethodGet, "/blobs/") == 0 {
+		t.Error("the config was never read: the test proves nothing")
 	}
 }

@@ -23,12 +23,24 @@ type Node struct {
 	// Runtime is the node's status.nodeInfo.containerRuntimeVersion, e.g.
 	// "containerd://2.1.4"; empty when unknown.
 	Runtime string
+
+	obj *corev1.Node // name and labels as the scheduler's matcher takes them, built once
 }
 
 // NodeOf keeps what the rules read of a cluster's node. The labels map is
 // shared, not copied: informer objects are never mutated.
 func NodeOf(n *corev1.Node) Node {
-	return Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion}
+	out := Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion}
+	out.obj = out.object()
+	return out
+}
+
+// object is the node for the scheduler's matcher: only what it reads.
+func (n Node) object() *corev1.Node {
+	if n.obj != nil {
+		return n.obj
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}}
 }
 
 // Platform is os/arch[/variant] from the node's well-known labels.
@@ -55,7 +67,7 @@ func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 			continue
 		}
 		// A term the scheduler cannot parse selects nothing there either.
-		if ok, err := req.Match(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels}}); err == nil && ok {
+		if ok, err := req.Match(n.object()); err == nil && ok {
 			out = append(out, n)
 		}
 	}

@@ -1,10 +1,12 @@
 package policy
 
 import (
+	"fmt"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func node(name, arch string, extra ...string) Node {
@@ -81,5 +83,28 @@ func TestRuns(t *testing.T) {
 	}
 	if runs([]v1.Platform{{OS: "windows", Architecture: "arm64"}}, arm) {
 		t.Error("os must match")
+	}
+}
+
+// BenchmarkEligible: 5000 nodes through the scheduler's matcher, as one
+// review of a pod with a nodeSelector and a required affinity costs.
+func BenchmarkEligible(b *testing.B) {
+	nodes := make([]Node, 5000)
+	for i := range nodes {
+		arch := "amd64"
+		if i%3 == 0 {
+			arch = "arm64"
+		}
+		nodes[i] = NodeOf(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%d", i),
+			Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: arch, "pool": fmt.Sprint(i % 4)}}})
+	}
+	spec := corev1.PodSpec{NodeSelector: map[string]string{corev1.LabelOSStable: "linux"}, Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "pool", Operator: corev1.NodeSelectorOpIn, Values: []string{"1", "2"}}}}}}}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(Eligible(nodes, &spec)) != 2500 {
+			b.Fatal("wrong count")
+		}
 	}
 }

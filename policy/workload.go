@@ -157,18 +157,20 @@ func (p *podSpec) typed() corev1.PodSpec {
 }
 
 // ChangedImages returns the containers of w whose image is new compared with
-// old (same list and name): on UPDATE only those are looked up.
+// old (same list and name): on UPDATE only those are looked up. A container
+// whose image was never pulled before (imagePullPolicy Never, e.g. on a
+// template) and now will be counts as changed too.
 func ChangedImages(w, old *Workload) []Container {
 	if old == nil {
 		return w.Containers
 	}
-	before := map[string]string{}
+	before := map[string]Container{}
 	for _, c := range old.Containers {
-		before[c.List+"/"+c.Name] = c.Image
+		before[c.List+"/"+c.Name] = c
 	}
 	var out []Container
 	for _, c := range w.Containers {
-		if img, ok := before[c.List+"/"+c.Name]; !ok || img != c.Image {
+		if b, ok := before[c.List+"/"+c.Name]; !ok || b.Image != c.Image || (!Contacts(b) && Contacts(c)) {
 			out = append(out, c)
 		}
 	}

@@ -45,6 +45,15 @@ func TestChangedImages(t *testing.T) {
 	if len(got) != 2 || got[0].Name != "b" || got[1].Name != "dbg" {
 		t.Errorf("changed = %+v", got)
 	}
+	// A template moving off imagePullPolicy Never will now pull: look it up.
+	old, _ = ExtractWorkload("Deployment", []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"a","image":"x:1","imagePullPolicy":"Never"}]}}}}`))
+	cur, _ = ExtractWorkload("Deployment", []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"a","image":"x:1","imagePullPolicy":"Always"}]}}}}`))
+	if got := ChangedImages(cur, old); len(got) != 1 {
+		t.Errorf("Never -> Always: changed = %+v", got)
+	}
+	if got := ChangedImages(old, cur); len(got) != 0 {
+		t.Errorf("Always -> Never: changed = %+v", got)
+	}
 }
 
 // FuzzExtractWorkload: arbitrary object bytes never panic, and every

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -257,4 +258,62 @@ func testCert(t *testing.T) []byte {
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	t.Cleanup(srv.Close)
 	return srv.Certificate().Raw
+}
+
+func TestProxyNeverSeesDeniedRegistry(t *testing.T) {
+	p := registrytest.NewProxy(t, nil)
+	proxyHost := "proxy.example.com:" + portOf(strings.TrimPrefix(p.URL, "http://"))
+	proxyURL := &url.URL{Scheme: "http", Host: proxyHost}
+	r := newTestResolver(t, WithAllowLoopback(false), withHostAlias(proxyHost, strings.TrimPrefix(p.URL, "http://")),
+		WithProxy(func(*http.Request) (*url.URL, error) { return proxyURL, nil }))
+	for _, image := range []string{"169.254.169.254/latest/meta-data:v1", "[fd00:ec2::254]:443/x:v1", "localhost:5002/x:v1"} {
+		_, err := r.Resolve(context.Background(), image, nil)
+		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBlocked {
+			t.Errorf("%s: error = %+v (%v), want blocked", image, e, e.Err)
+		}
+	}
+	if got := p.Requests(); len(got) != 0 {
+		t.Errorf("the proxy was asked for %v", got)
+	}
+}
+
+func TestHostLabelsFreeIdleHosts(t *testing.T) {
+	now := time.Unix(0, 0)
+	var forgotten []string
+	o, err := makeOptions(WithClock(func() time.Time { return now }), WithInsecure("configured.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newHostLabels(o, func(h string) { forgotten = append(forgotten, h) })
+	for i := range maxHostLabels {
+		l.label(fmt.Sprintf("h%d.example.com", i))
+	}
+	got := []string{l.label("late.example.com"), l.label("configured.example.com"), l.label("h0.example.com"), l.label("index.docker.io")}
+	want := []string{otherHosts, "configured.example.com", "h0.example.com", "index.docker.io"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("labels while full (-want +got):\n%s", diff)
+	}
+	now = now.Add(hostLabelIdle + time.Minute)
+	if got := l.label("late.example.com"); got != "late.example.com" {
+		t.Errorf("after an idle hour: %q", got)
+	}
+	if len(forgotten) != maxHostLabels {
+		t.Errorf("%d idle hosts' series deleted, want %d", len(forgotten), maxHostLabels)
+	}
+}
+
+func TestPlainHTTPMirror(t *testing.T) {
+	tr := registrytest.New(t)
+	d := tr.Image("library/nginx", "1.27", "linux", "amd64")
+	mirror := "10.9.8.7:5000"
+	r := newTestResolver(t, WithAllowLoopback(false), withHostAlias(mirror, tr.Host),
+		withHostAlias("index.docker.io:443", "127.0.0.1:1"), // never Docker Hub itself
+		WithMirrors(map[string][]string{"docker.io": {"http://" + mirror}}))
+	img, err := r.Resolve(context.Background(), "nginx:1.27", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Digest != d || img.Registry != mirror {
+		t.Errorf("image = %+v", img)
+	}
 }

@@ -50,6 +50,12 @@ type RegistriesConfig struct {
 	NodeCredentials []string            `json:"nodeCredentials,omitempty"`
 	Skip            []string            `json:"skip,omitempty"`
 	DeniedNetworks  []string            `json:"deniedNetworks,omitempty"`
+	// AllowLoopback lets registries, token realms and redirects reach
+	// loopback addresses (127.0.0.0/8, ::1). Unset, `pullsafe serve` refuses
+	// them (in a pod, loopback is pullsafe itself, never the node that pulls)
+	// and `pullsafe check` allows them (it runs on your machine). Set true
+	// only out of cluster: development, the test bed.
+	AllowLoopback *bool `json:"allowLoopback,omitempty"`
 }
 
 // NamespacesConfig lists namespaces pullsafe never looks at, besides

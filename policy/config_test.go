@@ -94,3 +94,16 @@ func TestGlobMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestAllowLoopbackIsUnsetByDefault(t *testing.T) {
+	if DefaultConfig().Registries.AllowLoopback != nil {
+		t.Error("allowLoopback has a default: each command decides (serve refuses, check allows)")
+	}
+	cfg, err := ParseConfig([]byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\nregistries: {allowLoopback: false}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registries.AllowLoopback == nil || *cfg.Registries.AllowLoopback {
+		t.Errorf("allowLoopback = %v, want explicit false", cfg.Registries.AllowLoopback)
+	}
+}

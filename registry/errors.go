@@ -117,7 +117,7 @@ func classify(err error, image, host string) *Error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isTimeout(err):
 		out.Flavour, out.Message = FlavourTimeout, "no answer before the lookup deadline"
 	case errors.Is(err, errBlocked):
-		out.Flavour, out.Message = FlavourBlocked, sanitize(err.Error())
+		out.Flavour, out.Message = FlavourBlocked, sanitize(blockedMessage(err))
 	case isDNS(err):
 		out.Flavour, out.Message = FlavourDNS, "no such host"
 	case errors.Is(err, syscall.ECONNREFUSED):

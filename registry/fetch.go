@@ -79,7 +79,9 @@ func (r *Resolver) transportFor(ctx context.Context, ep endpoint, c Credential) 
 		return t, nil
 	}
 	scope := ep.reg.Repo(ep.repo).Scope(transport.PullScope)
-	t, err := transport.NewWithContext(ctx, ep.reg, authenticator(c), r.base, []string{scope})
+	// The guard goes under authentication so the ping and token requests
+	// pass it too.
+	t, err := transport.NewWithContext(ctx, ep.reg, authenticator(c), newGuard(r.o, r.base), []string{scope})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,9 +16,11 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	cache     *prometheus.CounterVec
 	remaining *prometheus.GaugeVec
+	hosts     *hostLabels
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(o *options) (*metrics, error) {
+	reg := o.metrics
 	if reg == nil {
 		return nil, nil
 	}
@@ -40,6 +43,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Last RateLimit-Remaining a registry reported (Docker Hub sends it on manifest requests).",
 		}, []string{"registry"}),
 	}
+	m.hosts = newHostLabels(o, func(host string) {
+		for _, v := range []*prometheus.MetricVec{m.requests.MetricVec, m.latency.MetricVec, m.remaining.MetricVec} {
+			v.DeletePartialMatch(prometheus.Labels{"registry": host})
+		}
+	})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.cache, m.remaining} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -67,7 +75,7 @@ func (t instrumented) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.m == nil {
 		return resp, err
 	}
-	host := req.URL.Host
+	host := t.m.hosts.label(req.URL.Host)
 	code := "0"
 	if resp != nil {
 		code = strconv.Itoa(resp.StatusCode)
@@ -82,4 +90,72 @@ func (t instrumented) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.m.requests.WithLabelValues(host, req.Method, code).Inc()
 	t.m.latency.WithLabelValues(host, req.Method).Observe(time.Since(start).Seconds())
 	return resp, err
+}
+
+// Label bounds: the host a user names in an image is a label value, so an
+// attacker could make one series per host. Configured registries and Docker
+// Hub always have their own; up to maxHostLabels other hosts keep theirs while
+// in use (their series are deleted after hostLabelIdle without requests); the
+// rest count as "other".
+const (
+	maxHostLabels = 50
+	hostLabelIdle = time.Hour
+	otherHosts    = "other"
+)
+
+type hostLabels struct {
+	fixed  map[string]bool // canonical hosts: configured registries, Docker Hub
+	now    func() time.Time
+	forget func(host string) // deletes an expired host's series
+
+	mu     sync.Mutex
+	recent map[string]time.Time // host -> last request
+}
+
+func newHostLabels(o *options, forget func(string)) *hostLabels {
+	l := &hostLabels{fixed: map[string]bool{"docker.io": true, "auth.docker.io": true}, now: o.now, forget: forget,
+		recent: map[string]time.Time{}}
+	for reg, mirrors := range o.mirrors {
+		l.fixed[reg] = true
+		for _, m := range mirrors {
+			l.fixed[canonicalHost(m)] = true
+		}
+	}
+	for h := range o.insecure {
+		l.fixed[h] = true
+	}
+	for h := range o.caBundles {
+		l.fixed[h] = true
+	}
+	return l
+}
+
+// label is host itself while it is configured or among the recent hosts,
+// else "other".
+func (l *hostLabels) label(host string) string {
+	if l.fixed[canonicalHost(host)] {
+		return host
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.recent[host]; ok || len(l.recent) < maxHostLabels || l.expire(now) {
+		l.recent[host] = now
+		return host
+	}
+	return otherHosts
+}
+
+// expire frees the slots of hosts idle for hostLabelIdle; it reports
+// whether any was freed.
+func (l *hostLabels) expire(now time.Time) bool {
+	freed := false
+	for h, last := range l.recent {
+		if now.Sub(last) > hostLabelIdle {
+			delete(l.recent, h)
+			l.forget(h)
+			freed = true
+		}
+	}
+	return freed
 }

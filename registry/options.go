@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,9 +34,12 @@ type options struct {
 	userAgent       string
 	transportTTL    time.Duration
 	platformEntries int
-	// hostAliases redirect dials of one host:port to another address, after
-	// which the deny list still applies. Tests use it to reach a TLS server
-	// under a name its certificate holds.
+	allowLoopback   bool
+	proxy           func(*http.Request) (*url.URL, error)
+	// hostAliases redirect dials of one host:port ("*": any) to another
+	// address, which stands in for a remote host: the deny list and the
+	// loopback rule are not applied to it. Tests use it to reach a loopback
+	// server under a name as if it were elsewhere.
 	hostAliases map[string]string
 }
 
@@ -63,6 +68,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		defaultBackoff:  time.Minute,
 		now:             time.Now,
 		userAgent:       "pullsafe",
+		proxy:           http.ProxyFromEnvironment,
 		transportTTL:    10 * time.Minute,
 		platformEntries: 10000,
 	}
@@ -84,19 +90,28 @@ func makeOptions(opts ...Option) (*options, error) {
 
 // WithMirrors sets the mirrors tried, in order, before a registry itself, as
 // containerd's hosts.toml does: {"docker.io": ["mirror.corp.example"]}. Keys and
-// values are host[:port]; Docker Hub is "docker.io". Default: none.
+// values are host[:port]; Docker Hub is "docker.io". A mirror written
+// "http://host" is reached over plain HTTP, as containerd does. Default: none.
 func WithMirrors(m map[string][]string) Option {
 	return func(o *options) error {
 		o.mirrors = map[string][]string{}
 		for reg, hosts := range m {
 			o.mirrors[canonicalHost(reg)] = append([]string(nil), hosts...)
+			for _, h := range hosts {
+				// containerd's [host."http://..."]: plain HTTP by the operator's choice.
+				if strings.HasPrefix(h, "http://") {
+					o.insecure[canonicalHost(h)] = true
+				}
+			}
 		}
 		return nil
 	}
 }
 
 // WithInsecure lists registries reached over plain HTTP or with TLS
-// verification off, as containerd's insecure registries. Default: none.
+// verification off, as containerd's insecure registries. Every other host is
+// reached over HTTPS only (localhost excepted, as in containerd), whatever
+// its address. Default: none.
 func WithInsecure(hosts ...string) Option {
 	return func(o *options) error {
 		for _, h := range hosts {
@@ -151,7 +166,8 @@ func WithMaxManifestSize(n int64) Option {
 
 // WithTransport sets the base transport under authentication. Default: a
 // keep-alive transport that enforces the network deny list, CA bundles and
-// insecure registries. Replacing it drops those protections: tests only.
+// insecure registries. Replacing it drops those protections: tests only. The
+// User-Agent, the HTTPS-only rule and the caps on response bodies still apply.
 func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) error { o.base = rt; return nil }
 }
@@ -170,4 +186,26 @@ func WithClock(now func() time.Time) Option {
 // usable Retry-After header. Default: 1m.
 func WithDefaultBackoff(d time.Duration) Option {
 	return func(o *options) error { o.defaultBackoff = d; return nil }
+}
+
+// WithAllowLoopback lets registries, token realms and redirects reach
+// loopback addresses (127.0.0.0/8, ::1, and 0.0.0.0/:: which connect there).
+// In a pod, loopback is pullsafe itself (metrics and health ports), never the
+// node the kubelet pulls on, so the default refuses it: allow it only out of
+// cluster (development, tests, `pullsafe check`). Default: false.
+func WithAllowLoopback(allow bool) Option {
+	return func(o *options) error { o.allowLoopback = allow; return nil }
+}
+
+// WithProxy sets how requests find their HTTP proxy; the host a request
+// names is checked against the deny list before it is handed to a proxy.
+// Default: http.ProxyFromEnvironment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
+	return func(o *options) error { o.proxy = proxy; return nil }
+}
+
+// WithUserAgent sets the User-Agent of every request, the /v2/ ping and
+// token requests included ("pullsafe/v1.2.0"). Default: "pullsafe".
+func WithUserAgent(ua string) Option {
+	return func(o *options) error { o.userAgent = ua; return nil }
 }

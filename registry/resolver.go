@@ -68,7 +68,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(o.metrics)
+	m, err := newMetrics(o)
 	if err != nil {
 		return nil, fmt.Errorf("registering registry metrics: %w", err)
 	}

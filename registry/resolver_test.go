@@ -19,9 +19,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+// newTestResolver allows loopback, where registrytest serves; opts may
+// take it back.
 func newTestResolver(t testing.TB, opts ...Option) *Resolver {
 	t.Helper()
-	r, err := NewResolver(opts...)
+	r, err := NewResolver(append([]Option{WithAllowLoopback(true)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

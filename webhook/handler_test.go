@@ -77,7 +77,7 @@ func newBed(t testing.TB, opts ...bedOpt) *bed {
 	for _, o := range opts {
 		o(cfg, &objs)
 	}
-	res, err := registry.NewResolver(registry.WithMirrors(cfg.Registries.Mirrors), registry.WithLookupTimeout(2*time.Second))
+	res, err := registry.NewResolver(registry.WithMirrors(cfg.Registries.Mirrors), registry.WithLookupTimeout(2*time.Second), registry.WithAllowLoopback(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,8 @@ type ServerOptions struct {
 	// shared by all replicas, rotated, and injected as caBundle.
 	CertSecret  string
 	ServiceName string
+	// Version is pullsafe's, sent to registries as User-Agent pullsafe/Version.
+	Version string
 }
 
 // Validate checks the options before anything starts.
@@ -87,12 +89,14 @@ func (o *ServerOptions) certManager(c client.Client) *certs.Manager {
 		Webhooks: o.ConfigName, Hosts: []string{svc + ".svc", svc + ".svc.cluster.local", svc, o.ServiceName}}
 }
 
-// NewResolver builds the registry resolver the config describes.
-func NewResolver(cfg *policy.Config, reg ctrlmetrics.RegistererGatherer) (*registry.Resolver, error) {
+// NewResolver builds the registry resolver the config describes; extra
+// options come last. Loopback is refused unless the config allows it.
+func NewResolver(cfg *policy.Config, reg ctrlmetrics.RegistererGatherer, extra ...registry.Option) (*registry.Resolver, error) {
 	opts := []registry.Option{
 		registry.WithMirrors(cfg.Registries.Mirrors),
 		registry.WithInsecure(cfg.Registries.Insecure...),
 		registry.WithDeniedNetworks(cfg.DeniedPrefixes()...),
+		registry.WithAllowLoopback(ptr.Deref(cfg.Registries.AllowLoopback, false)),
 		registry.WithCache(cfg.Cache.Size, cfg.Cache.TagTTL.Duration, cfg.Cache.NotFoundTTL.Duration),
 		registry.WithLookupTimeout(cfg.LookupTimeout.Duration),
 	}
@@ -106,7 +110,15 @@ func NewResolver(cfg *policy.Config, reg ctrlmetrics.RegistererGatherer) (*regis
 		}
 		opts = append(opts, registry.WithCABundle(host, pem))
 	}
-	return registry.NewResolver(opts...)
+	return registry.NewResolver(append(opts, extra...)...)
+}
+
+// UserAgent is what registries see pullsafe as: "pullsafe/v1.2.0".
+func UserAgent(version string) string {
+	if version == "" {
+		version = "dev"
+	}
+	return "pullsafe/" + version
 }
 
 // Serve runs the webhook until ctx ends, then drains: readiness fails at
@@ -151,7 +163,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	res, err := NewResolver(o.Config, ctrlmetrics.Registry)
+	res, err := NewResolver(o.Config, ctrlmetrics.Registry, registry.WithUserAgent(UserAgent(o.Version)))
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/webhook"
 )
 
@@ -119,7 +121,10 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	res, err := webhook.NewResolver(cfg, nil)
+	if cfg.Registries.AllowLoopback == nil {
+		cfg.Registries.AllowLoopback = ptr.To(true) // check runs on your machine, not in a pod
+	}
+	res, err := webhook.NewResolver(cfg, nil, registry.WithUserAgent(webhook.UserAgent(version)))
 	if err != nil {
 		return usageError{err}
 	}

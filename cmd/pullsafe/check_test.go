@@ -196,7 +196,7 @@ func TestCheckAndWebhookSayTheSame(t *testing.T) {
 	}
 	cfg := policy.DefaultConfig()
 	cfg.Mode = policy.ModeEnforce
-	res, err := registry.NewResolver()
+	res, err := registry.NewResolver(registry.WithAllowLoopback(true))
 	if err != nil {
 		t.Fatal(err)
 	}

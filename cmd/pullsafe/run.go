@@ -102,6 +102,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	o.Config = cfg
+	o.Version = version
 	if o.RestConfig, err = restConfig(*kubeconfig); err != nil {
 		return err
 	}

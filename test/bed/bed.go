@@ -32,12 +32,14 @@ import (
 )
 
 // Config is the policy the demo, the e2e suite and the benchmarks run with:
-// enforce, with Docker Hub mirrored by the open registry.
+// enforce, with Docker Hub mirrored by the open registry. The registries
+// listen on loopback, which pullsafe refuses in a cluster: allowLoopback.
 const Config = `apiVersion: pullsafe.io/v1alpha1
 kind: Config
 mode: enforce
 registries:
   mirrors: {docker.io: ["{{OPEN}}"]}
+  allowLoopback: true
 lookupTimeout: 3s
 `
 

@@ -35,7 +35,7 @@ func TestSchema1ServedByRegistryIsNamed(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("push: %s", resp.Status)
 	}
-	res, err := registry.NewResolver()
+	res, err := registry.NewResolver(registry.WithAllowLoopback(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestArtifactIsNoPlatformFailure(t *testing.T) {
 	if err := remote.Write(ref, art); err != nil {
 		t.Fatal(err)
 	}
-	res, err := registry.NewResolver()
+	res, err := registry.NewResolver(registry.WithAllowLoopback(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ type options struct {
 	userAgent       string
 	transportTTL    time.Duration
 	platformEntries int
+	platformBytes   int64
+	platformTTL     time.Duration
 	// hostAliases redirect dials of one host:port to another address, after
 	// which the deny list still applies. Tests use it to reach a TLS server
 	// under a name its certificate holds.
@@ -65,6 +67,8 @@ func makeOptions(opts ...Option) (*options, error) {
 		userAgent:       "pullsafe",
 		transportTTL:    10 * time.Minute,
 		platformEntries: 10000,
+		platformBytes:   8 << 20,
+		platformTTL:     24 * time.Hour,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

@@ -70,3 +70,52 @@ spec:
 		}
 	}
 }
+
+// TestCheckHugeIndexGivesABoundedFinding: an index of 19,000 entries (once
+// a 380 KB finding) gives a finding of bounded size: a denial when its 60
+// distinct platforms exclude the nodes, "cannot verify" (exit 0) when it
+// offers more distinct platforms than pullsafe keeps.
+func TestCheckHugeIndexGivesABoundedFinding(t *testing.T) {
+	tr := registrytest.New(t)
+	index := func(distinct int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[`)
+		for i := range 19000 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"platform":{"os":"linux","architecture":"arch-%d-%s"}}`, i%distinct, strings.Repeat("x", 40))
+		}
+		b.WriteString("]}")
+		return []byte(b.String())
+	}
+	tr.RawManifest("huge/few", "v1", "application/vnd.oci.image.index.v1+json", index(60))
+	tr.RawManifest("huge/many", "v1", "application/vnd.oci.image.index.v1+json", index(19000))
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		repo     string
+		wantCode int
+		want     string
+	}{
+		{"huge/few", 1, "[platform]"},
+		{"huge/many", 0, "cannot verify platforms"},
+	} {
+		file := filepath.Join(dir, strings.ReplaceAll(tc.repo, "/", "-")+".yaml")
+		pod := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: %s/%s:v1}]}\n", tr.Host, tc.repo)
+		if err := os.WriteFile(file, []byte(pod), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code := runCheck(t, "", "-f", file, "--platforms", "linux/amd64")
+		if code != tc.wantCode || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d, want %d with %q\n%s\n%s", tc.repo, code, tc.wantCode, tc.want, out, errOut)
+		}
+		if len(out) > 8<<10 {
+			t.Errorf("%s: %d bytes of output for one container", tc.repo, len(out))
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if len(line) > 600 {
+				t.Errorf("%s: line of %d bytes", tc.repo, len(line))
+			}
+		}
+	}
+}

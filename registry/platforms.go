@@ -65,6 +65,9 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 	body := newVerifyingReader(resp.Body, r.o.maxManifest)
 	m, decodeErr := decodeManifest(body)
 	if err := body.verify(img.Digest.String()); err != nil {
+		if ctx.Err() != nil {
+			return platformSet{}, ctx.Err() // the body was cut by the deadline: a timeout
+		}
 		return platformSet{}, err // size and digest first: nothing unverified is believed
 	}
 	if decodeErr != nil {

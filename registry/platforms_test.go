@@ -47,14 +47,14 @@ func heapInUse() uint64 {
 // and the rule hears "cannot verify", not a platform list it could deny on.
 func TestHugeIndexesKeepLittle(t *testing.T) {
 	tr := registrytest.New(t)
-	const n, entries = 4, 50000
+	const n, entries = 4, 30000
 	var images []string
 	for i := range n {
 		tag := fmt.Sprintf("v%d", i)
 		tr.RawManifest("huge/app", tag, ociIndex, hugeIndex(i, entries))
 		images = append(images, tr.Host+"/huge/app:"+tag)
 	}
-	r := newTestResolver(t, WithMaxManifestSize(8<<20))
+	r := newTestResolver(t, WithLookupTimeout(time.Minute)) // the race detector makes decoding slow
 	ctx := context.Background()
 	before := heapInUse()
 	for _, image := range images {
@@ -73,8 +73,8 @@ func TestHugeIndexesKeepLittle(t *testing.T) {
 	after := heapInUse()
 	grown := int64(after) - int64(before)
 	t.Logf("heap grew by %d KiB for %d indexes of %d entries", grown>>10, n, entries)
-	if grown > 8<<20 {
-		t.Errorf("heap grew by %d MiB after %d huge indexes, want under 8 MiB", grown>>20, n)
+	if grown > 6<<20 { // before: ~4 MiB per index
+		t.Errorf("heap grew by %d MiB after %d huge indexes, want under 6 MiB", grown>>20, n)
 	}
 	if got := r.platforms.len(); got != n {
 		t.Errorf("%d cached platform lists, want %d", got, n)

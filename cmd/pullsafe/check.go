@@ -219,9 +219,10 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 // progress prints "checked N of M objects" on stderr once a second after
 // the first second, until stop is called.
 func progress(w io.Writer, total int, done func() int) (stop func()) {
-	quit := make(chan struct{})
+	quit, exited := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		printed := false
@@ -238,7 +239,9 @@ func progress(w io.Writer, total int, done func() int) (stop func()) {
 			}
 		}
 	}()
-	return func() { once.Do(func() { close(quit) }) }
+	// stop returns once the line is finished: nothing is written to w
+	// after it.
+	return func() { once.Do(func() { close(quit); <-exited }) }
 }
 
 // readInputs reads every -f as a stream, document by document, keeping only

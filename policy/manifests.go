@@ -113,12 +113,15 @@ func (mr *ManifestReader) nextDocument() error {
 		}
 		raw = msg
 	} else {
-		chunk, err := mr.yaml.next()
+		chunk, content, err := mr.yaml.next()
 		if errors.Is(err, io.EOF) {
 			return io.EOF
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
+		}
+		if !content {
+			return nil // only comments and blank lines: an empty document
 		}
 		if raw, err = yaml.YAMLToJSON(chunk); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -141,7 +144,7 @@ func SplitYAML(r io.Reader) ([][]byte, error) {
 	d := &yamlDocs{br: bufio.NewReaderSize(r, 64<<10)}
 	var docs [][]byte
 	for {
-		doc, err := d.next()
+		doc, _, err := d.next()
 		if errors.Is(err, io.EOF) {
 			return docs, nil
 		}
@@ -163,37 +166,43 @@ type yamlDocs struct {
 
 var errDocumentTooLarge = fmt.Errorf("larger than %d bytes", maxManifestBytes)
 
-// next returns the next document, or io.EOF.
-func (d *yamlDocs) next() ([]byte, error) {
+// next returns the next document and whether it holds anything but
+// comments and blank lines, or io.EOF.
+func (d *yamlDocs) next() (doc []byte, content bool, err error) {
 	if d.done {
-		return nil, io.EOF
+		return nil, false, io.EOF
 	}
 	var cur []byte
 	for {
 		line, err := d.readLine()
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, err
+			return nil, false, err
 		}
 		if len(line) == 0 && errors.Is(err, io.EOF) {
 			d.done = true
 			if len(cur) > 0 || !d.started {
 				d.started = true
-				return cur, nil
+				return cur, content, nil
 			}
-			return nil, io.EOF
+			return nil, false, io.EOF
 		}
 		if sep, bad := separator(line); bad {
-			return nil, fmt.Errorf("content after the document separator: %.40q (put it on its own line)", line)
+			return nil, false, fmt.Errorf("content after the document separator: %.40q (put it on its own line)", line)
 		} else if sep {
 			first := !d.started
 			d.started = true
 			if !first || len(cur) > 0 {
-				return cur, nil
+				return cur, content, nil
 			}
 			continue
 		}
 		if len(cur)+len(line)+1 > maxManifestBytes {
-			return nil, errDocumentTooLarge
+			return nil, false, errDocumentTooLarge
+		}
+		// A document whose every line is blank or a comment is empty
+		// (no block scalar can hide a "#" line without a line opening it).
+		if t := bytes.TrimLeft(line, " \t\r"); len(t) > 0 && t[0] != '#' {
+			content = true
 		}
 		cur = append(cur, line...)
 		cur = append(cur, '\n')

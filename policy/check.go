@@ -49,10 +49,22 @@ type Input struct {
 type Checker struct {
 	cfg *Config
 	res ImageResolver
+	// perReview and slots bound registry lookups in flight (lookups.go).
+	perReview int
+	slots     chan struct{}
 }
 
 // NewChecker returns a Checker for cfg using res for lookups.
-func NewChecker(cfg *Config, res ImageResolver) *Checker { return &Checker{cfg: cfg, res: res} }
+func NewChecker(cfg *Config, res ImageResolver, opts ...CheckerOption) *Checker {
+	c := &Checker{cfg: cfg, res: res, perReview: DefaultLookupsPerReview}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.slots == nil {
+		c.slots = make(chan struct{}, DefaultLookupsTotal)
+	}
+	return c
+}
 
 // Config returns the checker's configuration.
 func (c *Checker) Config() *Config { return c.cfg }
@@ -71,29 +83,38 @@ func (r *result) add(ct Container, rule Rule, cause, fix string) *Finding {
 	return &r.findings[len(r.findings)-1]
 }
 
-// Check looks up every container of in.Containers concurrently and returns
-// the verdict. It never fails: lookup errors become findings, and a panic
-// in a rule becomes an internal warning for that container.
+// Check looks up every container of in.Containers and returns the verdict.
+// At most perReview containers are worked on at once, identical lookups are
+// made once, and every lookup takes one of the Checker's slots (lookups.go):
+// a Pod with thousands of containers costs a bounded number of connections.
+// It never fails: lookup errors become findings, a container the deadline
+// did not leave time for is "cannot verify", and a panic in a rule becomes
+// an internal warning for that container.
 func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 	v := &Verdict{Object: in.Workload.Object(), Mode: in.Mode}
 	if in.Mode == ModeOff {
 		return v
 	}
+	// This review's view of the checker: the same rules, with a resolver
+	// that shares identical lookups and takes a slot per lookup.
+	review := *c
+	review.res = newReviewResolver(c.res, c.slots)
 	results := make([]result, len(in.Containers))
+	next := make(chan int)
 	var wg sync.WaitGroup
-	for i, ct := range in.Containers {
+	for range min(c.perReview, len(in.Containers)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				if p := recover(); p != nil {
-					results[i] = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name,
-						Image: ct.Image, Cause: fmt.Sprintf("pullsafe failed internally (%v) and allowed it unchecked", p)}}}
-				}
-			}()
-			results[i] = c.container(ctx, in, ct)
+			for i := range next {
+				results[i] = review.safeContainer(ctx, in, in.Containers[i])
+			}
 		}()
 	}
+	for i := range in.Containers {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	for _, r := range results {
 		v.Findings = append(v.Findings, r.findings...)
@@ -108,6 +129,17 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 	}
 	c.applyMode(v)
 	return v
+}
+
+// safeContainer is container with a panic turned into an internal warning.
+func (c *Checker) safeContainer(ctx context.Context, in Input, ct Container) (out result) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name,
+				Image: ct.Image, Cause: fmt.Sprintf("pullsafe failed internally (%v) and allowed it unchecked", p)}}}
+		}
+	}()
+	return c.container(ctx, in, ct)
 }
 
 // applyMode turns rule actions into effective ones: ignored findings go,

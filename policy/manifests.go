@@ -29,92 +29,245 @@ func (m Manifest) Where() string {
 	return fmt.Sprintf("%s: document %d", m.Source, m.Doc)
 }
 
-// maxManifestBytes bounds one document: a manifest is not a data dump.
+// maxManifestBytes bounds one document: a manifest is not a data dump. A
+// file as a whole has no bound: it is read document by document.
 const maxManifestBytes = 16 << 20
 
-// ReadManifests reads what `kubectl apply -f` accepts from one file: a YAML
-// stream of documents, or JSON objects, with List objects expanded. Empty
-// documents are skipped but counted, so "document N" is the Nth between
-// "---" separators. An unparsable document is an error naming file and
-// document.
+// ReadManifests reads every manifest of one file; see ManifestReader.
 func ReadManifests(r io.Reader, source string) ([]Manifest, error) {
-	br := bufio.NewReader(io.LimitReader(r, 4*maxManifestBytes))
-	if first, err := firstByte(br); err == nil && (first == '{' || first == '[') {
-		return readJSON(br, source)
-	}
-	docs, err := SplitYAML(br)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
-	}
+	mr := NewManifestReader(r, source)
 	var out []Manifest
-	for i, chunk := range docs {
-		doc := i + 1
-		if len(chunk) > maxManifestBytes {
-			return out, fmt.Errorf("%s: document %d: larger than %d bytes", source, doc, maxManifestBytes)
+	for {
+		m, err := mr.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
-		raw, err := yaml.YAMLToJSON(chunk)
-		if err != nil {
-			return out, fmt.Errorf("%s: document %d: %w", source, doc, err)
-		}
-		if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
-			continue
-		}
-		ms, err := expand(raw, source, doc)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, ms...)
+		out = append(out, m)
 	}
-	return out, nil
+}
+
+// ManifestReader reads what `kubectl apply -f` accepts from one file, one
+// document at a time: a YAML stream of documents, or JSON objects, with
+// List objects expanded. Empty documents are skipped but counted, so
+// "document N" is the Nth between "---" separators. Whatever it cannot
+// read completely (an unparsable document, one over 16 MiB, a read error)
+// is an error naming file and document: never a silent end of input.
+type ManifestReader struct {
+	source  string
+	br      *bufio.Reader
+	started bool
+	yaml    *yamlDocs     // YAML input
+	json    *json.Decoder // JSON input
+	jsonIn  *docLimiter
+	doc     int
+	pending []Manifest // the rest of a List
+}
+
+// NewManifestReader reads manifests from r, naming source in errors.
+func NewManifestReader(r io.Reader, source string) *ManifestReader {
+	return &ManifestReader{source: source, br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Next returns the next manifest, or io.EOF after the last.
+func (mr *ManifestReader) Next() (Manifest, error) {
+	if !mr.started {
+		mr.started = true
+		if first, err := firstByte(mr.br); err == nil && (first == '{' || first == '[') {
+			mr.jsonIn = &docLimiter{r: mr.br}
+			mr.json = json.NewDecoder(mr.jsonIn)
+		} else {
+			mr.yaml = &yamlDocs{br: mr.br}
+		}
+	}
+	for len(mr.pending) == 0 {
+		if err := mr.nextDocument(); err != nil {
+			return Manifest{}, err
+		}
+	}
+	m := mr.pending[0]
+	mr.pending = mr.pending[1:]
+	return m, nil
+}
+
+// nextDocument reads one document into pending (nothing for an empty one).
+func (mr *ManifestReader) nextDocument() error {
+	mr.doc++
+	where := fmt.Sprintf("%s: document %d", mr.source, mr.doc)
+	var raw []byte
+	if mr.json != nil {
+		mr.jsonIn.start(mr.json.InputOffset())
+		var msg json.RawMessage
+		err := mr.json.Decode(&msg)
+		switch {
+		case errors.Is(err, io.EOF) && !mr.jsonIn.failed():
+			return io.EOF
+		case errors.Is(err, errDocumentTooLarge) || mr.jsonIn.failed():
+			return fmt.Errorf("%s: larger than %d bytes", where, maxManifestBytes)
+		case err != nil:
+			return fmt.Errorf("%s: %w", where, err)
+		case len(msg) > maxManifestBytes:
+			return fmt.Errorf("%s: larger than %d bytes", where, maxManifestBytes)
+		}
+		raw = msg
+	} else {
+		chunk, content, err := mr.yaml.next()
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if !content {
+			return nil // only comments and blank lines: an empty document
+		}
+		if raw, err = yaml.YAMLToJSON(chunk); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
+			return nil
+		}
+	}
+	ms, err := expand(raw, mr.source, mr.doc)
+	if err != nil {
+		return err
+	}
+	mr.pending = ms
+	return nil
 }
 
 // SplitYAML splits a stream at "---" lines, keeping empty documents so the
 // count matches what a person sees (k8s.io's YAMLReader drops them).
 func SplitYAML(r io.Reader) ([][]byte, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxManifestBytes)
+	d := &yamlDocs{br: bufio.NewReaderSize(r, 64<<10)}
 	var docs [][]byte
-	var cur bytes.Buffer
-	started := false
-	for sc.Scan() {
-		line := sc.Bytes()
-		if bytes.HasPrefix(line, []byte("---")) && (len(line) == 3 || line[3] == ' ' || line[3] == '\t') {
-			if started || cur.Len() > 0 {
-				docs = append(docs, bytes.Clone(cur.Bytes()))
-			}
-			cur.Reset()
-			started = true
-			continue
+	for {
+		doc, _, err := d.next()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
 		}
-		cur.Write(line)
-		cur.WriteByte('\n')
+		if err != nil {
+			return docs, fmt.Errorf("document %d: %w", len(docs)+1, err)
+		}
+		docs = append(docs, doc)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if cur.Len() > 0 || !started {
-		docs = append(docs, cur.Bytes())
-	}
-	return docs, nil
 }
 
-// readJSON reads one or more concatenated JSON values.
-func readJSON(r io.Reader, source string) ([]Manifest, error) {
-	dec := json.NewDecoder(r)
-	var out []Manifest
-	for doc := 1; ; doc++ {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
-			return out, nil
-		} else if err != nil {
-			return out, fmt.Errorf("%s: document %d: %w", source, doc, err)
-		}
-		ms, err := expand(raw, source, doc)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, ms...)
+// yamlDocs splits a YAML stream into documents at "---" lines, as
+// SplitYAML describes, holding one document at a time.
+type yamlDocs struct {
+	br      *bufio.Reader
+	started bool // a separator was seen
+	done    bool
+	line    []byte
+}
+
+var errDocumentTooLarge = fmt.Errorf("larger than %d bytes", maxManifestBytes)
+
+// next returns the next document and whether it holds anything but
+// comments and blank lines, or io.EOF.
+func (d *yamlDocs) next() (doc []byte, content bool, err error) {
+	if d.done {
+		return nil, false, io.EOF
 	}
+	var cur []byte
+	for {
+		line, err := d.readLine()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, false, err
+		}
+		if len(line) == 0 && errors.Is(err, io.EOF) {
+			d.done = true
+			if len(cur) > 0 || !d.started {
+				d.started = true
+				return cur, content, nil
+			}
+			return nil, false, io.EOF
+		}
+		if sep, bad := separator(line); bad {
+			return nil, false, fmt.Errorf("content after the document separator: %.40q (put it on its own line)", line)
+		} else if sep {
+			first := !d.started
+			d.started = true
+			if !first || len(cur) > 0 {
+				return cur, content, nil
+			}
+			continue
+		}
+		if len(cur)+len(line)+1 > maxManifestBytes {
+			return nil, false, errDocumentTooLarge
+		}
+		// A document whose every line is blank or a comment is empty
+		// (no block scalar can hide a "#" line without a line opening it).
+		if t := bytes.TrimLeft(line, " \t\r"); len(t) > 0 && t[0] != '#' {
+			content = true
+		}
+		cur = append(cur, line...)
+		cur = append(cur, '\n')
+	}
+}
+
+// readLine reads one line without its newline, however long, up to the
+// document bound.
+func (d *yamlDocs) readLine() ([]byte, error) {
+	d.line = d.line[:0]
+	for {
+		chunk, err := d.br.ReadSlice('\n')
+		d.line = append(d.line, chunk...)
+		if len(d.line) > maxManifestBytes {
+			return nil, errDocumentTooLarge
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err != nil:
+			return d.line, err
+		}
+		return bytes.TrimSuffix(d.line, []byte("\n")), nil
+	}
+}
+
+// separator reports whether line is a document separator: "---" alone or
+// followed by spaces or a comment (a CR of a CRLF file included). Other
+// content after "---" is refused, as kubectl does, rather than dropped.
+func separator(line []byte) (sep, bad bool) {
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
+	if !ok {
+		return false, false
+	}
+	if len(rest) > 0 && rest[0] != ' ' && rest[0] != '\t' && rest[0] != '\r' {
+		return false, false // "----", "---foo": content
+	}
+	rest = bytes.TrimSpace(rest)
+	return true, len(rest) > 0 && rest[0] != '#'
+}
+
+// docLimiter bounds the bytes read for one JSON document: json.Decoder
+// would otherwise buffer a document of any size.
+type docLimiter struct {
+	r     io.Reader
+	read  int64 // bytes handed to the decoder
+	from  int64 // decoder offset where the current document starts
+	limit bool
+}
+
+// slack covers what the decoder reads ahead of the document it decodes.
+const slack = 1 << 20
+
+func (l *docLimiter) start(offset int64) { l.from = offset }
+
+func (l *docLimiter) failed() bool { return l.limit }
+
+func (l *docLimiter) Read(p []byte) (int, error) {
+	if l.read-l.from > maxManifestBytes+slack {
+		l.limit = true
+		return 0, errDocumentTooLarge
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	return n, err
 }
 
 func firstByte(br *bufio.Reader) (byte, error) {

@@ -3,7 +3,10 @@ package policy
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/pullsafe/pullsafe/registry"
 )
 
 // Finding is one rule firing for one container.
@@ -16,9 +19,32 @@ type Finding struct {
 	Fix       string // what to do
 }
 
-// Line is the finding as one line: container, image, cause.
+// Line is the finding as one line: container, image, cause. Everything in
+// it may come from a registry or a user's file, so it is sanitized and cut
+// to maxFindingBytes: one finding must never fill a terminal.
 func (f Finding) Line() string {
-	return fmt.Sprintf("container %q image %q: %s", f.Container, f.Image, f.Cause)
+	head := "container " + quoted(f.Container) + " image " + quoted(f.Image) + ": "
+	return head + registry.Sanitize(f.Cause, max(maxFindingBytes-len(head), 64))
+}
+
+// Bounds of what reaches a terminal (kubectl prints a denial whole, and
+// every warning on its own line; the API server drops warnings past a total
+// size).
+const (
+	maxFindingBytes = 512     // one finding line, one fix, one warning
+	maxDenialBytes  = 4 << 10 // the whole denial message
+	maxQuotedBytes  = 200     // a container name or an image as written, before quoting
+	maxObjectBytes  = 256     // "kind/name" in the header
+)
+
+// quoted shows a name or an image as the user wrote it, with anything
+// unprintable escaped (\x1b, \u202e) rather than removed: a bad reference
+// is then visible as such.
+func quoted(s string) string {
+	if len(s) > maxQuotedBytes {
+		s = registry.Sanitize(s, maxQuotedBytes)
+	}
+	return strconv.Quote(s)
 }
 
 // Pin is a tag to rewrite to the digest that was checked.
@@ -63,25 +89,51 @@ func (v *Verdict) Decision() Decision {
 
 // DenialMessage lists every denying container, then the fixes, for a
 // person at a terminal: kubectl prints it after "admission webhook ... denied
-// the request:".
+// the request:". The header counts the distinct (container, image) pairs
+// denied, not findings: one image may break two rules. The message stays
+// under maxDenialBytes, saying how many findings were left out.
 func (v *Verdict) DenialMessage() string {
 	var lines, fixes []string
 	seen := map[string]bool{}
+	denied := map[[2]string]bool{}
 	for _, f := range v.Findings {
 		if f.Action != ActionDeny {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("[%s] %s", f.Rule, f.Line()))
+		denied[[2]string{f.Container, f.Image}] = true
+		lines = append(lines, registry.Sanitize(fmt.Sprintf("[%s] %s", f.Rule, f.Line()), maxFindingBytes))
 		if f.Fix != "" && !seen[f.Fix] {
 			seen[f.Fix] = true
-			fixes = append(fixes, "fix: "+f.Fix)
+			fixes = append(fixes, registry.Sanitize("fix: "+f.Fix, maxFindingBytes))
 		}
 	}
 	if len(lines) == 0 {
 		return ""
 	}
-	head := fmt.Sprintf("pullsafe: %s would fail to pull %d image(s):", v.Object, len(lines))
-	return head + "\n" + strings.Join(lines, "\n") + "\n" + strings.Join(fixes, "\n")
+	var b strings.Builder
+	fmt.Fprintf(&b, "pullsafe: %s would fail to pull %d image(s):", registry.Sanitize(v.Object, maxObjectBytes), len(denied))
+	// Findings first, leaving a quarter of the space for the fixes.
+	fixRoom := min(len(strings.Join(fixes, "\n"))+1, maxDenialBytes/4)
+	writeCapped(&b, lines, maxDenialBytes-fixRoom, "findings")
+	if len(fixes) == 0 {
+		b.WriteString("\n") // as before the cap: an empty fix section
+	}
+	writeCapped(&b, fixes, maxDenialBytes, "fixes")
+	return b.String()
+}
+
+// writeCapped appends items, one per line, while b stays within limit,
+// then "… N more <what>" for the rest.
+func writeCapped(b *strings.Builder, items []string, limit int, what string) {
+	const more = len("\n… 99999 more findings")
+	for i, it := range items {
+		if b.Len()+1+len(it)+more > limit && !(i == len(items)-1 && b.Len()+1+len(it) <= limit) {
+			fmt.Fprintf(b, "\n… %d more %s", len(items)-i, what)
+			return
+		}
+		b.WriteString("\n")
+		b.WriteString(it)
+	}
 }
 
 // maxWarnings bounds what is sent back: the API server drops warnings past a
@@ -99,10 +151,10 @@ func (v *Verdict) Warnings() []string {
 		if f.Fix != "" {
 			w += " — " + f.Fix
 		}
-		out = append(out, w)
+		out = append(out, registry.Sanitize(w, maxFindingBytes))
 	}
 	for _, n := range v.Notes {
-		out = append(out, "pullsafe: "+n)
+		out = append(out, registry.Sanitize("pullsafe: "+n, maxFindingBytes))
 	}
 	if len(out) > maxWarnings {
 		out = append(out[:maxWarnings-1], fmt.Sprintf("pullsafe: %d more warnings not shown", len(out)-maxWarnings+1))
@@ -116,7 +168,7 @@ func (v *Verdict) Annotations() map[string]string {
 	a := map[string]string{"decision": string(v.Decision()), "mode": string(v.Mode)}
 	var fs []string
 	for _, f := range v.Findings {
-		fs = append(fs, fmt.Sprintf("%s:%s:%s", f.Rule, f.Action, f.Container))
+		fs = append(fs, fmt.Sprintf("%s:%s:%s", f.Rule, f.Action, registry.Sanitize(f.Container, maxQuotedBytes)))
 	}
 	if len(fs) > 0 {
 		sort.Strings(fs)

@@ -36,6 +36,8 @@ type options struct {
 	platformEntries int
 	allowLoopback   bool
 	proxy           func(*http.Request) (*url.URL, error)
+	platformBytes   int64
+	platformTTL     time.Duration
 	// hostAliases redirect dials of one host:port ("*": any) to another
 	// address, which stands in for a remote host: the deny list and the
 	// loopback rule are not applied to it. Tests use it to reach a loopback
@@ -71,6 +73,8 @@ func makeOptions(opts ...Option) (*options, error) {
 		proxy:           http.ProxyFromEnvironment,
 		transportTTL:    10 * time.Minute,
 		platformEntries: 10000,
+		platformBytes:   8 << 20,
+		platformTTL:     24 * time.Hour,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

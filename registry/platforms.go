@@ -3,59 +3,94 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
+// Bounds on what one image's platform list may keep. No real image offers
+// more than a few dozen platforms; a hostile index may list 182,000 entries
+// in 4 MiB. A field longer than any label value (63 bytes) can match no
+// node whatever follows its first maxPlatformField bytes.
+const (
+	maxPlatforms     = 64
+	maxPlatformField = 128
+)
+
+// FlavourTooManyPlatforms: an index offers more distinct platforms than
+// pullsafe keeps, so it cannot say which nodes cannot run it.
+const FlavourTooManyPlatforms = "too-many-platforms"
+
+// answer is the set as Platforms returns it: a truncated list comes with
+// an error, so the rule says "cannot verify" instead of denying.
+func (s platformSet) answer(img *Image) ([]v1.Platform, error) {
+	if !s.truncated {
+		return s.platforms, nil
+	}
+	return s.platforms, &Error{Reason: Unreachable, Flavour: FlavourTooManyPlatforms, Image: img.ref.String(), Registry: img.ep.host,
+		Message: fmt.Sprintf("the index lists more than %d distinct platforms; pullsafe keeps %d and cannot tell which nodes it leaves out", maxPlatforms, maxPlatforms)}
+}
+
 // fetchPlatforms GETs the manifest by digest and, for a single manifest, its
-// config blob. Both are size-capped and verified against their digests.
-func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) ([]v1.Platform, error) {
+// config blob. Both are size-capped and verified against their digests. The
+// index is decoded as it streams in, keeping only distinct platforms: its
+// entries are never all in memory at once.
+func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet, error) {
 	t, err := r.transportFor(ctx, img.ep, img.cred)
 	if err != nil {
-		return nil, err
+		return platformSet{}, err
 	}
 	base := fmt.Sprintf("%s://%s/v2/%s", img.ep.reg.Scheme(), img.ep.host, img.ep.repo)
-	body, err := r.getVerified(ctx, t, base+"/manifests/"+img.Digest.String(), manifestAccept, img.Digest.String())
+	resp, err := r.do(ctx, t, http.MethodGet, base+"/manifests/"+img.Digest.String(), manifestAccept)
 	if err != nil {
-		return nil, err
+		return platformSet{}, err
 	}
-	var m struct {
-		MediaType string `json:"mediaType"`
-		Manifests []struct {
-			Platform *v1.Platform `json:"platform"`
-		} `json:"manifests"`
-		Config *v1.Descriptor `json:"config"`
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return platformSet{}, err
 	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "manifest is not valid JSON"}
+	if resp.ContentLength > r.o.maxManifest {
+		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("manifest of %d bytes is larger than the %d allowed", resp.ContentLength, r.o.maxManifest)}
 	}
-	if m.Config == nil {
-		var out []v1.Platform
-		for _, d := range m.Manifests {
-			// Attestation manifests (buildx provenance) claim unknown/unknown.
-			if d.Platform != nil && d.Platform.OS != "unknown" {
-				out = append(out, *d.Platform)
-			}
+	body := newVerifyingReader(resp.Body, r.o.maxManifest)
+	m, decodeErr := decodeManifest(body)
+	if err := body.verify(img.Digest.String()); err != nil {
+		if ctx.Err() != nil {
+			return platformSet{}, ctx.Err() // the body was cut by the deadline: a timeout
 		}
-		return out, nil
+		return platformSet{}, err // size and digest first: nothing unverified is believed
 	}
-	if m.Config.Size > r.o.maxManifest {
-		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
-			Message: fmt.Sprintf("config blob of %d bytes is larger than the %d allowed", m.Config.Size, r.o.maxManifest)}
+	if decodeErr != nil {
+		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "manifest is not valid JSON"}
 	}
-	cfgBytes, err := r.getVerified(ctx, t, base+"/blobs/"+m.Config.Digest.String(), "", m.Config.Digest.String())
+	if m.config == nil {
+		return m.set, nil
+	}
+	if m.config.Size > r.o.maxManifest {
+		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("config blob of %d bytes is larger than the %d allowed", m.config.Size, r.o.maxManifest)}
+	}
+	cfgBytes, err := r.getVerified(ctx, t, base+"/blobs/"+m.config.Digest.String(), "", m.config.Digest.String())
 	if err != nil {
-		return nil, err
+		return platformSet{}, err
 	}
 	cfg, err := v1.ParseConfigFile(bytes.NewReader(cfgBytes))
 	if err != nil {
-		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "image config is not valid JSON"}
+		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "image config is not valid JSON"}
 	}
-	return []v1.Platform{{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion}}, nil
+	var s platformSet
+	s.addPlatform(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion})
+	return s, nil
 }
 
 func (r *Resolver) getVerified(ctx context.Context, t http.RoundTripper, u, accept, digest string) ([]byte, error) {
@@ -69,4 +104,154 @@ func (r *Resolver) getVerified(ctx context.Context, t http.RoundTripper, u, acce
 	}
 	body, _, err := r.readVerified(resp, digest)
 	return body, err
+}
+
+// addPlatform keeps p if it is new, with its fields cut to
+// maxPlatformField; past maxPlatforms distinct ones it only notes that
+// there were more.
+func (s *platformSet) addPlatform(p v1.Platform) {
+	p = v1.Platform{OS: cut(p.OS), Architecture: cut(p.Architecture), Variant: cut(p.Variant), OSVersion: cut(p.OSVersion)}
+	for _, q := range s.platforms {
+		if q.OS == p.OS && q.Architecture == p.Architecture && q.Variant == p.Variant && q.OSVersion == p.OSVersion {
+			return
+		}
+	}
+	if len(s.platforms) == maxPlatforms {
+		s.truncated = true
+		return
+	}
+	// Clone: the strings must not pin the decoder's buffers.
+	p = v1.Platform{OS: strings.Clone(p.OS), Architecture: strings.Clone(p.Architecture),
+		Variant: strings.Clone(p.Variant), OSVersion: strings.Clone(p.OSVersion)}
+	s.platforms = append(s.platforms, p)
+}
+
+func cut(s string) string {
+	if len(s) > maxPlatformField {
+		return s[:maxPlatformField]
+	}
+	return s
+}
+
+// manifestPlatforms is what decodeManifest keeps of a manifest or index.
+type manifestPlatforms struct {
+	set    platformSet
+	config *v1.Descriptor
+}
+
+// decodeManifest reads one JSON object as encoding/json would decode it into
+// an OCI manifest or index (keys matched case-insensitively, the last of
+// duplicate keys winning, nothing after the object), keeping of an index
+// only its distinct platforms. Attestation entries (buildx provenance,
+// unknown/unknown) and entries without a platform are not platforms.
+func decodeManifest(r io.Reader) (manifestPlatforms, error) {
+	var m manifestPlatforms
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return m, err
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return m, err
+		}
+		key, _ := tok.(string)
+		switch {
+		case strings.EqualFold(key, "manifests"):
+			m.set = platformSet{}
+			if err := decodeEntries(dec, &m.set); err != nil {
+				return m, err
+			}
+		case strings.EqualFold(key, "config"):
+			m.config = nil
+			if err := dec.Decode(&m.config); err != nil {
+				return m, err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return m, err
+			}
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return m, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return m, errors.New("data after the manifest's JSON object")
+	}
+	return m, nil
+}
+
+// decodeEntries reads the "manifests" array one entry at a time.
+func decodeEntries(dec *json.Decoder, s *platformSet) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		return nil // "manifests": null
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return fmt.Errorf("manifests is %v, not an array", tok)
+	}
+	for dec.More() {
+		var e struct {
+			Platform *v1.Platform `json:"platform"`
+		}
+		if err := dec.Decode(&e); err != nil {
+			return err
+		}
+		if e.Platform != nil && e.Platform.OS != "unknown" {
+			s.addPlatform(*e.Platform)
+		}
+	}
+	return expectDelim(dec, ']')
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("got %v, want %v", tok, want)
+	}
+	return nil
+}
+
+// verifyingReader hashes and counts what is read through it, up to one
+// byte past max.
+type verifyingReader struct {
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	max int64
+}
+
+func newVerifyingReader(r io.Reader, max int64) *verifyingReader {
+	return &verifyingReader{r: io.LimitReader(r, max+1), h: sha256.New(), max: max}
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	return n, err
+}
+
+// verify reads the rest of the body and checks its size and digest.
+func (v *verifyingReader) verify(want string) error {
+	if _, err := io.Copy(io.Discard, v); err != nil {
+		return err
+	}
+	if v.n > v.max {
+		return &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("manifest larger than the %d bytes allowed", v.max)}
+	}
+	if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != want {
+		return &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: fmt.Sprintf("content hashes to %s, not %s", got, want)}
+	}
+	return nil
 }

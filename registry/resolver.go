@@ -55,7 +55,7 @@ type Resolver struct {
 	tags      *expirable.LRU[string, *Image]
 	digests   *expirable.LRU[string, *Image]
 	negative  *expirable.LRU[string, *Error]
-	platforms *expirable.LRU[string, []v1.Platform]
+	platforms *platformCache
 	auth      *expirable.LRU[string, http.RoundTripper]
 	refs      *expirable.LRU[string, parsed]
 	flights   singleflight.Group
@@ -84,8 +84,9 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
 		digests:  expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
 		negative: expirable.NewLRU(o.cacheSize, func(k string, v *Error) { evicted(k, v) }, o.notFoundTTL),
-		// Content addressed by digest: valid forever, bounded by size only.
-		platforms: expirable.NewLRU[string, []v1.Platform](o.platformEntries, nil, 0),
+		// Content addressed by digest, but bounded in bytes and expiring:
+		// every image a user names would otherwise stay forever.
+		platforms: newPlatformCache(o.platformEntries, o.platformBytes, o.platformTTL, o.now),
 		auth:      expirable.NewLRU[string, http.RoundTripper](1024, nil, o.transportTTL),
 		backoff:   newBackoffs(o.now),
 		refs:      expirable.NewLRU[string, parsed](o.cacheSize, nil, 0),
@@ -280,30 +281,34 @@ func mirrorRefused(e *Error, ep endpoint) *Error {
 	return &c
 }
 
-// Platforms lists the os/arch/variant an image offers: the entries of its
-// index, or the config of a single manifest. The answer is cached by digest
-// forever; the bytes are hashed and compared with the digest.
+// Platforms lists the distinct os/arch/variant/os.version an image offers:
+// the entries of its index, or the config of a single manifest. The bytes
+// are hashed and compared with the digest; the answer is cached by digest
+// (bounded, expiring). An index offering more than maxPlatforms distinct
+// platforms is answered with the first maxPlatforms and an Unreachable
+// error of flavour FlavourTooManyPlatforms: the rule cannot tell a node it
+// cannot run there, so it must not deny.
 func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, error) {
 	key := img.Digest.String()
-	if p, ok := r.platforms.Get(key); ok {
-		return p, nil
+	if s, ok := r.platforms.get(key); ok {
+		return s.answer(img)
 	}
 	ch := r.flights.DoChan("platforms|"+key+"|"+img.cred.Fingerprint(), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
 		defer cancel()
-		p, err := r.fetchPlatforms(lctx, img)
+		s, err := r.fetchPlatforms(lctx, img)
 		if err != nil {
 			return nil, classify(err, img.ref.String(), img.ep.host)
 		}
-		r.platforms.Add(key, p)
-		return p, nil
+		r.platforms.add(key, s)
+		return s, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.([]v1.Platform), nil
+		return res.Val.(platformSet).answer(img)
 	case <-ctx.Done():
 		return nil, &Error{Reason: Unreachable, Flavour: FlavourTimeout, Image: img.ref.String(), Registry: img.ep.host,
 			Message: "no answer before the admission deadline", Err: ctx.Err()}

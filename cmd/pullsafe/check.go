@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,7 +114,7 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return usageError{err}
 	}
 	cfg.Mode = policy.Mode(o.mode)
-	manifests, files, err := readInputs(o.files, stdin)
+	manifests, files, err := readInputs(o.files, stdin, o.pin)
 	if err != nil {
 		return usageError{err}
 	}
@@ -223,9 +224,10 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 // progress prints "checked N of M objects" on stderr once a second after
 // the first second, until stop is called.
 func progress(w io.Writer, total int, done func() int) (stop func()) {
-	quit := make(chan struct{})
+	quit, exited := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	go func() {
+		defer close(exited)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		printed := false
@@ -242,23 +244,40 @@ func progress(w io.Writer, total int, done func() int) (stop func()) {
 			}
 		}
 	}()
-	return func() { once.Do(func() { close(quit) }) }
+	// stop returns once the line is finished: nothing is written to w
+	// after it.
+	return func() { once.Do(func() { close(quit); <-exited }) }
 }
 
-// readInputs reads every -f, returning the manifests and, per file, its
-// bytes (for --pin).
-func readInputs(paths []string, stdin io.Reader) ([]policy.Manifest, map[string][]byte, error) {
+// readInputs reads every -f as a stream, document by document, keeping only
+// what check uses (workloads, Secrets, ServiceAccounts), so a file of any
+// size is read whole or refused, never cut short. With keep (for --pin) it
+// also returns each file's bytes.
+func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, map[string][]byte, error) {
 	var out []policy.Manifest
 	files := map[string][]byte{}
 	read := func(name string, r io.Reader) error {
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		var data bytes.Buffer
+		if keep {
+			r = io.TeeReader(r, &data)
 		}
-		files[name] = data
-		ms, err := policy.ReadManifests(strings.NewReader(string(data)), name)
-		out = append(out, ms...)
-		return err
+		mr := policy.NewManifestReader(r, name)
+		for {
+			m, err := mr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || policy.Checked(m.Kind) {
+				out = append(out, m)
+			}
+		}
+		if keep {
+			files[name] = data.Bytes()
+		}
+		return nil
 	}
 	for _, p := range paths {
 		if p == "-" {

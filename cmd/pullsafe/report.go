@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -34,7 +36,9 @@ func report(results []checked, output string, w io.Writer) error {
 		}
 		label := map[policy.Decision]string{policy.DecisionDeny: paint("31;1", "DENY"), policy.DecisionWarn: paint("33", "WARN"),
 			policy.DecisionAllow: "ok"}[d]
-		fmt.Fprintf(w, "%s: %s/%s: %s\n", r.m.Where(), r.w.Namespace, r.v.Object, label)
+		// File names and namespaces come from the user's files: as
+		// untrusted as the registry's words the verdict already cleaned.
+		fmt.Fprintf(w, "%s: %s/%s: %s\n", clean(r.m.Where()), clean(r.w.Namespace), clean(r.v.Object), label)
 		if msg := r.v.DenialMessage(); msg != "" {
 			fmt.Fprintln(w, indent(msg))
 		}
@@ -46,6 +50,13 @@ func report(results []checked, output string, w io.Writer) error {
 		counts[policy.DecisionDeny], counts[policy.DecisionWarn], counts[policy.DecisionAllow])
 	return nil
 }
+
+// clean is a string from a file or a registry made safe for a terminal.
+func clean(s string) string { return registry.Sanitize(s, maxShown) }
+
+// maxShown bounds one string in check's output (the verdict's own lines are
+// already bounded by policy).
+const maxShown = 512
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
@@ -70,13 +81,31 @@ type jsonResult struct {
 	Pins      []policy.Pin    `json:"pins,omitempty"`
 }
 
+// visible escapes unprintable runes Go-style (\x1b, \u202e) and leaves
+// printable strings as they are.
+func visible(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
 func reportJSON(results []checked, w io.Writer) error {
 	out := make([]jsonResult, 0, len(results))
 	for _, r := range results {
 		jr := jsonResult{Source: r.m.Source, Document: r.m.Doc, Item: r.m.Item, Namespace: r.w.Namespace,
-			Object: r.v.Object, Decision: r.v.Decision(), Findings: []jsonFinding{}, Notes: r.v.Notes, Pins: r.v.Pins}
+			Object: r.v.Object, Decision: r.v.Decision(), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
+		for i, n := range jr.Notes {
+			jr.Notes[i] = clean(n)
+		}
 		for _, f := range r.v.Findings {
-			jr.Findings = append(jr.Findings, jsonFinding(f))
+			// JSON escapes C0 controls but passes ESC-free bidi overrides
+			// and C1 controls through: cause and fix are text for a person,
+			// cleaned as in the text output; image and container keep
+			// their value, with anything unprintable escaped.
+			jr.Findings = append(jr.Findings, jsonFinding{Rule: f.Rule, Action: f.Action,
+				Container: visible(f.Container), Image: visible(f.Image), Cause: clean(f.Cause), Fix: clean(f.Fix)})
 		}
 		out = append(out, jr)
 	}

@@ -1,0 +1,167 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// Default bounds on registry lookups in flight. A Pod may list thousands of
+// containers; without a bound one review against a slow registry opened a
+// connection per container (8,000 containers: ~9,900 connections, 770 MB).
+const (
+	DefaultLookupsPerReview = 16
+	DefaultLookupsTotal     = 256
+)
+
+// CheckerOption configures a Checker.
+type CheckerOption func(*Checker)
+
+// WithLookupLimits bounds the registry lookups (Resolve and Platforms calls)
+// in flight: perReview for one Check, total across every Check of this
+// Checker. Defaults: DefaultLookupsPerReview, DefaultLookupsTotal. Values
+// below 1 keep the default.
+func WithLookupLimits(perReview, total int) CheckerOption {
+	return func(c *Checker) {
+		if perReview > 0 {
+			c.perReview = perReview
+		}
+		if total > 0 {
+			c.slots = make(chan struct{}, total)
+		}
+	}
+}
+
+// reviewResolver is the resolver one Check sees: identical lookups in one
+// object (same image, same keychain; same resolved image for platforms)
+// are made once and shared, and each lookup holds one of the Checker's
+// slots while it runs. Waiting for a slot obeys the review's deadline: a
+// container not reached in time gets "cannot verify", never a denial.
+type reviewResolver struct {
+	next  ImageResolver
+	slots chan struct{}
+
+	mu        sync.Mutex
+	images    map[imageKey]*lookup
+	platforms map[*registry.Image]*lookup
+}
+
+type imageKey struct {
+	image string
+	kc    *registry.Keychain
+}
+
+// lookup is one shared answer; done is closed once it is set.
+type lookup struct {
+	done      chan struct{}
+	img       *registry.Image
+	platforms []v1.Platform
+	err       error
+}
+
+func newReviewResolver(next ImageResolver, slots chan struct{}) *reviewResolver {
+	return &reviewResolver{next: next, slots: slots,
+		images: map[imageKey]*lookup{}, platforms: map[*registry.Image]*lookup{}}
+}
+
+func (r *reviewResolver) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
+	l := shared(r, r.images, imageKey{image, kc}, func(l *lookup) {
+		l.err = r.acquire(ctx, image, hostOfImage(image))
+		if l.err == nil {
+			defer r.release()
+			l.img, l.err = r.next.Resolve(ctx, image, kc)
+		}
+	})
+	if err := wait(ctx, l, image, hostOfImage(image)); err != nil {
+		return nil, err
+	}
+	return l.img, l.err
+}
+
+func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error) {
+	l := shared(r, r.platforms, img, func(l *lookup) {
+		l.err = r.acquire(ctx, img.Repository, img.Registry)
+		if l.err == nil {
+			defer r.release()
+			l.platforms, l.err = r.next.Platforms(ctx, img)
+		}
+	})
+	if err := wait(ctx, l, img.Repository, img.Registry); err != nil {
+		return nil, err
+	}
+	return l.platforms, l.err
+}
+
+func (r *reviewResolver) HasMirror(registry string) bool { return r.next.HasMirror(registry) }
+
+// shared returns the lookup for key, running fn for it if this caller is
+// the first to ask.
+func shared[K comparable](r *reviewResolver, m map[K]*lookup, key K, fn func(*lookup)) *lookup {
+	r.mu.Lock()
+	l, ok := m[key]
+	if !ok {
+		l = &lookup{done: make(chan struct{})}
+		m[key] = l
+	}
+	r.mu.Unlock()
+	if !ok {
+		func() {
+			defer close(l.done)
+			defer func() {
+				// A panic must not leave the others waiting; the
+				// caller's container recovers it as an internal warning.
+				if p := recover(); p != nil {
+					l.err = fmt.Errorf("lookup panicked: %v", p)
+					panic(p)
+				}
+			}()
+			fn(l)
+		}()
+	}
+	return l
+}
+
+// wait blocks until l is answered or the review's deadline passes.
+func wait(ctx context.Context, l *lookup, image, host string) error {
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return busy(ctx, image, host)
+	}
+}
+
+func (r *reviewResolver) acquire(ctx context.Context, image, host string) error {
+	if ctx.Err() != nil {
+		return busy(ctx, image, host)
+	}
+	select {
+	case r.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return busy(ctx, image, host)
+	}
+}
+
+func (r *reviewResolver) release() { <-r.slots }
+
+// busy is the answer for a lookup the deadline did not leave time for:
+// "cannot verify" (unreachable, timeout), which fails open.
+func busy(ctx context.Context, image, host string) error {
+	return &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourTimeout, Image: image, Registry: host,
+		Message: "no answer before the admission deadline (pullsafe's registry lookups were all busy)", Err: ctx.Err()}
+}
+
+// hostOfImage is the registry host of a reference as written, for messages.
+func hostOfImage(image string) string {
+	if repo, err := registry.KubeletName(image); err == nil {
+		host, _, _ := strings.Cut(repo, "/")
+		return host
+	}
+	return ""
+}

@@ -24,8 +24,12 @@ build() { # build NAME DIR PKG [LDFLAGS]
   local name=$1 dir=$2 pkg=$3 ldflags=${4:-}
   [ -x "$out/$name" ] && return 0
   echo "building $name ($pkg) into $out ..." >&2
-  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg")
-  mv "$out/$name.tmp" "$out/$name"
+  # A temporary name of its own: two checkouts building at once (developers
+  # in parallel worktrees) must not move each other's half-written files.
+  local tmp
+  tmp=$(mktemp "$out/.$name.XXXXXX")
+  (cd "$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg") || { rm -f "$tmp"; return 1; }
+  mv -f "$tmp" "$out/$name"
 }
 version_ldflags="-X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
 build etcd "$here/etcd" . &

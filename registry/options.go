@@ -26,6 +26,7 @@ type options struct {
 	maxManifest     int64
 	maxTags         int
 	defaultBackoff  time.Duration
+	outageWindow    time.Duration
 	base            http.RoundTripper
 	metrics         prometheus.Registerer
 	now             func() time.Time
@@ -61,6 +62,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		maxManifest:     4 << 20,
 		maxTags:         1000,
 		defaultBackoff:  time.Minute,
+		outageWindow:    30 * time.Second,
 		now:             time.Now,
 		userAgent:       "pullsafe",
 		transportTTL:    10 * time.Minute,
@@ -78,6 +80,8 @@ func makeOptions(opts ...Option) (*options, error) {
 		return nil, fmt.Errorf("cache TTLs must be positive")
 	case o.lookupTimeout <= 0:
 		return nil, fmt.Errorf("lookup timeout must be positive, got %s", o.lookupTimeout)
+	case o.outageWindow < 0:
+		return nil, fmt.Errorf("outage window must not be negative, got %s", o.outageWindow)
 	}
 	return o, nil
 }
@@ -170,4 +174,12 @@ func WithClock(now func() time.Time) Option {
 // usable Retry-After header. Default: 1m.
 func WithDefaultBackoff(d time.Duration) Option {
 	return func(o *options) error { o.defaultBackoff = d; return nil }
+}
+
+// WithOutageWindow is how long a registry that timed out, refused the
+// connection or answered 5xx is remembered as down: lookups there answer
+// "cannot verify" at once, and when the window ends one probe asks again.
+// 0 turns the memory off. Default: 30s.
+func WithOutageWindow(d time.Duration) Option {
+	return func(o *options) error { o.outageWindow = d; return nil }
 }

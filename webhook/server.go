@@ -95,6 +95,7 @@ func NewResolver(cfg *policy.Config, reg ctrlmetrics.RegistererGatherer) (*regis
 		registry.WithDeniedNetworks(cfg.DeniedPrefixes()...),
 		registry.WithCache(cfg.Cache.Size, cfg.Cache.TagTTL.Duration, cfg.Cache.NotFoundTTL.Duration),
 		registry.WithLookupTimeout(cfg.LookupTimeout.Duration),
+		registry.WithOutageWindow(cfg.OutageWindow.Duration),
 	}
 	if reg != nil {
 		opts = append(opts, registry.WithMetrics(reg))

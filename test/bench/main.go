@@ -39,7 +39,9 @@ func main() {
 func run(ctx context.Context) error {
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	loadTime := flag.Duration("load-time", 5*time.Second, "duration of each load level")
+	sections := flag.String("only", "", "comma-separated sections to run: micro,memory,storm,cold,load,api,traffic (default all)")
 	flag.Parse()
+	want := only(*sections)
 	start := time.Now()
 	var rows []row
 	add := func(rs ...row) {
@@ -49,19 +51,23 @@ func run(ctx context.Context) error {
 		rows = append(rows, rs...)
 	}
 
-	fmt.Println("== handler and registry micro-benchmarks (go test -bench, median of 5)")
-	micro, err := microBenchmarks(ctx)
-	if err != nil {
-		return err
+	if want("micro") {
+		fmt.Println("== handler and registry micro-benchmarks (go test -bench, median of 5)")
+		micro, err := microBenchmarks(ctx)
+		if err != nil {
+			return err
+		}
+		add(micro...)
 	}
-	add(micro...)
 
-	fmt.Println("== memory of cached answers (in-process resolver)")
-	mem, err := cacheMemory(ctx, []int{10000, 100000})
-	if err != nil {
-		return err
+	if want("memory") {
+		fmt.Println("== memory of cached answers (in-process resolver)")
+		mem, err := cacheMemory(ctx, []int{10000, 100000})
+		if err != nil {
+			return err
+		}
+		add(mem...)
 	}
-	add(mem...)
 
 	fmt.Println("== starting the test bed")
 	b, err := bed.Start(ctx, bed.Options{Config: bed.Config})
@@ -73,30 +79,56 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("== rollout storm: 100 Pods of one new image + 10 other images, cold cache, counting proxy")
-	storm, err := s.storm(ctx)
-	if err != nil {
-		return err
+	if want("storm") {
+		fmt.Println("== rollout storm: 100 Pods of one new image + 10 other images, cold cache, counting proxy")
+		storm, err := s.storm(ctx)
+		if err != nil {
+			return err
+		}
+		add(storm...)
 	}
-	add(storm...)
-	fmt.Println("== cold miss vs warm repository vs the registry's own round trip")
-	cold, err := s.coldMiss(ctx)
-	if err != nil {
-		return err
+	if want("cold") {
+		fmt.Println("== cold miss vs warm repository vs the registry's own round trip")
+		cold, err := s.coldMiss(ctx)
+		if err != nil {
+			return err
+		}
+		add(cold...)
 	}
-	add(cold...)
-	fmt.Println("== HTTPS load on pullsafe serve (keep-alive, cache warm)")
-	load, err := s.load(ctx, []int{1, 10, 50, 200, 500}, *loadTime)
-	if err != nil {
-		return err
+	if want("load") {
+		fmt.Println("== HTTPS load on pullsafe serve (keep-alive, cache warm)")
+		load, err := s.load(ctx, []int{1, 10, 50, 200, 500}, *loadTime)
+		if err != nil {
+			return err
+		}
+		add(load...)
 	}
-	add(load...)
-	fmt.Println("== pod creates through the real kube-apiserver, with and without the webhook, alternating")
-	api, err := s.throughAPIServer(ctx, 200)
-	if err != nil {
-		return err
+	if want("api") {
+		fmt.Println("== pod creates through the real kube-apiserver, with and without the webhook, alternating")
+		api, err := s.throughAPIServer(ctx, 200)
+		if err != nil {
+			return err
+		}
+		add(api...)
 	}
-	add(api...)
+	if want("traffic") {
+		fmt.Println("== registry traffic through kube-apiserver: a rollout, a new repository, an outage")
+		rollout, err := s.rolloutThroughAPIServer(ctx)
+		if err != nil {
+			return err
+		}
+		add(rollout...)
+		repo, err := s.newRepository(ctx)
+		if err != nil {
+			return err
+		}
+		add(repo...)
+		down, err := s.outage(ctx)
+		if err != nil {
+			return err
+		}
+		add(down...)
+	}
 
 	md := render(rows, time.Since(start))
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -227,6 +226,9 @@ func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, 
 		defer cancel()
 		img, err := r.lookup(lctx, ref, c)
 		r.store(ref, key, img, err)
+		if _, isTag := ref.(name.Tag); isTag && err == nil {
+			r.seedDigest(img, c.Fingerprint())
+		}
 		return img, err
 	}))
 	select {
@@ -265,7 +267,6 @@ func (r *Resolver) store(ref name.Reference, key string, img *Image, err error) 
 		return
 	}
 	r.tags.Add(key, img)
-	r.seedDigest(img, key[strings.LastIndexByte(key, '|')+1:])
 }
 
 // seedDigest caches a tag's answer under its digest too: the mutating

@@ -271,11 +271,18 @@ const reading = `
   decoding and encoding. Compare runs with ` + "`make bench-micro`" + ` and benchstat, side by side.
 - **Rollout storm**: identical lookups in flight are coalesced and answers cached per
   (reference, credential), so 110 reviews of 11 images cost one HEAD per image, plus one GET per
-  new digest because the platform rule needs the index. The pings are go-containerregistry's
-  per-repository auth handshake (one per new repository; cached with the token afterwards).
+  new digest because the platform rule needs the index. A registry is pinged once (GET /v2/):
+  what the ping taught (scheme, Basic or Bearer, token realm) serves every repository on it.
 - **Cold miss**: a first lookup pays a new connection, the /v2/ ping and the HEAD (≈ 4× the
   registry's round trip); another tag of the same repository is one request on a reused
   connection and token (≈ 1×).
+- **Registry traffic through kube-apiserver**: 100 Pods of a new image created through the real
+  API server cost one HEAD: the mutating webhook's tag answer seeds the digest cache, so the
+  validating webhook's check of the pinned ` + "`repo:tag@sha256:...`" + ` is a cache hit. A new
+  repository on a registry already seen costs the HEAD alone here (the bed's open registry needs
+  no token; a Bearer registry adds one token request). During an outage (a listener that accepts
+  connections and never answers) the first create waits one lookup timeout (mutating webhook);
+  the validating webhook and the next creates are answered from the outage window at once.
 - **HTTPS load, p99 ≤ 2 ms at 50 in flight: missed on this machine.** With 50 requests always in
   flight, latency = 50 / throughput (Little's law): a p50 under 2 ms needs more than 25,000
   reviews/s. The generator's own TLS and JSON work runs on the same 2 cores as pullsafe, so

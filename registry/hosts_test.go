@@ -323,7 +323,7 @@ func TestWindowsAreBounded(t *testing.T) {
 	clock := newTestClock()
 	w := newWindows(clock.Now, 100)
 	for i := range 1000 {
-		w.open(fmt.Sprintf("host%d", i), time.Duration(i+1)*time.Second, nil)
+		w.open(fmt.Sprintf("host%d", i), 0, time.Duration(i+1)*time.Second, nil)
 	}
 	if n := w.len(); n > 100 {
 		t.Errorf("%d windows held, cap 100", n)
@@ -333,7 +333,7 @@ func TestWindowsAreBounded(t *testing.T) {
 		t.Error("the newest, longest window was dropped")
 	}
 	clock.Add(time.Hour)
-	w.open("fresh", time.Second, nil)
+	w.open("fresh", 0, time.Second, nil)
 	if n := w.len(); n != 1 {
 		t.Errorf("%d windows after all expired, want 1", n)
 	}

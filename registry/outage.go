@@ -61,7 +61,7 @@ func (r *Resolver) settle(ep endpoint, err error, spent time.Duration) {
 	case e.Flavour == FlavourTimeout && spent < r.o.lookupTimeout/2:
 		// Not this host's fault: leave its window as it was.
 	default:
-		r.outages.open(host, r.o.outageWindow, e)
+		r.outages.open(host, spent, r.o.outageWindow, e)
 	}
 }
 
@@ -83,7 +83,7 @@ func isOutage(e *Error) bool {
 // rateLimited opens the back-off window of a 429 for ep and credential c.
 func (r *Resolver) rateLimited(ep endpoint, c Credential, resp *http.Response, e *Error) *Error {
 	d := retryAfter(resp.Header, r.o.now(), r.o.defaultBackoff)
-	r.backoff.open(canonicalHost(ep.host)+"|"+c.Fingerprint(), d, nil)
+	r.backoff.open(canonicalHost(ep.host)+"|"+c.Fingerprint(), 0, d, nil)
 	e.RetryAfter = d
 	return e
 }

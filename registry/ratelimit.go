@@ -45,15 +45,16 @@ func newWindows(now func() time.Time, max int) *windows {
 }
 
 // open starts or extends the window for key to last d from now, never
-// shortening one already open; an episode keeps its first failure's time.
-func (w *windows) open(key string, d time.Duration, err *Error) {
+// shortening one already open; an episode keeps the time its first failure
+// began (ago before now: a timeout began a lookup timeout earlier).
+func (w *windows) open(key string, ago, d time.Duration, err *Error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.now()
 	w.sweep(now)
 	cur, ok := w.m[key]
 	if !ok {
-		cur = &window{since: now}
+		cur = &window{since: now.Add(-ago)}
 		w.m[key] = cur
 	}
 	if t := now.Add(d); t.After(cur.until) {

@@ -23,22 +23,37 @@ func (r *Resolver) authenticate(ctx context.Context, reg name.Registry, auth aut
 	pr, cached := r.pings.Get(key)
 	if !cached {
 		var err error
-		if pr, err = transport.Ping(ctx, reg, r.base); err != nil {
+		if pr, err = r.ping(ctx, reg, key); err != nil {
 			return nil, err
 		}
-		r.pings.Add(key, pr)
 	}
 	t, err := r.fromChallenge(ctx, reg, auth, scope, pr)
 	if err != nil && cached && !refusedCredentials(err) {
 		// The registry may have changed how it authenticates: ask again.
 		r.pings.Remove(key)
-		if pr, err = transport.Ping(ctx, reg, r.base); err != nil {
+		if pr, err = r.ping(ctx, reg, key); err != nil {
 			return nil, err
 		}
-		r.pings.Add(key, pr)
 		return r.fromChallenge(ctx, reg, auth, scope, pr)
 	}
 	return t, err
+}
+
+// ping asks the registry for its challenge; lookups of several new
+// repositories at once share one ping.
+func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*transport.Challenge, error) {
+	v, err, _ := r.flights.Do("ping|"+key, func() (any, error) {
+		pr, err := transport.Ping(ctx, reg, r.base)
+		if err != nil {
+			return nil, err
+		}
+		r.pings.Add(key, pr)
+		return pr, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*transport.Challenge), nil
 }
 
 // fromChallenge is the second half of transport.NewWithContext: the scheme

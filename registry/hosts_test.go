@@ -340,3 +340,35 @@ func TestWindowsAreBounded(t *testing.T) {
 }
 
 var _ = v1.Hash{}
+
+// New repositories looked up at once on a registry never seen share its ping.
+func TestConcurrentNewRepositoriesShareOnePing(t *testing.T) {
+	tr := registrytest.New(t)
+	for i := range 10 {
+		tr.Image(fmt.Sprintf("team/r%d", i), "v1", "linux", "amd64")
+	}
+	release := make(chan struct{})
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/v2/" {
+			<-release // hold the ping until every lookup has started
+		}
+		return false
+	})
+	r := newTestResolver(t)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Resolve(context.Background(), fmt.Sprintf("%s/team/r%d:v1", tr.Host, i), nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if n := tr.CountPath(http.MethodGet, "/v2/"); n != 1 {
+		t.Errorf("10 new repositories at once: %d pings, want 1", n)
+	}
+}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -38,7 +39,7 @@ func (r *Resolver) remembered(ep endpoint, c Credential) *Error {
 }
 
 // errRemembered marks an answer given from an outage window.
-var errRemembered = fmt.Errorf("answered from pullsafe's memory of a recent outage")
+var errRemembered = errors.New("answered from pullsafe's memory of a recent outage")
 
 // settle records what ep said: an outage opens (or reopens) its window, any
 // other answer, good or bad, shows the registry is there and closes it.

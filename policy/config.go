@@ -25,7 +25,11 @@ type Config struct {
 	Cache         CacheConfig      `json:"cache"`
 	Registries    RegistriesConfig `json:"registries"`
 	LookupTimeout Duration         `json:"lookupTimeout,omitempty"`
-	Namespaces    NamespacesConfig `json:"namespaces"`
+	// OutageWindow is how long a registry that timed out, refused the
+	// connection or answered 5xx is remembered as down ("cannot verify" at
+	// once); 0 turns the memory off.
+	OutageWindow Duration         `json:"outageWindow"`
+	Namespaces   NamespacesConfig `json:"namespaces"`
 }
 
 // PinConfig decides where tags are pinned to digests.
@@ -95,6 +99,7 @@ func DefaultConfig() *Config {
 		Cache:         CacheConfig{Size: 10000, TagTTL: Duration{5 * time.Minute}, NotFoundTTL: Duration{30 * time.Second}},
 		Registries:    RegistriesConfig{DeniedNetworks: defaultDenied()},
 		LookupTimeout: Duration{2 * time.Second},
+		OutageWindow:  Duration{30 * time.Second},
 	}
 }
 
@@ -164,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LookupTimeout.Duration <= 0 || c.LookupTimeout.Duration > 30*time.Second {
 		return fmt.Errorf("lookupTimeout: %s is outside (0, 30s]", c.LookupTimeout.Duration)
+	}
+	if c.OutageWindow.Duration < 0 || c.OutageWindow.Duration > 10*time.Minute {
+		return fmt.Errorf("outageWindow: %s is outside [0, 10m]", c.OutageWindow.Duration)
 	}
 	for _, n := range c.Registries.DeniedNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {

@@ -22,6 +22,7 @@ registries:
   skip: ["registry.k8s.io/*"]
   deniedNetworks: [169.254.0.0/16, fd00:ec2::254/128]
 lookupTimeout: 3s
+outageWindow: 12s
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +32,7 @@ lookupTimeout: 3s
 		t.Errorf("rules = %v (unset rules must keep their defaults)", cfg.Rules)
 	}
 	if cfg.Pin.Pods || !cfg.Pin.Templates || cfg.Pin.KeepTag || cfg.Cache.TagTTL.Duration != time.Minute ||
-		cfg.LookupTimeout.Duration != 3*time.Second || len(cfg.DeniedPrefixes()) != 2 {
+		cfg.LookupTimeout.Duration != 3*time.Second || cfg.OutageWindow.Duration != 12*time.Second || len(cfg.DeniedPrefixes()) != 2 {
 		t.Errorf("cfg = %+v", cfg)
 	}
 }
@@ -45,6 +46,8 @@ func TestParseConfigRejectsBadInputAtStartup(t *testing.T) {
 		{head + "rules: {not-found: block}\n", `rules.not-found: "block"`},
 		{head + "lookupTimeout: soon\n", `invalid duration "soon"`},
 		{head + "lookupTimeout: 5m\n", "outside"},
+		{head + "outageWindow: -1s\n", "outageWindow"},
+		{head + "outageWindow: 1h\n", "outageWindow"},
 		{head + "cache: {size: 0}\n", "must be positive"},
 		{head + "registries: {deniedNetworks: [not-a-cidr]}\n", "deniedNetworks"},
 		{head + "registries: {caBundles: {r.io: /does/not/exist.pem}}\n", "caBundles.r.io"},
@@ -62,6 +65,9 @@ func TestParseConfigRejectsBadInputAtStartup(t *testing.T) {
 
 func TestNamespaceSettings(t *testing.T) {
 	cfg := DefaultConfig()
+	if cfg.OutageWindow.Duration != 30*time.Second {
+		t.Errorf("outageWindow default = %s, want 30s", cfg.OutageWindow.Duration)
+	}
 	if m, pin, p := cfg.NamespaceSettings(nil); m != ModeWarn || !pin || p != "" {
 		t.Errorf("defaults: %s %v %q", m, pin, p)
 	}

@@ -106,8 +106,13 @@ func classify(err error, image, host string) *Error {
 		return e
 	}
 	out := &Error{Image: image, Registry: host, Err: err, Reason: Unreachable}
-	var terr *transport.Error
+	var (
+		terr *transport.Error
+		perr *panicError
+	)
 	switch {
+	case errors.As(err, &perr):
+		out.Flavour, out.Message = FlavourInternal, sanitize(fmt.Sprintf("internal error in pullsafe's lookup (panic: %v)", perr.value))
 	case errors.As(err, &terr):
 		classifyStatus(out, terr.StatusCode, terr.Errors)
 		if out.Message == "" {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -79,9 +80,9 @@ func (r *Resolver) transportFor(ctx context.Context, ep endpoint, c Credential) 
 		return t, nil
 	}
 	scope := ep.reg.Repo(ep.repo).Scope(transport.PullScope)
-	// The guard goes under authentication so the ping and token requests
-	// pass it too.
-	t, err := transport.NewWithContext(ctx, ep.reg, authenticator(c), newGuard(r.o, r.base), []string{scope})
+	// r.base holds the guard (HTTPS unless insecure, capped bodies, pullsafe's
+	// User-Agent), so the ping and token requests pass it too.
+	t, err := r.authenticate(ctx, ep.reg, authenticator(c), scope)
 	if err != nil {
 		return nil, err
 	}
@@ -98,15 +99,23 @@ func (r *Resolver) client(t http.RoundTripper) *http.Client {
 	}}
 }
 
-// lookupAt resolves ref on one endpoint: one HEAD for existence and digest;
-// a GET only where the HEAD failed, to read the registry's own words or to
-// serve registries that do not implement HEAD.
+// lookupAt resolves ref on one endpoint, unless a window (a 429's back-off
+// or a remembered outage) answers for it; what the endpoint then says opens
+// or closes its outage window.
 func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
-	limitKey := canonicalHost(ep.host) + "|" + c.Fingerprint()
-	if d := r.backoff.remaining(limitKey); d > 0 {
-		return nil, &Error{Reason: RateLimited, Registry: ep.host, RetryAfter: d, Status: http.StatusTooManyRequests,
-			Message: fmt.Sprintf("rate limited; pullsafe waits %s before asking again", d.Round(1e9))}
+	if e := r.remembered(ep, c); e != nil {
+		return nil, e
 	}
+	start := time.Now()
+	img, err := r.contact(ctx, ep, ref, c)
+	r.settle(ep, err, time.Since(start))
+	return img, err
+}
+
+// contact asks one endpoint: one HEAD for existence and digest; a GET only
+// where the HEAD failed, to read the registry's own words or to serve
+// registries that do not implement HEAD.
+func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
 	t, err := r.transportFor(ctx, ep, c)
 	if err != nil {
 		return nil, err
@@ -118,10 +127,8 @@ func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusTooManyRequests {
-		d := retryAfter(resp.Header, r.o.now(), r.o.defaultBackoff)
-		r.backoff.open(limitKey, d)
-		return nil, &Error{Reason: RateLimited, Registry: ep.host, Status: resp.StatusCode, RetryAfter: d,
-			Message: "toomanyrequests: the registry's pull quota is spent"}
+		return nil, r.rateLimited(ep, c, resp, &Error{Reason: RateLimited, Registry: ep.host, Status: resp.StatusCode,
+			Message: "toomanyrequests: the registry's pull quota is spent"})
 	}
 	var digest v1.Hash
 	if resp.StatusCode == http.StatusOK {
@@ -147,11 +154,10 @@ func (r *Resolver) lookupByGet(ctx context.Context, t http.RoundTripper, ep endp
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode == http.StatusTooManyRequests {
-			d := retryAfter(resp.Header, r.o.now(), r.o.defaultBackoff)
-			r.backoff.open(canonicalHost(ep.host)+"|"+c.Fingerprint(), d)
-		}
 		e := classify(transport.CheckError(resp, http.StatusOK), ref.String(), ep.host)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return nil, r.rateLimited(ep, c, resp, e)
+		}
 		return nil, r.explain(ctx, t, ep, ref, e)
 	}
 	_, digest, err := r.readVerified(resp, "")

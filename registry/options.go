@@ -28,6 +28,7 @@ type options struct {
 	maxManifest     int64
 	maxTags         int
 	defaultBackoff  time.Duration
+	outageWindow    time.Duration
 	base            http.RoundTripper
 	metrics         prometheus.Registerer
 	now             func() time.Time
@@ -68,6 +69,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		maxManifest:     4 << 20,
 		maxTags:         1000,
 		defaultBackoff:  time.Minute,
+		outageWindow:    30 * time.Second,
 		now:             time.Now,
 		userAgent:       "pullsafe",
 		proxy:           http.ProxyFromEnvironment,
@@ -88,6 +90,8 @@ func makeOptions(opts ...Option) (*options, error) {
 		return nil, fmt.Errorf("cache TTLs must be positive")
 	case o.lookupTimeout <= 0:
 		return nil, fmt.Errorf("lookup timeout must be positive, got %s", o.lookupTimeout)
+	case o.outageWindow < 0:
+		return nil, fmt.Errorf("outage window must not be negative, got %s", o.outageWindow)
 	}
 	return o, nil
 }
@@ -212,4 +216,12 @@ func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
 // token requests included ("pullsafe/v1.2.0"). Default: "pullsafe".
 func WithUserAgent(ua string) Option {
 	return func(o *options) error { o.userAgent = ua; return nil }
+}
+
+// WithOutageWindow is how long a registry that timed out, refused the
+// connection or answered 5xx is remembered as down: lookups there answer
+// "cannot verify" at once, and when the window ends one probe asks again.
+// 0 turns the memory off. Default: 30s.
+func WithOutageWindow(d time.Duration) Option {
+	return func(o *options) error { o.outageWindow = d; return nil }
 }

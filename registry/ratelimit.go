@@ -11,42 +11,122 @@ import (
 // pullsafe's checks for days.
 const maxBackoff = 15 * time.Minute
 
-// backoffs are the rate-limit windows opened by 429 answers, per registry host
-// and credential: while one is open, lookups answer RateLimited at once
-// instead of spending more of the quota.
-type backoffs struct {
-	mu    sync.Mutex
-	until map[string]time.Time
-	now   func() time.Time
+// maxWindows caps the windows held at once. Anyone who may create a Pod
+// chooses the registry host, so per-host state must be bounded: past the
+// cap, the windows that end soonest are dropped (the registry is then simply
+// asked again).
+const maxWindows = 4096
+
+// sweepEvery is how often expired windows are removed even when nobody asks
+// about their host again.
+const sweepEvery = time.Minute
+
+// window is a period during which pullsafe answers for a registry from
+// memory instead of asking it: a 429's back-off (per host and credential) or
+// an outage (per host).
+type window struct {
+	since time.Time // first failure of this episode
+	until time.Time
+	err   *Error    // what opened it, answered again while it is open
+	probe time.Time // when the probe now out started; zero if none
 }
 
-func newBackoffs(now func() time.Time) *backoffs {
-	return &backoffs{until: map[string]time.Time{}, now: now}
+// windows holds the open windows, bounded in count and swept when expired.
+type windows struct {
+	mu        sync.Mutex
+	m         map[string]*window
+	now       func() time.Time
+	max       int
+	lastSweep time.Time
 }
 
-// open starts a window of d for key, never shortening one already open.
-func (b *backoffs) open(key string, d time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t := b.now().Add(d); t.After(b.until[key]) {
-		b.until[key] = t
-	}
+func newWindows(now func() time.Time, max int) *windows {
+	return &windows{m: map[string]*window{}, now: now, max: max, lastSweep: now()}
 }
 
-// remaining reports how long the window for key stays open, 0 if none is.
-func (b *backoffs) remaining(key string) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t, ok := b.until[key]
+// open starts or extends the window for key to last d from now, never
+// shortening one already open; an episode keeps the time its first failure
+// began (ago before now: a timeout began a lookup timeout earlier).
+func (w *windows) open(key string, ago, d time.Duration, err *Error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	w.sweep(now)
+	cur, ok := w.m[key]
 	if !ok {
-		return 0
+		cur = &window{since: now.Add(-ago)}
+		w.m[key] = cur
 	}
-	d := t.Sub(b.now())
-	if d <= 0 {
-		delete(b.until, key)
-		return 0
+	if t := now.Add(d); t.After(cur.until) {
+		cur.until = t
 	}
-	return d
+	cur.err, cur.probe = err, time.Time{}
+}
+
+// get reports whether key's window is open now. With probe, a window that
+// has ended stays in force for everyone but one caller, the probe, who is
+// let through to ask the registry (until it settles with open or close, or
+// for at most one more window length if it never does). Without probe an
+// ended window is simply gone.
+func (w *windows) get(key string, probe bool) (window, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cur, ok := w.m[key]
+	if !ok {
+		return window{}, false
+	}
+	now := w.now()
+	if now.Before(cur.until) {
+		return *cur, true
+	}
+	if !probe {
+		delete(w.m, key)
+		return window{}, false
+	}
+	if cur.probe.IsZero() || now.Sub(cur.probe) > cur.until.Sub(cur.since) {
+		cur.probe = now
+		return window{}, false
+	}
+	return *cur, true
+}
+
+// close ends key's window: the registry answered.
+func (w *windows) close(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m, key)
+}
+
+func (w *windows) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.m)
+}
+
+// sweep drops ended windows with no probe out, every sweepEvery or when
+// full; if still full, the windows that end soonest go. Called locked.
+func (w *windows) sweep(now time.Time) {
+	if len(w.m) < w.max && now.Sub(w.lastSweep) < sweepEvery {
+		return
+	}
+	w.lastSweep = now
+	for k, cur := range w.m {
+		if !now.Before(cur.until) && cur.probe.IsZero() {
+			delete(w.m, k)
+		}
+	}
+	for len(w.m) >= w.max {
+		var (
+			first string
+			end   time.Time
+		)
+		for k, cur := range w.m {
+			if first == "" || cur.until.Before(end) {
+				first, end = k, cur.until
+			}
+		}
+		delete(w.m, first)
+	}
 }
 
 // retryAfter reads Retry-After as seconds or as an HTTP date; def when it is

@@ -6,11 +6,13 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 )
@@ -58,8 +60,10 @@ type Resolver struct {
 	platforms *platformCache
 	auth      *expirable.LRU[string, http.RoundTripper]
 	refs      *expirable.LRU[string, parsed]
+	pings     *expirable.LRU[string, *transport.Challenge]
 	flights   singleflight.Group
-	backoff   *backoffs
+	backoff   *windows // 429 back-off, per host and credential
+	outages   *windows // remembered outages, per host
 }
 
 // NewResolver builds a Resolver; see the With* options for defaults.
@@ -79,7 +83,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	evicted := func(string, any) { m.cacheEvent("eviction") }
 	r := &Resolver{
 		o:        o,
-		base:     instrumented{next: base, m: m},
+		base:     containedTransport{next: newGuard(o, instrumented{next: base, m: m})},
 		metrics:  m,
 		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
 		digests:  expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
@@ -88,7 +92,9 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		// every image a user names would otherwise stay forever.
 		platforms: newPlatformCache(o.platformEntries, o.platformBytes, o.platformTTL, o.now),
 		auth:      expirable.NewLRU[string, http.RoundTripper](1024, nil, o.transportTTL),
-		backoff:   newBackoffs(o.now),
+		pings:     expirable.NewLRU[string, *transport.Challenge](1024, nil, o.transportTTL),
+		backoff:   newWindows(o.now, maxWindows),
+		outages:   newWindows(o.now, maxWindows),
 		refs:      expirable.NewLRU[string, parsed](o.cacheSize, nil, 0),
 	}
 	return r, nil
@@ -192,13 +198,16 @@ func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, 
 		return nil, e
 	}
 	r.metrics.cacheEvent("miss")
-	ch := r.flights.DoChan(key, func() (any, error) {
+	ch := r.flights.DoChan(key, contained(p.name, ref.Context().RegistryStr(), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
 		defer cancel()
 		img, err := r.lookup(lctx, ref, c)
 		r.store(ref, key, img, err)
+		if _, isTag := ref.(name.Tag); isTag && err == nil {
+			r.seedDigest(img, c.Fingerprint())
+		}
 		return img, err
-	})
+	}))
 	select {
 	case res := <-ch:
 		if res.Shared {
@@ -237,24 +246,53 @@ func (r *Resolver) store(ref name.Reference, key string, img *Image, err error) 
 	r.tags.Add(key, img)
 }
 
-// lookup tries each endpoint (mirrors first, then the registry itself, as
-// containerd does) and returns the first success or the most telling failure.
+// seedDigest caches a tag's answer under its digest too: the mutating
+// webhook pins repo:tag@digest and the validating webhook looks exactly that
+// up a moment later; the registry has just said it exists. The key is the
+// one a later Resolve of the pinned reference computes (same parser, same
+// credential fingerprint), so both spellings (with and without the tag) hit.
+func (r *Resolver) seedDigest(img *Image, fingerprint string) {
+	p, err := r.parse(img.Pinned(false))
+	if err != nil {
+		return
+	}
+	d := *img
+	d.Tag, d.ref = "", p.ref
+	r.digests.Add(p.name+"|"+fingerprint, &d)
+}
+
+// lookup tries each endpoint in order, mirrors first, as containerd's
+// resolver does with its hosts: any failure of a mirror (its 404 included:
+// it has not cached the image, or does not serve this repository) moves on
+// to the next host. The verdict is the registry's own; a mirror's failure
+// never becomes a denial.
 func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
-	var best *Error
-	for _, ep := range r.endpoints(ref.Context()) {
+	eps := r.endpoints(ref.Context())
+	for i, ep := range eps {
 		img, err := r.lookupAt(ctx, ep, ref, credentialFor(ep, c))
 		if err == nil {
 			return img, nil
 		}
 		e := mirrorRefused(classify(err, ref.String(), ep.host), ep)
-		if best == nil || rank(e) > rank(best) {
-			best = e
+		if i == len(eps)-1 {
+			return nil, e
 		}
 		if ctx.Err() != nil {
-			break
+			return nil, notAsked(e, eps[len(eps)-1], ctx.Err())
 		}
 	}
-	return nil, best
+	return nil, errors.New("no endpoint") // endpoints always ends with the registry
+}
+
+// notAsked is the answer when the deadline ended the lookup at a mirror,
+// before the registry itself was asked: cannot verify, whatever the mirror
+// said.
+func notAsked(last *Error, registry endpoint, err error) *Error {
+	if last.Transient() {
+		return last
+	}
+	return &Error{Reason: Unreachable, Flavour: FlavourTimeout, Registry: registry.host, Err: err,
+		Message: "no answer from the registry before the lookup deadline (mirrors tried first)"}
 }
 
 // credentialFor keeps credentials on the host they are for. The kubelet
@@ -293,7 +331,7 @@ func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, er
 	if s, ok := r.platforms.get(key); ok {
 		return s.answer(img)
 	}
-	ch := r.flights.DoChan("platforms|"+key+"|"+img.cred.Fingerprint(), func() (any, error) {
+	ch := r.flights.DoChan("platforms|"+key+"|"+img.cred.Fingerprint(), contained(img.ref.String(), img.ep.host, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
 		defer cancel()
 		s, err := r.fetchPlatforms(lctx, img)
@@ -302,7 +340,7 @@ func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, er
 		}
 		r.platforms.add(key, s)
 		return s, nil
-	})
+	}))
 	select {
 	case res := <-ch:
 		if res.Err != nil {

@@ -281,12 +281,14 @@ func TestTransientErrorsAreNotCachedNotFoundIs(t *testing.T) {
 		}
 		return false
 	})
-	r := newTestResolver(t)
+	clock := newTestClock()
+	r := newTestResolver(t, WithClock(clock.Now))
 	_, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil)
 	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourServerError || e.Status != 500 {
 		t.Fatalf("500: %+v", e)
 	}
 	fail = false
+	clock.Add(31 * time.Second) // the outage window (TestOutageIsRememberedPerRegistry) ends
 	if _, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil); err != nil {
 		t.Errorf("after recovery: %v (a 500 was cached)", err)
 	}

@@ -99,6 +99,7 @@ func NewResolver(cfg *policy.Config, reg ctrlmetrics.RegistererGatherer, extra .
 		registry.WithAllowLoopback(ptr.Deref(cfg.Registries.AllowLoopback, false)),
 		registry.WithCache(cfg.Cache.Size, cfg.Cache.TagTTL.Duration, cfg.Cache.NotFoundTTL.Duration),
 		registry.WithLookupTimeout(cfg.LookupTimeout.Duration),
+		registry.WithOutageWindow(cfg.OutageWindow.Duration),
 	}
 	if reg != nil {
 		opts = append(opts, registry.WithMetrics(reg))

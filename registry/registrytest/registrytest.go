@@ -194,3 +194,17 @@ func NewPlatformImage(os, arch string) (v1.Image, error) {
 	cf.OS, cf.Architecture = os, arch
 	return mutate.ConfigFile(img, cf)
 }
+
+// CountPath returns how many requests matched method ("" for any) and
+// exactly path, e.g. "/v2/" for pings.
+func (tr *Registry) CountPath(method, path string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, r := range tr.requests {
+		if m, p, _ := strings.Cut(r, " "); (method == "" || m == method) && p == path {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,102 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// authenticate builds the authenticated transport for one repository scope,
+// as transport.NewWithContext does, but pings each registry once: what its
+// GET /v2/ taught (HTTPS or HTTP, Basic or Bearer, the token realm and
+// service) is the same for every repository on it, so a new repository
+// costs a token request (bearer registries only) and the HEAD, not a ping
+// more. Pings are remembered per scheme and host for the transport TTL and
+// only when they succeeded.
+func (r *Resolver) authenticate(ctx context.Context, reg name.Registry, auth authn.Authenticator, scope string) (http.RoundTripper, error) {
+	key := reg.Scheme() + "://" + reg.RegistryStr()
+	pr, cached := r.pings.Get(key)
+	if !cached {
+		var err error
+		if pr, err = r.ping(ctx, reg, key); err != nil {
+			return nil, err
+		}
+	}
+	t, err := r.fromChallenge(ctx, reg, auth, scope, pr)
+	if err != nil && cached && !refusedCredentials(err) {
+		// The registry may have changed how it authenticates: ask again.
+		r.pings.Remove(key)
+		if pr, err = r.ping(ctx, reg, key); err != nil {
+			return nil, err
+		}
+		return r.fromChallenge(ctx, reg, auth, scope, pr)
+	}
+	return t, err
+}
+
+// ping asks the registry for its challenge; lookups of several new
+// repositories at once share one ping.
+func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*transport.Challenge, error) {
+	v, err, _ := r.flights.Do("ping|"+key, func() (any, error) {
+		pr, err := transport.Ping(ctx, reg, r.base)
+		if err != nil {
+			return nil, err
+		}
+		r.pings.Add(key, pr)
+		return pr, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*transport.Challenge), nil
+}
+
+// fromChallenge is the second half of transport.NewWithContext: the scheme
+// the ping settled on, then Basic, or one token exchange for Bearer.
+func (r *Resolver) fromChallenge(ctx context.Context, reg name.Registry, auth authn.Authenticator, scope string, pr *transport.Challenge) (http.RoundTripper, error) {
+	scheme := "https"
+	if pr.Insecure {
+		scheme = "http"
+	}
+	var t http.RoundTripper = &schemeTransport{scheme: scheme, host: reg.RegistryStr(), inner: r.base}
+	t = transport.NewUserAgent(t, r.o.userAgent)
+	if !strings.EqualFold(pr.Scheme, "bearer") {
+		return transport.FromToken(reg, auth, t, pr, &transport.Token{})
+	}
+	tok, err := transport.Exchange(ctx, reg, auth, t, []string{scope}, pr)
+	if err != nil {
+		return nil, err
+	}
+	if tok.Token == "" {
+		tok.Token = tok.AccessToken // some registries name it so
+	}
+	return transport.FromToken(reg, auth, t, pr, tok)
+}
+
+// refusedCredentials reports whether the token endpoint refused the
+// credential itself: asking the registry for a fresh challenge would not help.
+func refusedCredentials(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden)
+}
+
+// schemeTransport sends requests for the registry host with the scheme its
+// ping succeeded with (a loopback registry may speak HTTPS or HTTP); token
+// servers and redirect targets keep their own.
+type schemeTransport struct {
+	scheme, host string
+	inner        http.RoundTripper
+}
+
+func (s *schemeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == s.host && req.URL.Scheme != s.scheme {
+		req = req.Clone(req.Context())
+		req.URL.Scheme = s.scheme
+	}
+	return s.inner.RoundTrip(req)
+}

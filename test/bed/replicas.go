@@ -117,12 +117,18 @@ func (r *Replicas) register(ctx context.Context, namespaces []string) error {
 	return nil
 }
 
+// start runs the replica on its own ports (kept across restarts, as a pod's
+// IP is kept by its endpoint slot) and waits until it is ready.
 func (r *Replicas) start(ctx context.Context, rep *Replica) error {
-	p, err := r.b.RunPullsafe(ctx, rep.Name, append(append([]string(nil), r.args...),
-		"--port", fmt.Sprint(rep.Port), "--cert-dir", rep.CertDir,
-		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", rep.Health), "--zap-log-level", "info")...)
+	args := append([]string{"serve", "--kubeconfig", r.b.Kubeconfig, "--bind-address", "127.0.0.1",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", rep.Health),
+		"--port", fmt.Sprint(rep.Port), "--cert-dir", rep.CertDir, "--zap-log-level", "info"}, r.args...)
+	p, err := startProcess(rep.Name, r.b.opts.Log, r.b.PullsafeBin, args...)
+	if err != nil {
+		return err
+	}
 	rep.Proc = p
-	return err
+	return waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", rep.Health), 60*time.Second, p)
 }
 
 // waitLB waits until n backends are in the LB's rotation.

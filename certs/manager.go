@@ -141,7 +141,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.defaults()
 	for {
 		next := m.Interval
-		if err := m.Ensure(ctx); err != nil {
+		if err := m.Ensure(ctx); err != nil && ctx.Err() == nil {
 			log.FromContext(ctx).Error(err, "certificate check failed; the current certificate keeps serving")
 			next = 10 * time.Second
 		}

@@ -42,7 +42,11 @@ type Manager struct {
 	CAValidity   time.Duration // default 5 years
 	CertValidity time.Duration // default 1 year
 	Interval     time.Duration // how often Run re-checks; default 1h
-	Now          func() time.Time
+	// InjectDelay is how long Ensure waits after changing the caBundle
+	// before serving a new certificate: the API server sees configuration
+	// changes through an informer. Default 3s.
+	InjectDelay time.Duration
+	Now         func() time.Time
 }
 
 func (m *Manager) defaults() {
@@ -58,23 +62,55 @@ func (m *Manager) defaults() {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	if m.InjectDelay == 0 {
+		m.InjectDelay = 3 * time.Second
+	}
 }
 
 // Ensure makes sure a valid certificate is in the Secret, on disk and in the
 // webhook configurations. Safe to run concurrently from several replicas:
 // creation and rotation use optimistic concurrency, and the loser adopts
 // what the winner wrote.
+//
+// The order matters under load: the configurations trust a new CA (and the
+// API server has had InjectDelay to see it) before this replica serves a
+// certificate the new CA signed; the other way round, every webhook call in
+// between fails TLS and the API server admits it unchecked.
 func (m *Manager) Ensure(ctx context.Context) error {
-	ca, err := m.EnsureServing(ctx)
+	s, err := m.secret(ctx)
 	if err != nil {
 		return err
 	}
-	return m.inject(ctx, ca)
+	changed, err := m.inject(ctx, bundleOf(s))
+	if err != nil {
+		return err
+	}
+	if changed {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(m.InjectDelay):
+		}
+	}
+	return writeIfChanged(m.CertDir, s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey])
 }
 
-// EnsureServing is Ensure without the injection: the serving certificate is
+// EnsureServing is Ensure without the injection, for start-up (the server
+// cannot start without a certificate on disk): the serving certificate is
 // in the Secret and on disk. It returns the CA bundle.
 func (m *Manager) EnsureServing(ctx context.Context) ([]byte, error) {
+	s, err := m.secret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeIfChanged(m.CertDir, s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
+		return nil, err
+	}
+	return bundleOf(s), nil
+}
+
+// secret returns the Secret, created or rotated as needed.
+func (m *Manager) secret(ctx context.Context) (*corev1.Secret, error) {
 	m.defaults()
 	var s *corev1.Secret
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -85,13 +121,16 @@ func (m *Manager) EnsureServing(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certificate secret %s/%s: %w", m.Namespace, m.Secret, err)
 	}
-	if err := writeIfChanged(m.CertDir, s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
-		return nil, err
-	}
+	return s, nil
+}
+
+// bundleOf is what the configurations must trust: the CA, plus the
+// previous one while it is valid.
+func bundleOf(s *corev1.Secret) []byte {
 	if b := s.Data[keyBundle]; len(b) > 0 {
-		return b, nil
+		return b
 	}
-	return s.Data[keyCACert], nil
+	return s.Data[keyCACert]
 }
 
 // Run calls Ensure at once and then every Interval until ctx ends, so a
@@ -102,7 +141,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.defaults()
 	for {
 		next := m.Interval
-		if err := m.Ensure(ctx); err != nil {
+		if err := m.Ensure(ctx); err != nil && ctx.Err() == nil {
 			log.FromContext(ctx).Error(err, "certificate check failed; the current certificate keeps serving")
 			next = 10 * time.Second
 		}
@@ -199,8 +238,10 @@ func expired(certPEM []byte, now time.Time) bool {
 	return err != nil || now.After(c.NotAfter)
 }
 
-// inject sets caBundle on every webhook of both configurations.
-func (m *Manager) inject(ctx context.Context, ca []byte) error {
+// inject sets caBundle on every webhook of both configurations and reports
+// whether it changed anything.
+func (m *Manager) inject(ctx context.Context, ca []byte) (bool, error) {
+	changed := false
 	targets := []client.Object{&admissionregv1.ValidatingWebhookConfiguration{}, &admissionregv1.MutatingWebhookConfiguration{}}
 	for _, obj := range targets {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -210,13 +251,14 @@ func (m *Manager) inject(ctx context.Context, ca []byte) error {
 			if !setCABundle(obj, ca) {
 				return nil
 			}
+			changed = true
 			return m.Client.Update(ctx, obj)
 		})
 		if err != nil {
-			return fmt.Errorf("injecting caBundle into %T %s: %w", obj, m.Webhooks, err)
+			return changed, fmt.Errorf("injecting caBundle into %T %s: %w", obj, m.Webhooks, err)
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // setCABundle reports whether anything changed.

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,12 +18,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 func newManager(t *testing.T, c client.Client, now *time.Time) *Manager {
 	return &Manager{Client: c, Namespace: "pullsafe-system", Secret: "pullsafe-certs", Webhooks: "pullsafe",
 		Hosts: []string{"pullsafe.pullsafe-system.svc"}, CertDir: t.TempDir(),
-		CertValidity: 30 * 24 * time.Hour, CAValidity: 365 * 24 * time.Hour, Now: func() time.Time { return *now }}
+		CertValidity: 30 * 24 * time.Hour, CAValidity: 365 * 24 * time.Hour, Now: func() time.Time { return *now },
+		InjectDelay: time.Nanosecond}
 }
 
 func webhookConfigs() []client.Object {
@@ -159,5 +162,54 @@ func TestCARotationKeepsTheOldCATrustedMeanwhile(t *testing.T) {
 	}
 	if err := verify(oldCert); err != nil {
 		t.Errorf("a replica still serving the old certificate is no longer trusted: %v", err)
+	}
+}
+
+// TestServedCertificateIsAlwaysTrusted: through a CA rotation, at every
+// write of a webhook configuration the certificate on disk (what the
+// replica serves) verifies against the caBundle the API server holds at
+// that moment, and after it. Written before the new CA is injected, the
+// API server would fail TLS on every call in between and admit unchecked.
+func TestServedCertificateIsAlwaysTrusted(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	var m *Manager
+	var violations []string
+	check := func(when string, c client.Client) {
+		v, _ := caBundles(t, c)
+		if len(v) == 0 {
+			return // not injected yet: nothing calls the server
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(v)
+		data, err := os.ReadFile(filepath.Join(m.CertDir, CertFile))
+		if err != nil {
+			return
+		}
+		b, _ := pem.Decode(data)
+		cert, _ := x509.ParseCertificate(b.Bytes)
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "pullsafe.pullsafe-system.svc", CurrentTime: now}); err != nil {
+			violations = append(violations, when+": "+err.Error())
+		}
+	}
+	c := fake.NewClientBuilder().WithObjects(webhookConfigs()...).WithInterceptorFuncs(interceptor.Funcs{
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			check("before updating "+obj.GetName(), c)
+			return c.Update(ctx, obj, opts...)
+		},
+	}).Build()
+	m = newManager(t, c, &now)
+	m.CAValidity, m.CertValidity = 90*24*time.Hour, 90*24*time.Hour
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after the first Ensure", c)
+	now = now.Add(61 * 24 * time.Hour) // the CA is due for rotation
+	if err := m.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after the rotation", c)
+	if len(violations) > 0 {
+		t.Errorf("the served certificate was not trusted by the configurations:\n%s", strings.Join(violations, "\n"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -22,6 +23,10 @@ func FuzzKeychain(f *testing.F) {
 	f.Add([]byte(`{"*.corp.io/team":{"username":"u","password":"p"}}`), "a.corp.io/team/x", false)
 	f.Add([]byte(`{"auths":{"https://index.docker.io/v1/":{"auth":"!!"}}}`), "nginx", true)
 	f.Add([]byte(`{"auths":{"[::1":{}}}`), "[::1]:5000/x", true)
+	f.Add([]byte(`{"auths":{}}`), "nginx", true)
+	f.Add([]byte(`{}`), "nginx", false)
+	f.Add([]byte(`null`), "nginx", true)
+	f.Add([]byte(`{"auths":{"http://[::1":{"auth":"dTpw"}}}`), "nginx", true)
 	f.Fuzz(func(t *testing.T, data []byte, image string, jsonType bool) {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}}
 		if jsonType {
@@ -30,18 +35,18 @@ func FuzzKeychain(f *testing.F) {
 			s.Type, s.Data = corev1.SecretTypeDockercfg, map[string][]byte{corev1.DockerConfigKey: data}
 		}
 		kc := NewKeychain([]*corev1.Secret{s})
-		if len(kc.Problems()) == 0 && len(kc.Sources()) == 0 && len(bytes.TrimSpace(data)) > 0 && !emptyConfig(data) {
-			t.Skip() // a valid config with no parsable keys; the kubelet skips those too
+		contributes := len(kc.Sources()["ns/s"]) > 0
+		reported := len(kc.Problems()) == 1 && kc.Problems()[0].Secret == "ns/s"
+		if contributes == reported {
+			t.Fatalf("secret %q: contributes %v (%v), reported %v (%+v): want exactly one", data, contributes, kc.Sources(), reported, kc.Problems())
 		}
 		for _, c := range kc.Lookup(image) {
-			if c.Source != "ns/s" {
+			if c.Source != "ns/s" || !slices.Contains(kc.Sources()["ns/s"], c.Key) {
 				t.Fatalf("credential from nowhere: %+v", c)
 			}
 		}
 	})
 }
-
-func emptyConfig(data []byte) bool { return bytes.Contains(data, []byte("{}")) }
 
 // FuzzClassify feeds arbitrary image references and registry error responses
 // through reference parsing and classification: every failure gets a known

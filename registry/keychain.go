@@ -92,6 +92,12 @@ func NewKeychain(secrets []*corev1.Secret) *Keychain {
 			continue
 		}
 		k.add(src, entries)
+		if len(k.sources[src]) == 0 {
+			// Valid, but no key the kubelet can use ({}, or keys that do not
+			// parse): the kubelet skips it silently; a diagnosis must not.
+			k.problems = append(k.problems, SecretProblem{Secret: src,
+				Reason: fmt.Sprintf("holds no registry key the kubelet can use (%d key(s) in it)", len(entries))})
+		}
 	}
 	return k
 }

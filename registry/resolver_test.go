@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pullsafe/pullsafe/certs"
 )
 
 // newTestResolver allows loopback, where registrytest serves; opts may
@@ -617,26 +622,79 @@ func TestCredentialsNotSentToRedirectTarget(t *testing.T) {
 }
 
 func TestMirrorNeverReceivesDockerHubCredentials(t *testing.T) {
-	tr := registrytest.New(t)
-	tr.Image("library/nginx", "1.27", "linux", "amd64")
-	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}))
-	hub := NewKeychain([]*corev1.Secret{dockerSecret("hub", map[string]string{"https://index.docker.io/v1/": "hubuser"})})
-	if c := hub.Lookup("docker.io/library/nginx"); len(c) != 1 {
+	// Docker Hub itself is a loopback registry behind TLS, reached as
+	// index.docker.io:443 through a host alias: nothing leaves the machine.
+	hub := registrytest.New(t)
+	hub.Image("library/nginx", "1.27", "linux", "amd64")
+	hub.User, hub.Pass = "hubuser", "pw-hubuser" // what dockerSecret writes
+	hub.SetAuth("basic")
+	hubAddr, hubCA := serveAs(t, hub, "index.docker.io")
+	hubCred := NewKeychain([]*corev1.Secret{dockerSecret("hub", map[string]string{"https://index.docker.io/v1/": "hubuser"})})
+	if c := hubCred.Lookup("docker.io/library/nginx"); len(c) != 1 {
 		t.Fatalf("the kubelet would use the hub credential: %+v", c)
 	}
-	if _, err := r.Resolve(context.Background(), "nginx:1.27", hub); err != nil {
+	tests := []struct {
+		name       string
+		mirrorAuth string // what the mirror asks for
+		wantHost   string // who answers
+	}{
+		{"open mirror answers", "", "mirror"},
+		// A mirror asking for credentials is where a leak would happen: the
+		// challenge invites them. It gets none; Docker Hub answers.
+		{"mirror asking for basic credentials", "basic", "index.docker.io"},
+		{"mirror asking for a bearer token", "bearer", "index.docker.io"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mirror := registrytest.New(t)
+			mirror.Image("library/nginx", "1.27", "linux", "amd64")
+			mirror.SetAuth(tt.mirrorAuth)
+			hub.Reset()
+			r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {mirror.Host}}),
+				withHostAlias("index.docker.io:443", hubAddr), WithCABundle("index.docker.io", hubCA))
+			img, err := r.Resolve(context.Background(), "nginx:1.27", hubCred)
+			if err != nil {
+				t.Fatalf("resolve: %v", err)
+			}
+			want := map[string]string{"mirror": mirror.Host, "index.docker.io": "index.docker.io"}[tt.wantHost]
+			if img.Registry != want {
+				t.Errorf("answered by %q, want %q", img.Registry, want)
+			}
+			got := mirror.Authorizations()
+			if len(got) == 0 {
+				t.Fatal("the mirror was never asked")
+			}
+			for _, h := range got {
+				if h != "" {
+					t.Errorf("mirror received an Authorization header: %q", h)
+				}
+			}
+			if tt.wantHost == "index.docker.io" && !slices.Contains(hub.Authorizations(), "Basic "+base64.StdEncoding.EncodeToString([]byte("hubuser:pw-hubuser"))) {
+				t.Errorf("Docker Hub did not receive its own credential: %q", hub.Authorizations())
+			}
+		})
+	}
+}
+
+// serveAs serves tr over TLS with a certificate for host, from a fresh CA,
+// and returns the loopback address to alias host to and the CA's PEM.
+func serveAs(t *testing.T, tr *registrytest.Registry, host string) (addr string, caPEM []byte) {
+	t.Helper()
+	ca, err := certs.NewCA("test-ca", time.Now().Add(-time.Minute), time.Hour)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range tr.Authorizations() {
-		if h != "" {
-			t.Errorf("mirror %s received credentials meant for Docker Hub: %q", tr.Host, h)
-		}
+	certPEM, keyPEM, err := ca.Issue([]string{host}, time.Now().Add(-time.Minute), time.Hour)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A mirror that wants credentials is "cannot verify", never a denial.
-	tr.SetAuth("basic")
-	_, err := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}),
-		WithLookupTimeout(300*time.Millisecond)).Resolve(context.Background(), "nginx:1.27", hub)
-	if e := mustFail(t, err); e.Reason != Unreachable {
-		t.Errorf("authenticated mirror: %+v, want unreachable (fail open)", e)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
 	}
+	srv := httptest.NewUnstartedServer(tr.Server.Config.Handler)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), ca.CertPEM
 }

@@ -120,9 +120,12 @@ func (c *ClientCluster) NamespaceLabels(ctx context.Context, name string) (map[s
 	return ns.Labels, nil
 }
 
+// Nodes returns errNodesLoading (and no nodes) while the informer has not
+// yet delivered its whole initial list: the platform rule is then skipped
+// with a note rather than judged against some of the nodes.
 func (c *ClientCluster) Nodes(ctx context.Context) ([]policy.Node, error) {
-	if snap := c.state.nodeSnap.Load(); snap != nil {
-		return *snap, nil
+	if c.state.tracking.Load() {
+		return c.state.nodeList()
 	}
 	var list corev1.NodeList
 	if err := c.cached.List(ctx, &list); err != nil {

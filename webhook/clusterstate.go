@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,7 +23,17 @@ type state struct {
 	nodeSnap   atomic.Pointer[[]policy.Node]
 	namespaces sync.Map // name -> map[string]string (labels, read-only)
 	tracking   atomic.Bool
+	// nodesSynced and namespacesSynced are the event-handler registrations'
+	// HasSynced: true once every object of the informer's initial list has
+	// reached our handler. The informer's own HasSynced turns true earlier,
+	// while the handler may still be filling the snapshot: a review reading
+	// a half-filled node list would deny an image some missing node can run.
+	nodesSynced, namespacesSynced func() bool
 }
+
+// errNodesLoading: the node snapshot is not complete yet (pullsafe is
+// starting); the platform rule is then not checked, never guessed.
+var errNodesLoading = errors.New("node list still loading")
 
 func (s *state) setNode(n policy.Node) {
 	s.mu.Lock()
@@ -62,24 +73,51 @@ func (c *ClientCluster) TrackInformers(ctx context.Context, cache crcache.Cache)
 	if err != nil {
 		return err
 	}
-	empty := []policy.Node{}
-	c.state.nodeSnap.Store(&empty)
-	if _, err := ni.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	nreg, err := ni.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.nodeEvent(o, false) },
 		UpdateFunc: func(_, o any) { c.nodeEvent(o, false) },
 		DeleteFunc: func(o any) { c.nodeEvent(o, true) },
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	if _, err := nsi.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+	nsreg, err := nsi.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.namespaceEvent(o, false) },
 		UpdateFunc: func(_, o any) { c.namespaceEvent(o, false) },
 		DeleteFunc: func(o any) { c.namespaceEvent(o, true) },
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
+	c.state.nodesSynced, c.state.namespacesSynced = nreg.HasSynced, nsreg.HasSynced
 	c.state.tracking.Store(true)
 	return nil
+}
+
+// Synced reports whether the node and namespace snapshots are complete:
+// readiness waits on it, so no review is answered from a partial node list.
+func (c *ClientCluster) Synced() error {
+	if !c.state.tracking.Load() {
+		return nil // reads go through the cache, which waits for its own sync
+	}
+	if !c.state.nodesSynced() {
+		return errNodesLoading
+	}
+	if !c.state.namespacesSynced() {
+		return errors.New("namespace list still loading")
+	}
+	return nil
+}
+
+// nodeList is the snapshot once complete; errNodesLoading before.
+func (s *state) nodeList() ([]policy.Node, error) {
+	if !s.nodesSynced() {
+		return nil, errNodesLoading
+	}
+	if snap := s.nodeSnap.Load(); snap != nil {
+		return *snap, nil
+	}
+	return []policy.Node{}, nil // synced, and the cluster has no nodes
 }
 
 func unwrap(o any) any {

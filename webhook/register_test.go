@@ -1,14 +1,18 @@
 package webhook
 
 import (
-	"github.com/pullsafe/pullsafe/test/golden"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/pullsafe/pullsafe/test/golden"
 )
 
 // inCluster is the registration the manifests install.
@@ -37,33 +41,72 @@ func TestManifestWebhookConfigurationsAreGenerated(t *testing.T) {
 }
 
 func TestConfigurationsSafetySettings(t *testing.T) {
-	r := inCluster
-	r.PinTemplates = true
-	v, m := r.Configurations()
-	vw, mw := v.Webhooks[0], m.Webhooks[0]
-	for _, c := range []struct {
-		name string
-		ok   bool
+	pods := []string{"v1/pods CREATE,UPDATE", "v1/pods/ephemeralcontainers UPDATE"}
+	templates := []string{"apps/v1/daemonsets CREATE,UPDATE", "apps/v1/deployments CREATE,UPDATE", "apps/v1/replicasets CREATE,UPDATE",
+		"apps/v1/statefulsets CREATE,UPDATE", "batch/v1/cronjobs CREATE,UPDATE", "batch/v1/jobs CREATE,UPDATE", "v1/replicationcontrollers CREATE,UPDATE"}
+	all := append(slices.Clone(pods), templates...)
+	slices.Sort(all)
+	for _, tt := range []struct {
+		name         string
+		pinTemplates bool
+		wantMutating []string
 	}{
-		{"failurePolicy Ignore", *vw.FailurePolicy == admissionregv1.Ignore && *mw.FailurePolicy == admissionregv1.Ignore},
-		{"sideEffects None", *vw.SideEffects == admissionregv1.SideEffectClassNone && *mw.SideEffects == admissionregv1.SideEffectClassNone},
-		{"timeout <= 10", *vw.TimeoutSeconds <= 10 && *mw.TimeoutSeconds <= 10},
-		{"matchPolicy Equivalent", *vw.MatchPolicy == admissionregv1.Equivalent},
-		{"reinvocation IfNeeded", *mw.ReinvocationPolicy == admissionregv1.IfNeededReinvocationPolicy},
-		{"v1 reviews", len(vw.AdmissionReviewVersions) == 1 && vw.AdmissionReviewVersions[0] == "v1"},
-		{"excludes system namespaces", strings.Join(vw.NamespaceSelector.MatchExpressions[0].Values, ",") == "kube-node-lease,kube-system,pullsafe-system"},
-		{"mutating covers templates when pinning them", len(mw.Rules) == len(vw.Rules)},
+		{"pods pinned, templates not", false, pods},
+		{"templates pinned too", true, all},
 	} {
-		if !c.ok {
-			t.Errorf("%s: violated", c.name)
+		t.Run(tt.name, func(t *testing.T) {
+			r := inCluster
+			r.PinTemplates = tt.pinTemplates
+			v, m := r.Configurations()
+			vw, mw := v.Webhooks[0], m.Webhooks[0]
+			if diff := cmp.Diff(all, ruleNames(vw.Rules)); diff != "" {
+				t.Errorf("validating webhook kinds (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantMutating, ruleNames(mw.Rules)); diff != "" {
+				t.Errorf("mutating webhook kinds (-want +got):\n%s", diff)
+			}
+			for _, c := range []struct {
+				name string
+				ok   bool
+			}{
+				{"failurePolicy Ignore", *vw.FailurePolicy == admissionregv1.Ignore && *mw.FailurePolicy == admissionregv1.Ignore},
+				{"sideEffects None", *vw.SideEffects == admissionregv1.SideEffectClassNone && *mw.SideEffects == admissionregv1.SideEffectClassNone},
+				{"timeout <= 10", *vw.TimeoutSeconds <= 10 && *mw.TimeoutSeconds <= 10},
+				{"matchPolicy Equivalent", *vw.MatchPolicy == admissionregv1.Equivalent && *mw.MatchPolicy == admissionregv1.Equivalent},
+				{"reinvocation IfNeeded", *mw.ReinvocationPolicy == admissionregv1.IfNeededReinvocationPolicy},
+				{"v1 reviews", slices.Equal(vw.AdmissionReviewVersions, []string{"v1"}) && slices.Equal(mw.AdmissionReviewVersions, []string{"v1"})},
+			} {
+				if !c.ok {
+					t.Errorf("%s: violated", c.name)
+				}
+			}
+			wantSel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name",
+				Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-node-lease", "kube-system", "pullsafe-system"}}}}
+			for _, sel := range []*metav1.LabelSelector{vw.NamespaceSelector, mw.NamespaceSelector} {
+				if diff := cmp.Diff(wantSel, sel); diff != "" {
+					t.Errorf("namespaceSelector (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// ruleNames spells each rule's resources as "group/version/resource OPS", sorted.
+func ruleNames(rules []admissionregv1.RuleWithOperations) []string {
+	var out []string
+	for _, r := range rules {
+		ops := make([]string, len(r.Operations))
+		for i, o := range r.Operations {
+			ops[i] = string(o)
+		}
+		for _, g := range r.APIGroups {
+			for _, v := range r.APIVersions {
+				for _, res := range r.Resources {
+					out = append(out, strings.TrimPrefix(g+"/"+v+"/"+res, "/")+" "+strings.Join(ops, ","))
+				}
+			}
 		}
 	}
-	var resources []string
-	for _, r := range vw.Rules {
-		resources = append(resources, r.Resources...)
-	}
-	want := "pods,pods/ephemeralcontainers,deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs,replicationcontrollers"
-	if got := strings.Join(resources, ","); got != want {
-		t.Errorf("resources = %s, want %s", got, want)
-	}
+	slices.Sort(out)
+	return out
 }

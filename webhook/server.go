@@ -184,21 +184,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	var draining atomic.Bool
 	started := srv.StartedChecker()
-	ready := func(req *http.Request) error {
-		if draining.Load() {
-			return errors.New("shutting down")
-		}
-		if err := started(req); err != nil {
-			return fmt.Errorf("webhook server not serving TLS yet: %w", err)
-		}
-		sctx, cancel := context.WithTimeout(req.Context(), time.Second)
-		defer cancel()
-		if !mgr.GetCache().WaitForCacheSync(sctx) {
-			return errors.New("node and namespace caches not synced")
-		}
-		return nil
-	}
-	if err := mgr.AddReadyzCheck("webhook", ready); err != nil {
+	if err := mgr.AddReadyzCheck("webhook", readiness(&draining, started, cluster)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -238,6 +224,24 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		}
 	}
 	return err
+}
+
+// readiness fails while draining, until the server serves TLS, and until
+// the node and namespace snapshots hold the informers' whole initial lists
+// (a review against some of the nodes would deny what another node runs).
+func readiness(draining *atomic.Bool, started healthz.Checker, cluster interface{ Synced() error }) healthz.Checker {
+	return func(req *http.Request) error {
+		if draining.Load() {
+			return errors.New("shutting down")
+		}
+		if err := started(req); err != nil {
+			return fmt.Errorf("webhook server not serving TLS yet: %w", err)
+		}
+		if err := cluster.Synced(); err != nil {
+			return fmt.Errorf("not ready: %w", err)
+		}
+		return nil
+	}
 }
 
 // registerWhenReady registers the configurations once the server serves TLS:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"github.com/pullsafe/pullsafe/test/golden"
 	"os"
 	"path/filepath"
@@ -175,7 +176,29 @@ func TestCheckPinKeepsCommentsAndOrder(t *testing.T) {
 	if string(data) != out {
 		t.Errorf("--in-place wrote something else than --pin printed")
 	}
-	// Pinned files check clean, and pinning again changes nothing.
+	// Pinned files check clean: no finding at all, so even --strict passes
+	// with pinning off (before pinning, the IfNotPresent tag is a
+	// mutable-tag warning there).
+	nopin := filepath.Join(b.dir, "nopin.config")
+	if err := os.WriteFile(nopin, []byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\npin: {pods: false}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if before, _, code := runCheck(t, src, "-f", "-", "--strict", "--config", nopin); code != 1 || !strings.Contains(before, "[mutable-tag]") {
+		t.Fatalf("before pinning: exit %d, want 1 with a mutable-tag warning (else the check below proves nothing)\n%s", code, before)
+	}
+	js, errOut, code := runCheck(t, "", "-f", file, "--strict", "--config", nopin, "-o", "json")
+	var results []jsonResult
+	if err := json.Unmarshal([]byte(js), &results); err != nil || code != 0 {
+		t.Fatalf("pinned file: exit %d, %v\n%s%s", code, err, js, errOut)
+	}
+	got := make([]string, 0, len(results))
+	for _, r := range results {
+		got = append(got, fmt.Sprintf("%s %s findings=%d", r.Object, r.Decision, len(r.Findings)))
+	}
+	if diff := cmp.Diff([]string{"pod/p allow findings=0"}, got); diff != "" {
+		t.Errorf("pinned file does not check clean (-want +got):\n%s", diff)
+	}
+	// Pinning again changes nothing.
 	again, _, code := runCheck(t, "", "-f", file, "--pin")
 	if code != 0 || again != out {
 		t.Errorf("second --pin: exit %d, changed:\n%s", code, again)

@@ -56,7 +56,8 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
 	@for t in registry:FuzzKeychain registry:FuzzClassify registry:FuzzSanitize registry:FuzzDecodeManifest policy:FuzzExtractWorkload policy:FuzzReadManifests webhook:FuzzAdmissionReview; do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} ./$$pkg || exit 1; done
-	cd test/kubeletdiff && $(GO) test -run XXX -fuzz FuzzSecretParsingMatchesKubelet -fuzztime $${FUZZTIME:-30s} .
+	@for fn in FuzzSecretParsingMatchesKubelet FuzzReferenceMatchesKubelet; do echo "== test/kubeletdiff $$fn"; \
+	  (cd test/kubeletdiff && $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} .) || exit 1; done
 
 .PHONY: bench
 bench: ## Measure everything (micro-benchmarks, HTTPS load, rollout storm, API server overhead, memory) into docs/benchmarks.md (~5 min).

@@ -140,16 +140,7 @@ func (tr *Registry) Reset() { tr.mu.Lock(); tr.requests, tr.authz = nil, nil; tr
 // Image pushes a random single-platform image to repo:tag and returns its digest.
 func (tr *Registry) Image(repo, tag, os, arch string) v1.Hash {
 	tr.t.Helper()
-	img := PlatformImage(tr.t, os, arch)
-	ref, err := name.NewTag(strings.TrimPrefix(tr.seed.URL, "http://") + "/" + repo + ":" + tag)
-	if err != nil {
-		tr.t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		tr.t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return d
+	return tr.ImageDescriptor(repo, tag, os, arch).Digest
 }
 
 // Index pushes a multi-platform index to repo:tag and returns its digest.

@@ -10,8 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pullsafe/pullsafe/registry"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
 	"github.com/pullsafe/pullsafe/test/bed"
 )
 
@@ -165,42 +164,6 @@ func (s *scene) load(ctx context.Context, levels []int, each time.Duration) ([]r
 	return rows, nil
 }
 
-// countingProxy forwards to a registry and counts requests by kind.
-type countingProxy struct {
-	addr   string
-	mu     sync.Mutex
-	counts map[string]int
-	srv    *http.Server
-}
-
-func newCountingProxy(target string) (*countingProxy, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &countingProxy{addr: l.Addr().String(), counts: map[string]int{}}
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
-	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		kind := "other"
-		switch {
-		case strings.Contains(r.URL.Path, "/manifests/"):
-			kind = "manifests"
-		case strings.Contains(r.URL.Path, "/blobs/"):
-			kind = "blobs"
-		case strings.Contains(r.URL.Path, "/tags/"):
-			kind = "tags"
-		case r.URL.Path == "/v2/":
-			kind = "ping"
-		}
-		p.mu.Lock()
-		p.counts[r.Method+" "+kind]++
-		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	})}
-	go p.srv.Serve(l)
-	return p, nil
-}
-
 func (s *scene) storm(ctx context.Context) ([]row, error) {
 	multi := []bed.Platform{bed.Linux("amd64"), bed.Linux("arm64")}
 	if _, err := s.b.Push(s.b.Open, "storm/app", "v1", multi...); err != nil {
@@ -211,18 +174,18 @@ func (s *scene) storm(ctx context.Context) ([]row, error) {
 			return nil, err
 		}
 	}
-	proxy, err := newCountingProxy(s.b.Open.Addr)
+	proxy, err := registrytest.NewCountingProxy(s.b.Open.Addr)
 	if err != nil {
 		return nil, err
 	}
-	defer proxy.srv.Close()
+	defer proxy.Close()
 	var wg sync.WaitGroup
 	var denied atomic.Int64
 	start := time.Now()
 	for i := range 110 {
-		img := proxy.addr + "/storm/app:v1"
+		img := proxy.Addr + "/storm/app:v1"
 		if i >= 100 {
-			img = fmt.Sprintf("%s/storm/other%d:v1", proxy.addr, i-100)
+			img = fmt.Sprintf("%s/storm/other%d:v1", proxy.Addr, i-100)
 		}
 		body := review("bench", fmt.Sprintf("storm-%d", i), img)
 		wg.Add(1)
@@ -235,9 +198,7 @@ func (s *scene) storm(ctx context.Context) ([]row, error) {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	proxy.mu.Lock()
-	defer proxy.mu.Unlock()
-	c := proxy.counts
+	c := proxy.Counts()
 	return []row{
 		{"rollout storm: HEAD manifest requests (11 images, 110 reviews)", fmt.Sprint(c["HEAD manifests"]), "1 per (image, credential) = 11"},
 		{"rollout storm: GET manifest requests (platform rule)", fmt.Sprint(c["GET manifests"]), "≤ 1 per new digest = 11"},
@@ -257,21 +218,9 @@ func (s *scene) coldMiss(ctx context.Context) ([]row, error) {
 		}
 	}
 	host := s.b.Open.Addr
-	raw := make([]time.Duration, 0, n)
-	hc := &http.Client{}
-	for i := range n + 1 {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, fmt.Sprintf("http://%s/v2/cold/app/manifests/t%d", host, i%n), nil)
-		req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
-		t := time.Now()
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if i > 0 { // the first opened the connection
-			raw = append(raw, time.Since(t))
-		}
+	raw, err := headRoundTrips(ctx, host, n, func(i int) string { return fmt.Sprintf("cold/app/manifests/t%d", i%n) })
+	if err != nil {
+		return nil, err
 	}
 	var first, later []time.Duration
 	for i := range n {
@@ -343,4 +292,27 @@ func (s *scene) throughAPIServer(ctx context.Context, n int) ([]row, error) {
 		{fmt.Sprintf("pod create via kube-apiserver, both pullsafe webhooks (n=%d)", len(with)), fmt.Sprintf("p50 %s p99 %s", dur(w50), dur(w99)), ""},
 		{"overhead per create (both webhooks, cached images)", fmt.Sprintf("p50 +%s (%.2f×), p99 +%s", dur(w50-o50), ratio(w50, o50), dur(w99-o99)), ""},
 	}, nil
+}
+
+// headRoundTrips times the registry's own manifest HEAD, n+1 times on one
+// keep-alive connection, paths from path(i); the first, which opened the
+// connection, is left out.
+func headRoundTrips(ctx context.Context, host string, n int, path func(int) string) ([]time.Duration, error) {
+	raw := make([]time.Duration, 0, n)
+	hc := &http.Client{}
+	for i := range n + 1 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, fmt.Sprintf("http://%s/v2/%s", host, path(i)), nil)
+		req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+		t := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if i > 0 {
+			raw = append(raw, time.Since(t))
+		}
+	}
+	return raw, nil
 }

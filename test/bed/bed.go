@@ -335,6 +335,9 @@ func startProcess(name string, log io.Writer, bin string, args ...string) (*Proc
 	cmd := exec.Command(bin, args...)
 	// Killed with the test process even if it dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// distribution v3 exports traces to localhost:4318 by default; nothing
+	// listens there, and every failed export is a log line.
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
 	w := &prefixWriter{prefix: "[" + name + "] ", w: log}
 	cmd.Stdout, cmd.Stderr = w, w
 	if err := cmd.Start(); err != nil {

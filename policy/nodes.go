@@ -88,12 +88,13 @@ func stated(ps []v1.Platform) []v1.Platform {
 	return out
 }
 
-// runs reports whether an image offering platforms can run on node n.
-// A variant is compared only where both sides state one.
+// runs reports whether an image offering platforms can run on node n: as
+// containerd's platform matcher decides it (platformmatch.go). A variant is
+// compared only where both sides state one.
 func runs(platforms []v1.Platform, n Node) bool {
 	os, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
 	for _, p := range platforms {
-		if p.OS == os && p.Architecture == arch && (p.Variant == "" || n.Variant == "" || p.Variant == n.Variant) {
+		if pulls(p, os, arch, n.Variant) {
 			return true
 		}
 	}

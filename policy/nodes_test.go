@@ -108,3 +108,47 @@ func BenchmarkEligible(b *testing.B) {
 		}
 	}
 }
+
+// TestRunsAsContainerd: an image platform is runnable where containerd's
+// default matcher (platforms.Only, after platforms.Normalize) pulls it: an
+// amd64 node also takes 386, an arm64 node also takes arm/v8..v5, an arm/vN
+// node takes arm/v(N-1)..v5, and the spellings aarch64, x86_64, armhf and
+// upper case are the canonical ones. Anything else would deny an image the
+// kubelet pulls.
+func TestRunsAsContainerd(t *testing.T) {
+	withVariant := func(n Node, v string) Node { n.Variant = v; return n }
+	amd, arm64, arm := node("a", "amd64"), node("r", "arm64"), node("m", "arm")
+	tests := []struct {
+		name  string
+		image v1.Platform
+		node  Node
+		want  bool
+	}{
+		{"386 on amd64", v1.Platform{OS: "linux", Architecture: "386"}, amd, true},
+		{"arm/v7 on arm64", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, arm64, true},
+		{"arm on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm"}, withVariant(arm64, "v8"), true},
+		{"aarch64 on arm64", v1.Platform{OS: "linux", Architecture: "aarch64"}, arm64, true},
+		{"x86_64 on amd64", v1.Platform{OS: "Linux", Architecture: "x86_64"}, amd, true},
+		{"AMD64 on amd64", v1.Platform{OS: "linux", Architecture: "AMD64"}, amd, true},
+		{"armhf on arm", v1.Platform{OS: "linux", Architecture: "armhf"}, arm, true},
+		{"arm64/v8 on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm64", Variant: "8"}, withVariant(arm64, "v8"), true},
+		{"arm/v6 on arm/v7", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}, withVariant(arm, "v7"), true},
+		{"amd64/v2 on amd64/v3", v1.Platform{OS: "linux", Architecture: "amd64", Variant: "v2"}, withVariant(amd, "v3"), true},
+		// What containerd refuses stays refused.
+		{"arm/v7 on arm/v6", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, withVariant(arm, "v6"), false},
+		{"amd64 on 386", v1.Platform{OS: "linux", Architecture: "amd64"}, node("i", "386"), false},
+		{"arm64 on arm", v1.Platform{OS: "linux", Architecture: "arm64"}, arm, false},
+		{"amd64 on arm64", v1.Platform{OS: "linux", Architecture: "amd64"}, arm64, false},
+		{"arm64 on amd64", v1.Platform{OS: "linux", Architecture: "arm64"}, amd, false},
+		{"386 on arm64", v1.Platform{OS: "linux", Architecture: "386"}, arm64, false},
+		{"arm64/v8.2 on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8.2"}, withVariant(arm64, "v8"), false},
+		{"windows/386 on linux/amd64", v1.Platform{OS: "windows", Architecture: "386"}, amd, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := runs([]v1.Platform{tt.image}, tt.node); got != tt.want {
+				t.Errorf("runs(%+v, %s variant %q) = %v, want %v", tt.image, tt.node.Platform(), tt.node.Variant, got, tt.want)
+			}
+		})
+	}
+}

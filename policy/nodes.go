@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -131,15 +132,24 @@ func narrowing(can, cannot []Node) string {
 	return "add " + strings.Join(parts, " and ")
 }
 
-// containerd2 reports whether the node runs containerd 2 or later.
-func (n Node) containerd2() bool {
+// refusesSchema1 reports whether the node runs containerd 2.1 or later,
+// which no longer has the code to pull a Docker schema 1 manifest. 2.0 only
+// disables it by default (CONTAINERD_ENABLE_DEPRECATED_PULL_SCHEMA_1_IMAGE=1
+// re-enables it), which pullsafe cannot see, so 2.0 is not known to refuse.
+func (n Node) refusesSchema1() bool {
 	v, ok := strings.CutPrefix(n.Runtime, "containerd://")
 	if !ok {
 		return false
 	}
-	v = strings.TrimPrefix(v, "v")
-	major, _, _ := strings.Cut(v, ".")
-	return major != "" && major != "0" && major != "1" && strings.Trim(major, "0123456789") == ""
+	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	minor, _, _ = strings.Cut(minor, "-")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > 2 || ma == 2 && mi >= 1
 }
 
 // platformList is "linux/amd64, linux/arm64/v8" for messages.

@@ -152,3 +152,21 @@ func TestRunsAsContainerd(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusesSchema1: containerd 2.1 removed schema 1 pulls; 2.0 only
+// disables them by default (CONTAINERD_ENABLE_DEPRECATED_PULL_SCHEMA_1_IMAGE=1
+// re-enables them for the CRI's local pull), so a 2.0 node may still pull
+// one and must not make a denial; other runtimes and unparsable versions
+// are unknown.
+func TestRefusesSchema1(t *testing.T) {
+	for rt, want := range map[string]bool{
+		"containerd://2.1.4": true, "containerd://v2.1.0": true, "containerd://2.2.0-rc.1": true, "containerd://3.0.0": true,
+		"containerd://2.10.1": true, "containerd://2.0.5": false, "containerd://2.0.0": false, "containerd://2": false,
+		"containerd://1.7.22": false, "containerd://1.7.22-k3s1": false, "cri-o://1.30.0": false, "docker://27.0.1": false,
+		"": false, "containerd://": false, "containerd://x.1": false, "containerd://2.x": false,
+	} {
+		if got := (Node{Runtime: rt}).refusesSchema1(); got != want {
+			t.Errorf("%q: refusesSchema1 = %v, want %v", rt, got, want)
+		}
+	}
+}

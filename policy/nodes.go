@@ -94,6 +94,9 @@ func stated(ps []v1.Platform) []v1.Platform {
 // compared only where both sides state one.
 func runs(platforms []v1.Platform, n Node) bool {
 	os, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
+	if os == "" || arch == "" {
+		return true // the node does not say what it is: unknown, never a mismatch
+	}
 	for _, p := range platforms {
 		if pulls(p, os, arch, n.Variant) {
 			return true

@@ -134,6 +134,10 @@ func TestRunsAsContainerd(t *testing.T) {
 		{"arm64/v8 on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm64", Variant: "8"}, withVariant(arm64, "v8"), true},
 		{"arm/v6 on arm/v7", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}, withVariant(arm, "v7"), true},
 		{"amd64/v2 on amd64/v3", v1.Platform{OS: "linux", Architecture: "amd64", Variant: "v2"}, withVariant(amd, "v3"), true},
+		// A node whose labels do not say (a virtual kubelet, labels removed)
+		// is unknown, never a mismatch.
+		{"no arch label", v1.Platform{OS: "linux", Architecture: "amd64"}, Node{Name: "v", Labels: map[string]string{corev1.LabelOSStable: "linux"}}, true},
+		{"no labels", v1.Platform{OS: "linux", Architecture: "amd64"}, Node{Name: "v"}, true},
 		// What containerd refuses stays refused.
 		{"arm/v7 on arm/v6", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, withVariant(arm, "v6"), false},
 		{"amd64 on 386", v1.Platform{OS: "linux", Architecture: "amd64"}, node("i", "386"), false},

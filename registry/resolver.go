@@ -239,20 +239,29 @@ func (r *Resolver) store(ref name.Reference, key string, img *Image, err error) 
 
 // lookup tries each endpoint (mirrors first, then the registry itself, as
 // containerd does) and returns the first success or the most telling failure.
+// A mirror pullsafe could not verify (it wants credentials, or did not
+// answer) may serve the nodes: the registry's own not-found or unauthorized
+// then proves nothing, and the mirror's "cannot verify" is the answer.
 func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
-	var best *Error
+	var best, mirrorUnknown *Error
 	for _, ep := range r.endpoints(ref.Context()) {
 		img, err := r.lookupAt(ctx, ep, ref, credentialFor(ep, c))
 		if err == nil {
 			return img, nil
 		}
 		e := mirrorRefused(classify(err, ref.String(), ep.host), ep)
+		if ep.mirror && mirrorUnknown == nil && (e.Reason == Unreachable || e.Reason == RateLimited) {
+			mirrorUnknown = e
+		}
 		if best == nil || rank(e) > rank(best) {
 			best = e
 		}
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if mirrorUnknown != nil && (best.Reason == NotFound || best.Reason == Unauthorized) {
+		return nil, mirrorUnknown
 	}
 	return nil, best
 }

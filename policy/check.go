@@ -332,7 +332,9 @@ func (c *Checker) dockerHub(in Input, ref registry.Reference, img *registry.Imag
 	if img == nil && len(in.Credentials.Keychain.Lookup(ref.Name)) > 0 {
 		return
 	}
-	if ref.Domain != "docker.io" || c.res.HasMirror("docker.io") {
+	// Nodes that hold their own Docker Hub credentials
+	// (registries.nodeCredentials) do not pull anonymously.
+	if ref.Domain != "docker.io" || c.res.HasMirror("docker.io") || c.nodeCredentials(ref.Domain) {
 		return
 	}
 	find(RuleDockerHubAnonymous, "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",

@@ -632,7 +632,10 @@ func TestMirrorNeverReceivesDockerHubCredentials(t *testing.T) {
 	}
 	// A mirror that wants credentials is "cannot verify", never a denial.
 	tr.SetAuth("basic")
+	// Docker Hub itself stands at a closed loopback port: tests reach no
+	// public address.
 	_, err := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}),
+		withHostAlias("index.docker.io:443", "127.0.0.1:1"),
 		WithLookupTimeout(300*time.Millisecond)).Resolve(context.Background(), "nginx:1.27", hub)
 	if e := mustFail(t, err); e.Reason != Unreachable {
 		t.Errorf("authenticated mirror: %+v, want unreachable (fail open)", e)

@@ -405,7 +405,9 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	if platforms = stated(platforms); len(platforms) == 0 {
 		return // an artifact, or an index whose entries state no platform: nothing to compare
 	}
-	if slices.ContainsFunc(all, func(p v1.Platform) bool { return p.OS == "" && p.Architecture == "" && p.Variant == "" && p.OSVersion == "" }) {
+	if slices.ContainsFunc(all, func(p v1.Platform) bool {
+		return p.OS == "" && p.Architecture == "" && p.Variant == "" && p.OSVersion == ""
+	}) {
 		// An index entry without a platform: containerd reads its config
 		// to decide, so it may serve any node.
 		out.notes = append(out.notes, "platform not checked: an index entry states no platform (the runtime reads its config)")

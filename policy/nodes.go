@@ -59,7 +59,10 @@ func (n Node) Platform() string {
 // matchFields on metadata.name), and for a pod with nodeName only that node
 // (the kubelet still rejects it there if the affinity does not match).
 // Taints are not considered: a toleration can always be added, an
-// architecture cannot.
+// architecture cannot. Ignoring them only widens the eligible set, and a
+// denial needs every eligible node to refuse the image (or, for schema 1,
+// to run containerd 2.1+), so a wider set can turn a denial into a
+// warning, never the other way.
 func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 	req := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: corev1.PodSpec{NodeSelector: spec.NodeSelector, Affinity: spec.Affinity}})
 	var out []Node

@@ -332,7 +332,9 @@ func (c *Checker) dockerHub(in Input, ref registry.Reference, img *registry.Imag
 	if img == nil && len(in.Credentials.Keychain.Lookup(ref.Name)) > 0 {
 		return
 	}
-	if ref.Domain != "docker.io" || c.res.HasMirror("docker.io") {
+	// Nodes that hold their own Docker Hub credentials
+	// (registries.nodeCredentials) do not pull anonymously.
+	if ref.Domain != "docker.io" || c.res.HasMirror("docker.io") || c.nodeCredentials(ref.Domain) {
 		return
 	}
 	find(RuleDockerHubAnonymous, "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
@@ -399,8 +401,17 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		find(RuleUnreachable, fmt.Sprintf("cannot verify platforms: %v", err), "")
 		return
 	}
+	all := platforms
 	if platforms = stated(platforms); len(platforms) == 0 {
 		return // an artifact, or an index whose entries state no platform: nothing to compare
+	}
+	if slices.ContainsFunc(all, func(p v1.Platform) bool {
+		return p.OS == "" && p.Architecture == "" && p.Variant == "" && p.OSVersion == ""
+	}) {
+		// An index entry without a platform: containerd reads its config
+		// to decide, so it may serve any node.
+		out.notes = append(out.notes, "platform not checked: an index entry states no platform (the runtime reads its config)")
+		return
 	}
 	var can, cannot []Node
 	for _, n := range eligible {
@@ -425,26 +436,27 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 }
 
 // schema1 reports a Docker schema 1 manifest, which only the registry's
-// answer can reveal: containerd 2 refuses it ("schema 1 image manifests are
-// no longer supported"), containerd 1.x still converts it. A denial only
-// when every eligible node is known to run containerd 2; otherwise a
-// warning, as the nodes' runtimes are not all known to refuse it.
+// answer can reveal: containerd 2.1 removed it ("schema 1 image manifests
+// are no longer supported"), 2.0 disables it unless re-enabled, 1.x still
+// converts it. A denial only when every eligible node is known to run
+// containerd 2.1 or later; otherwise a warning, as the nodes' runtimes are
+// not all known to refuse it.
 func (c *Checker) schema1(in Input, ct Container, img *registry.Image, out *result) {
-	cause := fmt.Sprintf("the registry serves a Docker schema 1 manifest (%s); containerd 2 refuses it: \"schema 1 image manifests are no longer supported\"", img.MediaType)
+	cause := fmt.Sprintf("the registry serves a Docker schema 1 manifest (%s); containerd 2 refuses it by default, 2.1 and later always: \"schema 1 image manifests are no longer supported\"", img.MediaType)
 	fix := "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"
 	eligible := Eligible(in.Nodes, &in.Workload.Spec)
 	refuse := 0
 	for _, n := range eligible {
-		if n.containerd2() {
+		if n.refusesSchema1() {
 			refuse++
 		}
 	}
 	if len(eligible) > 0 && refuse == len(eligible) {
-		out.add(ct, RulePlatform, cause+fmt.Sprintf("; all %d eligible nodes run containerd 2", refuse), fix)
+		out.add(ct, RulePlatform, cause+fmt.Sprintf("; all %d eligible nodes run containerd 2.1 or later", refuse), fix)
 		return
 	}
 	if refuse > 0 {
-		cause += fmt.Sprintf("; %d of %d eligible nodes run containerd 2", refuse, len(eligible))
+		cause += fmt.Sprintf("; %d of %d eligible nodes run containerd 2.1 or later", refuse, len(eligible))
 	}
 	f := out.add(ct, RulePlatform, cause, fix)
 	f.Action = c.cappedAt(RulePlatform, ActionWarn)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -58,7 +59,10 @@ func (n Node) Platform() string {
 // matchFields on metadata.name), and for a pod with nodeName only that node
 // (the kubelet still rejects it there if the affinity does not match).
 // Taints are not considered: a toleration can always be added, an
-// architecture cannot.
+// architecture cannot. Ignoring them only widens the eligible set, and a
+// denial needs every eligible node to refuse the image (or, for schema 1,
+// to run containerd 2.1+), so a wider set can turn a denial into a
+// warning, never the other way.
 func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 	req := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: corev1.PodSpec{NodeSelector: spec.NodeSelector, Affinity: spec.Affinity}})
 	var out []Node
@@ -88,12 +92,16 @@ func stated(ps []v1.Platform) []v1.Platform {
 	return out
 }
 
-// runs reports whether an image offering platforms can run on node n.
-// A variant is compared only where both sides state one.
+// runs reports whether an image offering platforms can run on node n: as
+// containerd's platform matcher decides it (platformmatch.go). A variant is
+// compared only where both sides state one.
 func runs(platforms []v1.Platform, n Node) bool {
 	os, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
+	if os == "" || arch == "" {
+		return true // the node does not say what it is: unknown, never a mismatch
+	}
 	for _, p := range platforms {
-		if p.OS == os && p.Architecture == arch && (p.Variant == "" || n.Variant == "" || p.Variant == n.Variant) {
+		if pulls(p, os, arch, n.Variant) {
 			return true
 		}
 	}
@@ -130,15 +138,24 @@ func narrowing(can, cannot []Node) string {
 	return "add " + strings.Join(parts, " and ")
 }
 
-// containerd2 reports whether the node runs containerd 2 or later.
-func (n Node) containerd2() bool {
+// refusesSchema1 reports whether the node runs containerd 2.1 or later,
+// which no longer has the code to pull a Docker schema 1 manifest. 2.0 only
+// disables it by default (CONTAINERD_ENABLE_DEPRECATED_PULL_SCHEMA_1_IMAGE=1
+// re-enables it), which pullsafe cannot see, so 2.0 is not known to refuse.
+func (n Node) refusesSchema1() bool {
 	v, ok := strings.CutPrefix(n.Runtime, "containerd://")
 	if !ok {
 		return false
 	}
-	v = strings.TrimPrefix(v, "v")
-	major, _, _ := strings.Cut(v, ".")
-	return major != "" && major != "0" && major != "1" && strings.Trim(major, "0123456789") == ""
+	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	minor, _, _ := strings.Cut(rest, ".")
+	minor, _, _ = strings.Cut(minor, "-")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := strconv.Atoi(minor)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > 2 || ma == 2 && mi >= 1
 }
 
 // platformList is "linux/amd64, linux/arm64/v8" for messages.

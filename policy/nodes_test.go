@@ -108,3 +108,69 @@ func BenchmarkEligible(b *testing.B) {
 		}
 	}
 }
+
+// TestRunsAsContainerd: an image platform is runnable where containerd's
+// default matcher (platforms.Only, after platforms.Normalize) pulls it: an
+// amd64 node also takes 386, an arm64 node also takes arm/v8..v5, an arm/vN
+// node takes arm/v(N-1)..v5, and the spellings aarch64, x86_64, armhf and
+// upper case are the canonical ones. Anything else would deny an image the
+// kubelet pulls.
+func TestRunsAsContainerd(t *testing.T) {
+	withVariant := func(n Node, v string) Node { n.Variant = v; return n }
+	amd, arm64, arm := node("a", "amd64"), node("r", "arm64"), node("m", "arm")
+	tests := []struct {
+		name  string
+		image v1.Platform
+		node  Node
+		want  bool
+	}{
+		{"386 on amd64", v1.Platform{OS: "linux", Architecture: "386"}, amd, true},
+		{"arm/v7 on arm64", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, arm64, true},
+		{"arm on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm"}, withVariant(arm64, "v8"), true},
+		{"aarch64 on arm64", v1.Platform{OS: "linux", Architecture: "aarch64"}, arm64, true},
+		{"x86_64 on amd64", v1.Platform{OS: "Linux", Architecture: "x86_64"}, amd, true},
+		{"AMD64 on amd64", v1.Platform{OS: "linux", Architecture: "AMD64"}, amd, true},
+		{"armhf on arm", v1.Platform{OS: "linux", Architecture: "armhf"}, arm, true},
+		{"arm64/v8 on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm64", Variant: "8"}, withVariant(arm64, "v8"), true},
+		{"arm/v6 on arm/v7", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}, withVariant(arm, "v7"), true},
+		{"amd64/v2 on amd64/v3", v1.Platform{OS: "linux", Architecture: "amd64", Variant: "v2"}, withVariant(amd, "v3"), true},
+		// A node whose labels do not say (a virtual kubelet, labels removed)
+		// is unknown, never a mismatch.
+		{"no arch label", v1.Platform{OS: "linux", Architecture: "amd64"}, Node{Name: "v", Labels: map[string]string{corev1.LabelOSStable: "linux"}}, true},
+		{"no labels", v1.Platform{OS: "linux", Architecture: "amd64"}, Node{Name: "v"}, true},
+		// What containerd refuses stays refused.
+		{"arm/v7 on arm/v6", v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}, withVariant(arm, "v6"), false},
+		{"amd64 on 386", v1.Platform{OS: "linux", Architecture: "amd64"}, node("i", "386"), false},
+		{"arm64 on arm", v1.Platform{OS: "linux", Architecture: "arm64"}, arm, false},
+		{"amd64 on arm64", v1.Platform{OS: "linux", Architecture: "amd64"}, arm64, false},
+		{"arm64 on amd64", v1.Platform{OS: "linux", Architecture: "arm64"}, amd, false},
+		{"386 on arm64", v1.Platform{OS: "linux", Architecture: "386"}, arm64, false},
+		{"arm64/v8.2 on arm64/v8", v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8.2"}, withVariant(arm64, "v8"), false},
+		{"windows/386 on linux/amd64", v1.Platform{OS: "windows", Architecture: "386"}, amd, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := runs([]v1.Platform{tt.image}, tt.node); got != tt.want {
+				t.Errorf("runs(%+v, %s variant %q) = %v, want %v", tt.image, tt.node.Platform(), tt.node.Variant, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRefusesSchema1: containerd 2.1 removed schema 1 pulls; 2.0 only
+// disables them by default (CONTAINERD_ENABLE_DEPRECATED_PULL_SCHEMA_1_IMAGE=1
+// re-enables them for the CRI's local pull), so a 2.0 node may still pull
+// one and must not make a denial; other runtimes and unparsable versions
+// are unknown.
+func TestRefusesSchema1(t *testing.T) {
+	for rt, want := range map[string]bool{
+		"containerd://2.1.4": true, "containerd://v2.1.0": true, "containerd://2.2.0-rc.1": true, "containerd://3.0.0": true,
+		"containerd://2.10.1": true, "containerd://2.0.5": false, "containerd://2.0.0": false, "containerd://2": false,
+		"containerd://1.7.22": false, "containerd://1.7.22-k3s1": false, "cri-o://1.30.0": false, "docker://27.0.1": false,
+		"": false, "containerd://": false, "containerd://x.1": false, "containerd://2.x": false,
+	} {
+		if got := (Node{Runtime: rt}).refusesSchema1(); got != want {
+			t.Errorf("%q: refusesSchema1 = %v, want %v", rt, got, want)
+		}
+	}
+}

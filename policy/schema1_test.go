@@ -17,7 +17,7 @@ import (
 
 // TestSchema1ServedByRegistryIsNamed: only what the registry actually
 // served decides it. A schema 1 manifest pushed to a real (in-process)
-// registry is named, and denied where every eligible node runs containerd 2.
+// registry is named, and denied where every eligible node runs containerd 2.1.
 func TestSchema1ServedByRegistryIsNamed(t *testing.T) {
 	tr := registrytest.New(t)
 	const mt = "application/vnd.docker.distribution.manifest.v1+prettyjws"
@@ -41,7 +41,7 @@ func TestSchema1ServedByRegistryIsNamed(t *testing.T) {
 	}
 	ct := Container{Name: "app", Image: tr.Host + "/old/app:v1", PullPolicy: corev1.PullAlways}
 	w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Containers: []Container{ct}}
-	nodes := []Node{{Name: "a", Labels: node("a", "amd64").Labels, Runtime: "containerd://2.0.5"}}
+	nodes := []Node{{Name: "a", Labels: node("a", "amd64").Labels, Runtime: "containerd://2.1.0"}}
 	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Nodes: nodes})
 	if v.Decision() != DecisionDeny || len(v.Findings) != 1 || v.Findings[0].Rule != RulePlatform ||
 		!strings.Contains(v.Findings[0].Cause, "schema 1 image manifests are no longer supported") {

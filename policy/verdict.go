@@ -172,9 +172,31 @@ func (v *Verdict) Annotations() map[string]string {
 	}
 	if len(fs) > 0 {
 		sort.Strings(fs)
-		a["findings"] = strings.Join(fs, ",")
+		a["findings"] = joinCapped(fs, maxDenialBytes)
 	}
 	return a
+}
+
+// joinCapped joins items with "," within limit bytes, then ",… N more":
+// an audit annotation is in the response and in every audit event.
+func joinCapped(items []string, limit int) string {
+	const more = len(",… 99999 more")
+	var b strings.Builder
+	for i, it := range items {
+		sep := 0
+		if i > 0 {
+			sep = 1
+		}
+		if b.Len()+sep+len(it)+more > limit && !(i == len(items)-1 && b.Len()+sep+len(it) <= limit) {
+			fmt.Fprintf(&b, ",… %d more", len(items)-i)
+			break
+		}
+		if sep == 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(it)
+	}
+	return b.String()
 }
 
 // PinnedAnnotation lists the pinned references, for the mutating webhook's
@@ -184,5 +206,5 @@ func (v *Verdict) PinnedAnnotation() string {
 	for i, p := range v.Pins {
 		ps[i] = p.To
 	}
-	return strings.Join(ps, ",")
+	return joinCapped(ps, maxDenialBytes)
 }

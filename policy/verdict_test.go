@@ -102,3 +102,30 @@ func TestDenialHeaderCountsImagesNotFindings(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditAnnotationIsBounded: the findings audit annotation goes into the
+// admission response and every audit event; a Pod with thousands of
+// containers must not make it megabytes.
+func TestAuditAnnotationIsBounded(t *testing.T) {
+	var fs []Finding
+	for i := range 5000 {
+		fs = append(fs, Finding{Rule: RuleNotFound, Action: ActionDeny, Container: fmt.Sprintf("container-%04d-%s", i, strings.Repeat("x", 150)), Image: "r.io/a:v1"})
+	}
+	a := (&Verdict{Object: "pod/big", Mode: ModeEnforce, Findings: fs}).Annotations()
+	if n := len(a["findings"]); n > maxDenialBytes {
+		t.Errorf("findings annotation is %d bytes, want at most %d", n, maxDenialBytes)
+	}
+	if !strings.Contains(a["findings"], "more") || !strings.HasPrefix(a["findings"], "not-found:deny:container-0000") {
+		t.Errorf("a cut annotation must keep the first findings and say how many are left out: %.120q…%q", a["findings"], a["findings"][max(0, len(a["findings"])-40):])
+	}
+	if a["decision"] != "deny" {
+		t.Errorf("decision %q", a["decision"])
+	}
+	var pins []Pin
+	for i := range 5000 {
+		pins = append(pins, Pin{To: fmt.Sprintf("r.io/team/app-%04d:v1@sha256:%064d", i, i)})
+	}
+	if n := len((&Verdict{Pins: pins}).PinnedAnnotation()); n > maxDenialBytes {
+		t.Errorf("pinned annotation is %d bytes, want at most %d", n, maxDenialBytes)
+	}
+}

@@ -17,12 +17,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
-// manifestAccept is every manifest type a node's runtime accepts.
+// manifestAccept is what containerd's resolver sends (remotes/docker
+// resolver.go): the four schema 2/OCI types and "*/*". Without "*/*" a
+// registry that negotiates by Accept answers 404 for a schema 1 manifest
+// the nodes are served, and pullsafe would deny it as not found.
 var manifestAccept = strings.Join([]string{
 	"application/vnd.oci.image.index.v1+json",
 	"application/vnd.docker.distribution.manifest.list.v2+json",
 	"application/vnd.oci.image.manifest.v1+json",
 	"application/vnd.docker.distribution.manifest.v2+json",
+	"*/*",
 }, ", ")
 
 // endpoint is one host serving a repository: a mirror or the registry itself.

@@ -50,7 +50,9 @@ func TestDenyControlZonedIPv6(t *testing.T) {
 func TestRedirectToZonedIPv6IsBlocked(t *testing.T) {
 	// fe80::1 on lo: without the fix the dial happens, but stays on this machine.
 	h := registrytest.NewHostile(t, registrytest.Redirect, "https://[fe80::1%25lo]:1/v2/x/manifests/v1")
-	r := newTestResolver(t)
+	// A generous deadline: on a loaded machine (-race, shared cores) the
+	// default 2 s ran out in the ping, before the redirect was ever seen.
+	r := newTestResolver(t, WithLookupTimeout(15*time.Second))
 	_, err := r.Resolve(context.Background(), h.Host+"/x:v1", nil)
 	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBlocked {
 		t.Errorf("error = %+v (%v), want unreachable (blocked)", e, e.Err)

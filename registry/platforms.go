@@ -143,7 +143,8 @@ type manifestPlatforms struct {
 // an OCI manifest or index (keys matched case-insensitively, the last of
 // duplicate keys winning, nothing after the object), keeping of an index
 // only its distinct platforms. Attestation entries (buildx provenance,
-// unknown/unknown) and entries without a platform are not platforms.
+// unknown/unknown) are not platforms; an entry without a platform is the
+// empty platform (unknown: containerd would read its config).
 func decodeManifest(r io.Reader) (manifestPlatforms, error) {
 	var m manifestPlatforms
 	dec := json.NewDecoder(r)
@@ -202,7 +203,13 @@ func decodeEntries(dec *json.Decoder, s *platformSet) error {
 		if err := dec.Decode(&e); err != nil {
 			return err
 		}
-		if e.Platform != nil && e.Platform.OS != "unknown" {
+		switch {
+		case e.Platform == nil:
+			// containerd keeps such an entry and reads its config to
+			// decide: it may be any platform. Kept as the empty
+			// platform, which the rule reads as "unknown".
+			s.addPlatform(v1.Platform{})
+		case e.Platform.OS != "unknown":
 			s.addPlatform(*e.Platform)
 		}
 	}

@@ -108,7 +108,7 @@ func TestPlatformsAreDistinctAndCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []v1.Platform{{OS: "linux", Architecture: "amd64"},
+	want := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {},
 		{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2227"},
 		{OS: "windows", Architecture: "amd64", OSVersion: "10.0.17763.5329"},
 		{OS: "linux", Architecture: long[:maxPlatformField]}}
@@ -172,7 +172,10 @@ func referencePlatforms(data []byte) (manifestPlatforms, error) {
 		return out, err
 	}
 	for _, d := range m.Manifests {
-		if d.Platform != nil && d.Platform.OS != "unknown" {
+		switch {
+		case d.Platform == nil:
+			out.set.addPlatform(v1.Platform{})
+		case d.Platform.OS != "unknown":
 			out.set.addPlatform(*d.Platform)
 		}
 	}

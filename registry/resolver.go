@@ -265,16 +265,26 @@ func (r *Resolver) seedDigest(img *Image, fingerprint string) {
 // resolver does with its hosts: any failure of a mirror (its 404 included:
 // it has not cached the image, or does not serve this repository) moves on
 // to the next host. The verdict is the registry's own; a mirror's failure
-// never becomes a denial.
+// never becomes a denial. A mirror pullsafe could not verify (it wants
+// credentials the nodes may hold in hosts.toml, or did not answer) may
+// serve the nodes: the registry's own not-found or unauthorized then proves
+// nothing, and the mirror's "cannot verify" is the answer.
 func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
 	eps := r.endpoints(ref.Context())
+	var mirrorUnknown *Error
 	for i, ep := range eps {
 		img, err := r.lookupAt(ctx, ep, ref, credentialFor(ep, c))
 		if err == nil {
 			return img, nil
 		}
 		e := mirrorRefused(classify(err, ref.String(), ep.host), ep)
+		if ep.mirror && mirrorUnknown == nil && (e.Reason == Unreachable || e.Reason == RateLimited) {
+			mirrorUnknown = e
+		}
 		if i == len(eps)-1 {
+			if mirrorUnknown != nil && (e.Reason == NotFound || e.Reason == Unauthorized) {
+				return nil, mirrorUnknown
+			}
 			return nil, e
 		}
 		if ctx.Err() != nil {

@@ -698,3 +698,26 @@ func serveAs(t *testing.T, tr *registrytest.Registry, host string) (addr string,
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String(), ca.CertPEM
 }
+
+// TestMirrorUnverifiableOutranksUpstreamRefusal: containerd takes the image
+// from the first mirror that serves it. When a mirror cannot be verified
+// (it wants the credentials the nodes hold in hosts.toml, or it does not
+// answer), the upstream's not-found or unauthorized says nothing about
+// what the nodes get from that mirror: "cannot verify", never a denial.
+func TestMirrorUnverifiableOutranksUpstreamRefusal(t *testing.T) {
+	upstream := registrytest.New(t) // holds nothing: 404 / or 401
+	mirror := registrytest.New(t)
+	mirror.Image("team/api", "v1", "linux", "amd64")
+	mirror.SetAuth("basic") // credentials only the nodes have
+	for _, upstreamAuth := range []string{"", "basic"} {
+		upstream.SetAuth(upstreamAuth)
+		r := newTestResolver(t, WithMirrors(map[string][]string{upstream.Host: {mirror.Host}}))
+		_, err := r.Resolve(context.Background(), upstream.Host+"/team/api:v1", nil)
+		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourMirrorAuth {
+			t.Errorf("upstream auth %q: %+v, want unreachable (mirror-auth)", upstreamAuth, e)
+		}
+		if upstream.Count("", "/manifests/") == 0 {
+			t.Errorf("upstream auth %q: the upstream was never asked: the test proves nothing", upstreamAuth)
+		}
+	}
+}

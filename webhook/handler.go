@@ -67,8 +67,11 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	return resp
 }
 
+// failOpen allows with a warning. why may quote an error built from a
+// user's object or a panic, so it is sanitized as every other warning is
+// (512 bytes, as one finding's line).
 func failOpen(why string) admission.Response {
-	return admission.Allowed("").WithWarnings("pullsafe: " + why + "; allowed unchecked")
+	return admission.Allowed("").WithWarnings(registry.Sanitize("pullsafe: "+why+"; allowed unchecked", 512))
 }
 
 func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, policy.Decision) {

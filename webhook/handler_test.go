@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/pullsafe/pullsafe/test/golden"
 	"net/http"
@@ -482,5 +483,35 @@ func TestSkipAndNodeCredentials(t *testing.T) {
 	resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
 	if !resp.Allowed || !strings.Contains(strings.Join(resp.Warnings, " "), "cannot verify: nodes pull from") {
 		t.Errorf("node-credential registry: %+v", resp.AdmissionResponse)
+	}
+}
+
+// hostileErrors is a Cluster whose secret reads fail with an error quoting
+// escape sequences, as an error built from a user's object can.
+type hostileErrors struct{ Cluster }
+
+func (hostileErrors) Secret(context.Context, string, string) (*corev1.Secret, error) {
+	return nil, errors.New("secret \x1b]0;owned\x07\x1b[2J\nWarning: forged line\u202e")
+}
+
+// TestFailOpenWarningIsSanitized: the fail-open warning quotes an error,
+// which may carry a user's bytes; it reaches kubectl like every other
+// warning, so it is sanitized like them.
+func TestFailOpenWarningIsSanitized(t *testing.T) {
+	b := newBed(t)
+	h := NewHandler(b.validate.checker, hostileErrors{b.cluster}, false, "", nil)
+	p := pod("team-a", b.open.Host+"/team/api:v1.4.2")
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+	resp := h.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
+	if !resp.Allowed || len(resp.Warnings) != 1 {
+		t.Fatalf("response = %+v", resp.AdmissionResponse)
+	}
+	for _, r := range resp.Warnings[0] {
+		if r < 0x20 || r == 0x7f || r == '\u202e' {
+			t.Errorf("warning %q carries control character %U", resp.Warnings[0], r)
+		}
+	}
+	if !strings.Contains(resp.Warnings[0], "forged line") {
+		t.Errorf("warning %q lost the error's text", resp.Warnings[0])
 	}
 }

@@ -119,3 +119,31 @@ func TestCheckHugeIndexGivesABoundedFinding(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckJSONSourceAndObjectAreSanitized: the file name, namespace and
+// object name come from the user's files; JSON escapes C0 controls but
+// passes C1 controls (U+009B is CSI) and bidi overrides through raw, so
+// these fields need the same treatment as container and image.
+func TestCheckJSONSourceAndObjectAreSanitized(t *testing.T) {
+	tr := registrytest.New(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pod\u202eyaml.txt")
+	pod := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: \"web\\u009b2J\\u202e\", namespace: \"shop\\u009b31m\\u202e\"}\n"+
+		"spec: {containers: [{name: c, image: %s/team/missing:v1}]}\n", tr.Host)
+	if err := os.WriteFile(file, []byte(pod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCheck(t, "", "-f", file, "-o", "json")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "web") || !strings.Contains(out, "shop") {
+		t.Errorf("the object is gone from the output:\n%s", out)
+	}
+	for _, r := range out {
+		if r == '\u009b' || r == '\u202e' {
+			t.Errorf("raw %U in the JSON output:\n%s", r, out)
+			break
+		}
+	}
+}

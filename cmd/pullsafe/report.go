@@ -94,8 +94,11 @@ func visible(s string) string {
 func reportJSON(results []checked, w io.Writer) error {
 	out := make([]jsonResult, 0, len(results))
 	for _, r := range results {
-		jr := jsonResult{Source: r.m.Source, Document: r.m.Doc, Item: r.m.Item, Namespace: r.w.Namespace,
-			Object: r.v.Object, Decision: r.v.Decision(), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
+		// Source, namespace and object come from the user's files: kept
+		// as values, with anything unprintable escaped like container and
+		// image (JSON itself would pass C1 controls and bidi overrides).
+		jr := jsonResult{Source: visible(r.m.Source), Document: r.m.Doc, Item: r.m.Item, Namespace: visible(r.w.Namespace),
+			Object: visible(r.v.Object), Decision: r.v.Decision(), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
 		for i, n := range jr.Notes {
 			jr.Notes[i] = clean(n)
 		}

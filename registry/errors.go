@@ -101,6 +101,12 @@ func ReasonOf(err error) Reason {
 
 // classify turns any failure of one registry call into an *Error.
 func classify(err error, image, host string) *Error {
+	if err == nil {
+		// No caller should get here; if one does, "cannot verify" is the
+		// answer that can do no harm, not a crash.
+		return &Error{Image: image, Registry: host, Reason: Unreachable, Flavour: FlavourInternal,
+			Message: "internal error in pullsafe's lookup (a failure without an error)"}
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e

@@ -72,7 +72,11 @@ func FuzzClassify(f *testing.F) {
 		}
 		u, _ := url.Parse("https://registry.example/v2/x/manifests/y")
 		resp := &http.Response{StatusCode: status, Body: io.NopCloser(bytes.NewReader(body)), Request: &http.Request{Method: "GET", URL: u}}
-		e := classify(transport.CheckError(resp, http.StatusOK), image, "registry.example")
+		cerr := transport.CheckError(resp, http.StatusOK)
+		if (cerr == nil) != (status == http.StatusOK) {
+			t.Fatalf("status %d: CheckError = %v", status, cerr)
+		}
+		e := classify(cerr, image, "registry.example")
 		if !known[e.Reason] {
 			t.Fatalf("unknown reason %q", e.Reason)
 		}

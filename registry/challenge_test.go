@@ -62,3 +62,29 @@ func TestStaleChallengeIsNotADenial(t *testing.T) {
 		})
 	}
 }
+
+// A stale secret refused, then the good one meeting an outage (or a
+// remembered one): the kubelet's pull fails now and succeeds on its retry
+// once the registry answers, so pullsafe cannot know. The refusal of the
+// stale secret must not become the verdict.
+func TestRefusedThenOutageIsNotADenial(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("private/app", "v1", "linux", "amd64")
+	tr.SetAuth("basic")
+	good := "Basic " + base64.StdEncoding.EncodeToString([]byte(tr.User+":"+tr.Pass))
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") == good && r.URL.Path != "/v2/" {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	r := newTestResolver(t)
+	kc := NewKeychain([]*corev1.Secret{dockerSecret("stale", map[string]string{tr.Host: "mallory"}), goodSecret(tr)})
+	for i := range 2 { // the second is answered from the outage window
+		_, err := r.Resolve(context.Background(), tr.Host+"/private/app:v1", kc)
+		if e := mustFail(t, err); !e.Transient() || len(e.Tried) != 2 {
+			t.Errorf("lookup %d: %+v, want cannot verify after trying both", i, e)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -18,25 +19,57 @@ import (
 // costs a token request (bearer registries only) and the HEAD, not a ping
 // more. Pings are remembered per scheme and host for the transport TTL and
 // only when they succeeded.
-func (r *Resolver) authenticate(ctx context.Context, reg name.Registry, auth authn.Authenticator, scope string) (http.RoundTripper, error) {
+func (r *Resolver) authenticate(ctx context.Context, reg name.Registry, auth authn.Authenticator, scope string) (http.RoundTripper, *transport.Challenge, error) {
 	key := reg.Scheme() + "://" + reg.RegistryStr()
 	pr, cached := r.pings.Get(key)
 	if !cached {
 		var err error
 		if pr, err = r.ping(ctx, reg, key); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	t, err := r.fromChallenge(ctx, reg, auth, scope, pr)
-	if err != nil && cached && !refusedCredentials(err) {
+	if err == nil || !cached {
+		return t, pr, err
+	}
+	if !refusedCredentials(err) {
 		// The registry may have changed how it authenticates: ask again.
 		r.pings.Remove(key)
 		if pr, err = r.ping(ctx, reg, key); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return r.fromChallenge(ctx, reg, auth, scope, pr)
+		t, err = r.fromChallenge(ctx, reg, auth, scope, pr)
+		return t, pr, err
 	}
-	return t, err
+	// A refusal by the token realm the cached challenge named: a moved realm
+	// refuses too, and a denial may only come from what the registry says
+	// now. One ping settles it; the credential is tried again only if the
+	// challenge changed.
+	if fresh, changed := r.renewChallenge(ctx, reg, pr); changed {
+		t, err = r.fromChallenge(ctx, reg, auth, scope, fresh)
+		return t, fresh, err
+	}
+	return nil, nil, err
+}
+
+// renewChallenge pings reg again unless someone already replaced used in the
+// cache, and reports whether the registry's challenge differs from used.
+func (r *Resolver) renewChallenge(ctx context.Context, reg name.Registry, used *transport.Challenge) (*transport.Challenge, bool) {
+	key := reg.Scheme() + "://" + reg.RegistryStr()
+	if cur, ok := r.pings.Get(key); ok && cur != used {
+		return cur, !sameChallenge(cur, used)
+	}
+	r.pings.Remove(key)
+	pr, err := r.ping(ctx, reg, key)
+	if err != nil {
+		return nil, false
+	}
+	return pr, !sameChallenge(pr, used)
+}
+
+func sameChallenge(a, b *transport.Challenge) bool {
+	return a != nil && b != nil && strings.EqualFold(a.Scheme, b.Scheme) && a.Insecure == b.Insecure &&
+		maps.Equal(a.Parameters, b.Parameters)
 }
 
 // ping asks the registry for its challenge; lookups of several new

@@ -79,19 +79,52 @@ func authenticator(c Credential) authn.Authenticator {
 // endpoint with one credential. It is cached so the ping and the bearer
 // token are paid once and connections are reused.
 func (r *Resolver) transportFor(ctx context.Context, ep endpoint, c Credential) (http.RoundTripper, error) {
+	a, _, err := r.authedFor(ctx, ep, c)
+	return a, err
+}
+
+// authed is a cached authenticated transport and the challenge it follows.
+type authed struct {
+	http.RoundTripper
+	challenge *transport.Challenge
+}
+
+// authedFor is transportFor, also saying whether the transport was built
+// before this lookup (from the cache, or from a cached ping).
+func (r *Resolver) authedFor(ctx context.Context, ep endpoint, c Credential) (authed, bool, error) {
 	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
 	if t, ok := r.auth.Get(key); ok {
-		return t, nil
+		return t.(authed), true, nil
 	}
 	scope := ep.reg.Repo(ep.repo).Scope(transport.PullScope)
 	// r.base holds the guard (HTTPS unless insecure, capped bodies, pullsafe's
 	// User-Agent), so the ping and token requests pass it too.
-	t, err := r.authenticate(ctx, ep.reg, authenticator(c), scope)
+	_, pinged := r.pings.Get(ep.reg.Scheme() + "://" + ep.reg.RegistryStr())
+	t, pr, err := r.authenticate(ctx, ep.reg, authenticator(c), scope)
 	if err != nil {
-		return nil, err
+		return authed{}, false, err
 	}
-	r.auth.Add(key, t)
-	return t, nil
+	a := authed{RoundTripper: t, challenge: pr}
+	r.auth.Add(key, a)
+	return a, pinged, nil
+}
+
+// renewTransport drops the cached transport for (ep, c) and builds it again
+// when the registry's challenge is no longer the one a it was built from:
+// (nil, false) when it is unchanged.
+func (r *Resolver) renewTransport(ctx context.Context, ep endpoint, c Credential, a authed) (http.RoundTripper, bool) {
+	fresh, changed := r.renewChallenge(ctx, ep.reg, a.challenge)
+	if !changed {
+		return nil, false
+	}
+	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
+	r.auth.Remove(key)
+	t, err := r.fromChallenge(ctx, ep.reg, authenticator(c), ep.reg.Repo(ep.repo).Scope(transport.PullScope), fresh)
+	if err != nil {
+		return nil, false
+	}
+	r.auth.Add(key, authed{RoundTripper: t, challenge: fresh})
+	return t, true
 }
 
 func (r *Resolver) client(t http.RoundTripper) *http.Client {
@@ -120,10 +153,25 @@ func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference
 // where the HEAD failed, to read the registry's own words or to serve
 // registries that do not implement HEAD.
 func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
-	t, err := r.transportFor(ctx, ep, c)
+	a, reused, err := r.authedFor(ctx, ep, c)
 	if err != nil {
 		return nil, err
 	}
+	img, err := r.ask(ctx, a, ep, ref, c)
+	if reused && ReasonOf(err) == Unauthorized {
+		// Refused with a transport built from an earlier challenge: if the
+		// registry now authenticates differently (Basic to Bearer, a new
+		// realm), containerd would follow its new challenge and pull; only
+		// an answer under the current challenge may deny.
+		if t, ok := r.renewTransport(ctx, ep, c, a); ok {
+			return r.ask(ctx, t, ep, ref, c)
+		}
+	}
+	return img, err
+}
+
+// ask sends the HEAD (and, where it fails, the GET) with transport t.
+func (r *Resolver) ask(ctx context.Context, t http.RoundTripper, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
 	u := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", ep.reg.Scheme(), ep.host, ep.repo, ref.Identifier())
 	resp, err := r.do(ctx, t, http.MethodHead, u, manifestAccept)
 	if err != nil {

@@ -134,9 +134,16 @@ func TestTokenRealmOnLoopbackGetsNoCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = r.Resolve(context.Background(), regHost+"/x:v1", keychainFor(regHost))
-	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBlocked || !strings.Contains(e.Message, "loopback") {
-		t.Errorf("error = %+v (%v), want blocked as loopback", e, e.Err)
+	// The second repository is authenticated from the cached challenge: its
+	// token request must pass the same guard.
+	for _, repo := range []string{"/x:v1", "/y:v1"} {
+		_, err = r.Resolve(context.Background(), regHost+repo, keychainFor(regHost))
+		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBlocked || !strings.Contains(e.Message, "loopback") {
+			t.Errorf("%s: error = %+v (%v), want blocked as loopback", repo, e, e.Err)
+		}
+	}
+	if n := len(r.pings.Keys()); n != 1 {
+		t.Errorf("%d cached challenges, want the registry's: the second lookup must have used it", n)
 	}
 	for _, req := range h.Requests() {
 		if req.Path == "/token" {

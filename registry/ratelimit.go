@@ -29,6 +29,9 @@ type window struct {
 	until time.Time
 	err   *Error    // what opened it, answered again while it is open
 	probe time.Time // when the probe now out started; zero if none
+	// length is the last window's duration: how long an unsettled probe
+	// holds the window (not the episode's length, which grows with it).
+	length time.Duration
 }
 
 // windows holds the open windows, bounded in count and swept when expired.
@@ -60,7 +63,7 @@ func (w *windows) open(key string, ago, d time.Duration, err *Error) {
 	if t := now.Add(d); t.After(cur.until) {
 		cur.until = t
 	}
-	cur.err, cur.probe = err, time.Time{}
+	cur.err, cur.probe, cur.length = err, time.Time{}, d
 }
 
 // get reports whether key's window is open now. With probe, a window that
@@ -83,7 +86,7 @@ func (w *windows) get(key string, probe bool) (window, bool) {
 		delete(w.m, key)
 		return window{}, false
 	}
-	if cur.probe.IsZero() || now.Sub(cur.probe) > cur.until.Sub(cur.since) {
+	if cur.probe.IsZero() || now.Sub(cur.probe) > cur.length {
 		cur.probe = now
 		return window{}, false
 	}

@@ -129,11 +129,16 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 			return &out, nil
 		}
 		e := withImage(classify(err, image, ref.Context().RegistryStr()), image)
+		if e.Transient() {
+			// The next credential would meet the same outage or quota; and
+			// this one's answer is unknown, so an earlier credential's
+			// refusal is no verdict: the kubelet's retry, once the registry
+			// answers, pulls with this one.
+			best = e
+			break
+		}
 		if best == nil || rank(e) > rank(best) {
 			best = e
-		}
-		if e.Transient() {
-			break // the next credential would meet the same outage or quota
 		}
 	}
 	best.Tried = tried

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -78,11 +79,18 @@ func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name stri
 	if o, ok := c.objs.Get(key); ok {
 		return o, nil
 	}
-	ch := c.gets.DoChan(key, func() (any, error) {
+	ch := c.gets.DoChan(key, func() (v any, err error) {
+		// DoChan re-panics a panic in a goroutine of its own, where no
+		// recover reaches: it would end the process. An error fails open.
+		defer func() {
+			if p := recover(); p != nil {
+				v, err = nil, fmt.Errorf("reading %s %s/%s: internal error (panic: %v)", kind, namespace, name, p)
+			}
+		}()
 		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), getTimeout)
 		defer cancel()
 		obj := newObj()
-		err := c.direct.Get(gctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
+		err = c.direct.Get(gctx, types.NamespacedName{Namespace: namespace, Name: name}, obj)
 		switch {
 		case apierrors.IsNotFound(err):
 			return nil, nil

@@ -79,3 +79,24 @@ func TestConcurrentSecretReadsShareOneGet(t *testing.T) {
 		t.Errorf("absence was cached: %d GETs after %d", gets.Load(), before)
 	}
 }
+
+// TestPanickingSecretGetFailsOpen: a panic inside the shared GET (a client
+// bug, a hostile object's conversion) must reach the caller as an error; the
+// singleflight would otherwise re-panic it in a goroutine of its own, where
+// no recover reaches, and take the process down with every review in flight.
+func TestPanickingSecretGetFailsOpen(t *testing.T) {
+	fc := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			panic("boom")
+		}}).Build()
+	c := NewClientCluster(fc, fc)
+	var done sync.WaitGroup
+	for range 5 {
+		done.Go(func() {
+			if s, err := c.Secret(context.Background(), "team-a", "x"); s != nil || err == nil || !strings.Contains(err.Error(), "boom") {
+				t.Errorf("panicking GET: %v, %v; want an error naming the panic", s, err)
+			}
+		})
+	}
+	done.Wait()
+}

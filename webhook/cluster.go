@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,8 +15,8 @@ import (
 )
 
 // Cluster is what the handler reads from the API server. Secrets and service
-// accounts are read with get (no cluster-wide list/watch of secrets) and
-// cached briefly; namespaces and nodes come from informers.
+// accounts are read with get (no cluster-wide list/watch of secrets) on every
+// review; namespaces and nodes come from informers.
 type Cluster interface {
 	// Secret returns the secret, or (nil, nil) if it does not exist.
 	Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error)
@@ -28,13 +27,6 @@ type Cluster interface {
 	Nodes(ctx context.Context) ([]policy.Node, error)
 }
 
-// secretTTL bounds how stale a cached pull secret may be: long enough to
-// absorb a rollout's burst of identical pods. Only objects that exist are
-// cached: a secret created to fix a denial must work on the very next apply,
-// so an absence is never remembered; concurrent reads of one object share a
-// single GET instead.
-const secretTTL = 10 * time.Second
-
 // getTimeout bounds one shared GET, which outlives the caller that started
 // it so that the others waiting on it are not failed by its cancellation.
 const getTimeout = 10 * time.Second
@@ -44,7 +36,6 @@ const getTimeout = 10 * time.Second
 type ClientCluster struct {
 	cached client.Reader
 	direct client.Reader
-	objs   *expirable.LRU[string, client.Object]
 	gets   singleflight.Group
 	state  state
 }
@@ -52,7 +43,7 @@ type ClientCluster struct {
 // NewClientCluster returns a Cluster reading through cached (informers) and
 // direct (API reader) clients.
 func NewClientCluster(cached, direct client.Reader) *ClientCluster {
-	return &ClientCluster{cached: cached, direct: direct, objs: expirable.NewLRU[string, client.Object](4096, nil, secretTTL)}
+	return &ClientCluster{cached: cached, direct: direct}
 }
 
 func (c *ClientCluster) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
@@ -71,14 +62,14 @@ func (c *ClientCluster) ServiceAccount(ctx context.Context, namespace, name stri
 	return s.(*corev1.ServiceAccount), err
 }
 
-// getCached gets an object with the direct reader, remembering it for
-// secretTTL. Its absence is not remembered (nil, nil every time until it
-// exists); concurrent gets of one key share one request.
+// getCached gets an object with the direct reader. Nothing is remembered
+// between reviews: a secret created or corrected to fix a denial must work
+// on the very next apply, as it does for the kubelet, which watches the
+// secrets its pods use (pullsafe may only get them). Concurrent gets of one
+// key share one request, so a rollout's burst of identical pods costs one
+// GET per secret per burst, served from the API server's watch cache.
 func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name string, newObj func() client.Object) (client.Object, error) {
 	key := kind + "/" + namespace + "/" + name
-	if o, ok := c.objs.Get(key); ok {
-		return o, nil
-	}
 	ch := c.gets.DoChan(key, func() (v any, err error) {
 		// DoChan re-panics a panic in a goroutine of its own, where no
 		// recover reaches: it would end the process. An error fails open.
@@ -97,7 +88,6 @@ func getCached(ctx context.Context, c *ClientCluster, kind, namespace, name stri
 		case err != nil:
 			return nil, err
 		}
-		c.objs.Add(key, obj)
 		return obj, nil
 	})
 	select {

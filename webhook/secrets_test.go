@@ -37,6 +37,38 @@ func TestSecretCreatedAfterDenialWorksNextApply(t *testing.T) {
 	}
 }
 
+// TestSecretCorrectedAfterDenialWorksNextApply: a pod denied because its
+// pull secret holds a wrong password is admitted on the very next review
+// once the secret is corrected — the kubelet watches the secrets its pods
+// use, so a stale copy here would be a false denial.
+func TestSecretCorrectedAfterDenialWorksNextApply(t *testing.T) {
+	b := newBed(t)
+	p := pod("team-a", b.private.Host+"/team/secret:v1")
+	p.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "stale"}}
+	c := b.cluster.direct.(client.Client)
+	s := pullSecret("team-a", "stale", b.private.Host, b.private.User, "wrong-password")
+	if err := c.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "[unauthorized]") {
+		t.Fatalf("with the wrong password: %+v", resp.Result)
+	}
+	fixed := pullSecret("team-a", "stale", b.private.Host, b.private.User, b.private.Pass)
+	fixed.ResourceVersion = ""
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(s), s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data = fixed.Data
+	if err := c.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, "")); !resp.Allowed {
+		t.Errorf("the next review after correcting the secret: %+v", resp.Result)
+	}
+}
+
 // TestConcurrentSecretReadsShareOneGet: while one GET of a secret is in
 // flight, every other review naming it waits for that answer instead of
 // sending its own; and an absence is asked again next time, not remembered.

@@ -13,13 +13,19 @@ const defaultTimeout = 10 * time.Second
 // WithRequestDeadline gives each review the deadline the API server will
 // wait for, from the ?timeout= it puts on the webhook URL, minus a margin
 // to write the answer: pullsafe always answers, in time.
+//
+// The deadline is the only end a review has. controller-runtime's server
+// hands every request the manager's context, which is cancelled the moment
+// shutdown begins: reviews in flight then would answer "cannot verify" and
+// let unchecked Pods in during every rolling restart. The graceful shutdown
+// waits for them instead, and the deadline bounds how long.
 func WithRequestDeadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := defaultTimeout
 		if v, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && v > 0 {
 			d = v
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), d-margin(d))
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), d-margin(d))
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,9 @@ import (
 // loadResult is what a steady stream of Pod creates saw.
 type loadResult struct {
 	created, failed int
-	unchecked       int64 // "allowed unchecked" warnings pullsafe sent
-	unpinned        int   // created Pods the mutating webhook never saw
+	unchecked       int64    // "allowed unchecked" warnings pullsafe sent
+	unpinned        int      // created Pods the mutating webhook never saw
+	warnings        []string // the first few distinct pullsafe warnings
 	failOpen        float64
 	longest         time.Duration
 	errs            []string
@@ -73,7 +75,8 @@ func createWhile(t *testing.T, ns string, rate, limit int, during func() error) 
 	var unchecked atomic.Int64
 	cfg := rest.CopyConfig(b.RestConfig())
 	cfg.QPS, cfg.Burst = float32(rate*4), rate*4
-	cfg.WarningHandler = uncheckedCounter{&unchecked}
+	var warnMu sync.Mutex
+	cfg.WarningHandler = uncheckedCounter{n: &unchecked, mu: &warnMu, seen: &res.warnings}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -132,12 +135,23 @@ load:
 	return res
 }
 
-// uncheckedCounter counts pullsafe's "allowed unchecked" warnings.
-type uncheckedCounter struct{ n *atomic.Int64 }
+// uncheckedCounter counts pullsafe's warnings that a Pod was admitted
+// unchecked (an internal failure, or "cannot verify") and
+// keeps the first few of any pullsafe warning, to explain a failure.
+type uncheckedCounter struct {
+	n    *atomic.Int64
+	mu   *sync.Mutex
+	seen *[]string
+}
 
 func (c uncheckedCounter) HandleWarningHeader(_ int, _ string, text string) {
-	if strings.Contains(text, "allowed unchecked") {
+	if strings.Contains(text, "allowed unchecked") || strings.Contains(text, "allowed it unchecked") {
 		c.n.Add(1)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(*c.seen) < 5 && !slices.Contains(*c.seen, text) {
+		*c.seen = append(*c.seen, text)
 	}
 }
 
@@ -231,8 +245,8 @@ func TestReplicasRestartAndRotateWithoutFailingOpen(t *testing.T) {
 			res := createWhile(t, ns, 50, 2000, step.during)
 			t.Logf("%s in %s: %s", step.name, time.Since(start).Round(time.Millisecond), res)
 			if res.failed != 0 || res.unchecked != 0 || res.unpinned != 0 || res.failOpen != 0 || res.created == 0 {
-				t.Errorf("%s cost admissions: %s; LB could not place %d connection(s); first errors: %q",
-					step.name, res, reps.LB.DialFailures.Load(), res.errs[:min(3, len(res.errs))])
+				t.Errorf("%s cost admissions: %s; LB could not place %d connection(s); first errors: %q; pullsafe warnings: %q",
+					step.name, res, reps.LB.DialFailures.Load(), res.errs[:min(3, len(res.errs))], res.warnings)
 			}
 		})
 	}

@@ -181,11 +181,22 @@ func FuzzSecretParsingMatchesKubelet(f *testing.F) {
 		if kerr != nil {
 			return
 		}
-		want, got := users(kubeletCreds(t, []corev1.Secret{s}, image)), users(first(pullsafeCreds([]corev1.Secret{s}, image)))
+		// As in TestLookupMatchesKubelet: each side matches the name its own
+		// parser gives; a reference the kubelet rejects (InvalidImageName)
+		// never reaches its keyring, so there is nothing to compare.
+		repoToPull, _, _, perr := parsers.ParseImageName(image)
+		if perr != nil {
+			return
+		}
+		ref, err := registry.ParseReference(image)
+		if err != nil {
+			t.Fatalf("the kubelet parses %q, pullsafe does not: %v", image, err)
+		}
+		want, got := users(kubeletCreds(t, []corev1.Secret{s}, repoToPull)), users(first(pullsafeCreds([]corev1.Secret{s}, ref.Name)))
 		slices.Sort(want)
 		slices.Sort(got)
 		if !slices.Equal(want, got) {
-			t.Fatalf("image %q secret %q: kubelet %v, pullsafe %v", image, data, want, got)
+			t.Fatalf("image %q secret %q: kubelet %q, pullsafe %q", image, data, want, got)
 		}
 	})
 }

@@ -3,6 +3,8 @@ package policy
 import (
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -79,6 +81,30 @@ var arm64Versions = map[string][][2]int{
 // vector is containerd's platformVector for a node of arch and variant
 // (empty: unknown), variants normalised.
 func vector(arch, variant string) []accepted {
+	key := arch + "/" + variant
+	if v, ok := vectors.Load(key); ok {
+		return v.([]accepted)
+	}
+	out := buildVector(arch, variant)
+	if vectorCount.Load() < maxVectors {
+		if _, loaded := vectors.LoadOrStore(key, out); !loaded {
+			vectorCount.Add(1)
+		}
+	}
+	return out
+}
+
+// vectors memoises vector: it is asked for every node and image platform of
+// every review, and a cluster has a handful of node platforms. The count
+// bounds what unusual node labels could make it hold.
+var (
+	vectors     sync.Map // "arch/variant" -> []accepted, never modified
+	vectorCount atomic.Int32
+)
+
+const maxVectors = 256
+
+func buildVector(arch, variant string) []accepted {
 	known := variant != ""
 	if known {
 		arch, variant = normalArch(arch, variant)

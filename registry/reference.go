@@ -10,6 +10,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
+	lru "github.com/hashicorp/golang-lru/v2"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -40,9 +41,27 @@ type Reference struct {
 	Digest string
 }
 
+// parsedRefs memoises ParseReference, a pure function that runs a regular
+// expression and is asked several times per container per review (pull
+// policy, skip, credentials, messages): a busy cluster names the same few
+// hundred images all day. Only successes are kept, so the *Error of a bad
+// reference is never shared; the size bounds what any user can make it hold.
+var parsedRefs, _ = lru.New[string, Reference](4096)
+
 // ParseReference parses image as the kubelet does. A failure is an *Error
 // with Reason InvalidReference: the kubelet's InvalidImageName.
 func ParseReference(image string) (Reference, error) {
+	if r, ok := parsedRefs.Get(image); ok {
+		return r, nil
+	}
+	r, err := parseReference(image)
+	if err == nil {
+		parsedRefs.Add(image, r)
+	}
+	return r, err
+}
+
+func parseReference(image string) (Reference, error) {
 	named, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
 		return Reference{}, &Error{Reason: InvalidReference, Image: image, Message: sanitize(err.Error()), Err: err}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
-	lru "github.com/hashicorp/golang-lru/v2"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // FlavourUnsupported is an Unreachable flavour: the kubelet accepts the

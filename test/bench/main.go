@@ -286,8 +286,8 @@ const reading = `
 - **HTTPS load, p99 ≤ 2 ms at 50 in flight: missed on this machine.** With 50 requests always in
   flight, latency = 50 / throughput (Little's law): a p50 under 2 ms needs more than 25,000
   reviews/s. The generator's own TLS and JSON work runs on the same 2 cores as pullsafe, so
-  pullsafe gets about half of them; at ~64 µs of CPU per review over HTTP (ReviewCachedPod3/http)
-  one core serves ~15,000/s. Closing it: a load generator on separate cores (or machine), and
+  pullsafe gets about half of them; at ~180 µs of CPU per review over HTTP (ReviewCachedPod3/http)
+  one core serves ~5,500/s. Closing it: a load generator on separate cores (or machine), and
   cutting the remaining per-review cost, which is now mostly AdmissionReview JSON
   decoding/encoding and TLS rather than pullsafe's rules.
 - **Through the API server**: the extra cost of both webhooks (mutating and validating) on a Pod

@@ -113,7 +113,7 @@ func (mr *ManifestReader) nextDocument() error {
 		}
 		raw = msg
 	} else {
-		chunk, content, err := mr.yaml.next()
+		_, chunk, content, err := mr.yaml.next()
 		if errors.Is(err, io.EOF) {
 			return io.EOF
 		}
@@ -124,6 +124,9 @@ func (mr *ManifestReader) nextDocument() error {
 			return nil // only comments and blank lines: an empty document
 		}
 		if raw, err = yaml.YAMLToJSON(chunk); err != nil {
+			if directive(chunk) {
+				return fmt.Errorf("%s: %w (a %%YAML or %%TAG directive before \"---\" is a document of its own to kubectl, which cannot read it either: remove the directive)", where, err)
+			}
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
@@ -138,20 +141,39 @@ func (mr *ManifestReader) nextDocument() error {
 	return nil
 }
 
+// Document is one document of a YAML stream, byte for byte: the separator
+// line that opens it (with its line ending; empty for a first document
+// that has none) and everything up to the next separator line. Joining
+// every document's Separator and Body gives the stream back unchanged,
+// which is what lets --pin leave what it does not pin exactly as it was.
+type Document struct {
+	Separator []byte
+	Body      []byte
+}
+
 // SplitYAML splits a stream at "---" lines, keeping empty documents so the
-// count matches what a person sees (k8s.io's YAMLReader drops them).
-func SplitYAML(r io.Reader) ([][]byte, error) {
+// count matches what a person sees and ReadManifests' "document N". A
+// trailing "---" is a last, empty document.
+//
+// k8s.io/apimachinery/pkg/util/yaml's YAMLReader (what kubectl uses) is not
+// used here nor in ManifestReader: it drops empty documents (so its
+// numbering differs from what a person counts), turns CRLF into LF and
+// drops the separator lines (so a file cannot be written back byte for
+// byte), and reads a line of any length into memory (no per-document
+// bound). Its separator rule is the one kept here: "---" followed by
+// nothing, blanks or a comment.
+func SplitYAML(r io.Reader) ([]Document, error) {
 	d := &yamlDocs{br: bufio.NewReaderSize(r, 64<<10)}
-	var docs [][]byte
+	var docs []Document
 	for {
-		doc, _, err := d.next()
+		sep, body, _, err := d.next()
 		if errors.Is(err, io.EOF) {
 			return docs, nil
 		}
 		if err != nil {
 			return docs, fmt.Errorf("document %d: %w", len(docs)+1, err)
 		}
-		docs = append(docs, doc)
+		docs = append(docs, Document{Separator: sep, Body: body})
 	}
 }
 
@@ -159,57 +181,60 @@ func SplitYAML(r io.Reader) ([][]byte, error) {
 // SplitYAML describes, holding one document at a time.
 type yamlDocs struct {
 	br      *bufio.Reader
-	started bool // a separator was seen
-	done    bool
+	started bool   // a document was returned or a separator seen
+	done    bool   // the input ended
+	sep     []byte // the separator line that ended the last document
 	line    []byte
 }
 
 var errDocumentTooLarge = fmt.Errorf("larger than %d bytes", maxManifestBytes)
 
-// next returns the next document and whether it holds anything but
-// comments and blank lines, or io.EOF.
-func (d *yamlDocs) next() (doc []byte, content bool, err error) {
+// next returns the next document's separator line and body, byte for byte,
+// and whether the body holds anything but comments and blank lines; or
+// io.EOF.
+func (d *yamlDocs) next() (sep, body []byte, content bool, err error) {
 	if d.done {
-		return nil, false, io.EOF
+		return nil, nil, false, io.EOF
 	}
-	var cur []byte
+	sep, d.sep = d.sep, nil
 	for {
 		line, err := d.readLine()
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, false, err
+			return nil, nil, false, err
 		}
 		if len(line) == 0 && errors.Is(err, io.EOF) {
 			d.done = true
-			if len(cur) > 0 || !d.started {
+			if len(body) > 0 || sep != nil || !d.started {
 				d.started = true
-				return cur, content, nil
+				return sep, body, content, nil
 			}
-			return nil, false, io.EOF
+			return nil, nil, false, io.EOF
 		}
-		if sep, bad := separator(line); bad {
-			return nil, false, fmt.Errorf("content after the document separator: %.40q (put it on its own line)", line)
-		} else if sep {
-			first := !d.started
+		if isSep, bad := separator(bytes.TrimSuffix(line, []byte("\n"))); bad {
+			return nil, nil, false, fmt.Errorf("content after the document separator: %.40q (put it on its own line)", line)
+		} else if isSep {
+			if !d.started && sep == nil && len(body) == 0 {
+				d.started = true // a leading "---" opens the first document
+				sep = bytes.Clone(line)
+				continue
+			}
 			d.started = true
-			if !first || len(cur) > 0 {
-				return cur, content, nil
-			}
-			continue
+			d.sep = bytes.Clone(line)
+			return sep, body, content, nil
 		}
-		if len(cur)+len(line)+1 > maxManifestBytes {
-			return nil, false, errDocumentTooLarge
+		if len(body)+len(line) > maxManifestBytes {
+			return nil, nil, false, errDocumentTooLarge
 		}
 		// A document whose every line is blank or a comment is empty
 		// (no block scalar can hide a "#" line without a line opening it).
-		if t := bytes.TrimLeft(line, " \t\r"); len(t) > 0 && t[0] != '#' {
+		if t := bytes.TrimLeft(line, " \t\r\n"); len(t) > 0 && t[0] != '#' {
 			content = true
 		}
-		cur = append(cur, line...)
-		cur = append(cur, '\n')
+		body = append(body, line...)
 	}
 }
 
-// readLine reads one line without its newline, however long, up to the
+// readLine reads one line with its newline, however long, up to the
 // document bound.
 func (d *yamlDocs) readLine() ([]byte, error) {
 	d.line = d.line[:0]
@@ -225,7 +250,7 @@ func (d *yamlDocs) readLine() ([]byte, error) {
 		case err != nil:
 			return d.line, err
 		}
-		return bytes.TrimSuffix(d.line, []byte("\n")), nil
+		return d.line, nil
 	}
 }
 
@@ -242,6 +267,17 @@ func separator(line []byte) (sep, bad bool) {
 	}
 	rest = bytes.TrimSpace(rest)
 	return true, len(rest) > 0 && rest[0] != '#'
+}
+
+// directive reports whether the first line of doc with content is a YAML
+// directive ("%YAML 1.2", "%TAG ...").
+func directive(doc []byte) bool {
+	for line := range bytes.Lines(doc) {
+		if t := bytes.TrimSpace(line); len(t) > 0 && t[0] != '#' {
+			return t[0] == '%'
+		}
+	}
+	return false
 }
 
 // docLimiter bounds the bytes read for one JSON document: json.Decoder

@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestReadManifests(t *testing.T) {
@@ -66,6 +69,81 @@ func FuzzReadManifests(f *testing.F) {
 			// --pin rewrites document m.Doc of SplitYAML's split: both
 			// must count documents alike.
 			if t0 := strings.TrimLeft(string(data), " \t\r\n"); err == nil && splitErr == nil && !strings.HasPrefix(t0, "{") && !strings.HasPrefix(t0, "[") && m.Doc > len(docs) {
+				t.Fatalf("manifest in document %d, SplitYAML found %d documents", m.Doc, len(docs))
+			}
+		}
+	})
+}
+
+// TestSplitYAMLKeepsBytes: joining SplitYAML's documents gives the input
+// back byte for byte (--pin writes untouched documents this way), and the
+// documents are numbered as ReadManifests numbers them.
+func TestSplitYAMLKeepsBytes(t *testing.T) {
+	for _, tt := range []struct {
+		name, in string
+		bodies   []string // each document's body, without its separator
+	}{
+		{"empty", "", []string{""}},
+		{"leading separator", "---\nkind: A\n", []string{"kind: A\n"}},
+		{"trailing separator", "kind: A\n---\n", []string{"kind: A\n", ""}},
+		{"trailing separator without newline", "kind: A\n---", []string{"kind: A\n", ""}},
+		{"no final newline", "kind: A\n---\nkind: B", []string{"kind: A\n", "kind: B"}},
+		{"CRLF", "kind: A\r\n--- # two\r\nkind: B\r\n---   \r\n", []string{"kind: A\r\n", "kind: B\r\n", ""}},
+		{"comment separator", "kind: A\n--- # comment\nkind: B\n", []string{"kind: A\n", "kind: B\n"}},
+		{"comment before first separator", "# head\n---\nkind: A\n", []string{"# head\n", "kind: A\n"}},
+		{"directive", "%YAML 1.2\n---\nkind: A\n", []string{"%YAML 1.2\n", "kind: A\n"}},
+		{"empty documents", "---\n---\n\n---\nkind: A\n", []string{"", "\n", "kind: A\n"}},
+		{"dashes as content", "a: |\n  ---x\n----\n", []string{"a: |\n  ---x\n----\n"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			docs, err := SplitYAML(strings.NewReader(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var joined strings.Builder
+			var bodies []string
+			for _, d := range docs {
+				joined.Write(d.Separator)
+				joined.Write(d.Body)
+				bodies = append(bodies, string(d.Body))
+			}
+			if joined.String() != tt.in {
+				t.Errorf("joined %q, want %q", joined.String(), tt.in)
+			}
+			if diff := cmp.Diff(tt.bodies, bodies); diff != "" {
+				t.Errorf("bodies (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzSplitYAML: split and rejoin is the identity for any input SplitYAML
+// accepts, and it numbers documents as ReadManifests does.
+func FuzzSplitYAML(f *testing.F) {
+	f.Add([]byte("---\r\nkind: A\r\n--- # c\r\nkind: B\r\n---"))
+	f.Add([]byte("%YAML 1.2\n---\n- a\n---   \n"))
+	f.Add([]byte("a: |\n  ---\n----\n--- |\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		docs, err := SplitYAML(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		var joined []byte
+		for _, d := range docs {
+			if len(d.Separator) > 0 && !bytes.HasPrefix(d.Separator, []byte("---")) {
+				t.Fatalf("separator %q", d.Separator)
+			}
+			joined = append(append(joined, d.Separator...), d.Body...)
+		}
+		if !bytes.Equal(joined, data) {
+			t.Fatalf("joined %q, want %q", joined, data)
+		}
+		ms, _ := ReadManifests(bytes.NewReader(data), "fuzz.yaml")
+		for _, m := range ms {
+			if t0 := bytes.TrimLeft(data, " \t\r\n"); len(t0) > 0 && (t0[0] == '{' || t0[0] == '[') {
+				break
+			}
+			if m.Doc > len(docs) {
 				t.Fatalf("manifest in document %d, SplitYAML found %d documents", m.Doc, len(docs))
 			}
 		}

@@ -16,11 +16,11 @@ import (
 	"github.com/pullsafe/pullsafe/policy"
 )
 
-// writePinned writes every input file back with the pins applied. Documents
-// without pins are kept byte for byte. YAML documents with pins are edited as
-// YAML nodes, which keeps comments and key order; the yaml library may
-// re-indent such a document and drops a document's "%YAML" directives. JSON
-// documents keep their key order.
+// writePinned writes every input file back with the pins applied. Only the
+// pinned image values change: documents without pins, the separator lines
+// and line endings are written back byte for byte, and in a pinned document
+// each image value is replaced where it stands (see pinDocument for the
+// rare document that is re-encoded instead).
 func writePinned(files map[string][]byte, results []checked, inPlace bool, stdout io.Writer) error {
 	pins := map[string]map[int][]policy.Pin{} // file -> doc -> pins (paths from the document root)
 	for _, r := range results {
@@ -71,43 +71,52 @@ func pinFile(data []byte, pins map[int][]policy.Pin) ([]byte, error) {
 		if len(pins) != 1 || len(pins[1]) == 0 {
 			return nil, errors.New("--pin supports one JSON object per file")
 		}
-		return pinJSON(data, pins[1])
+		return pinDocument(data, pins[1], pinJSON)
 	}
 	docs, err := policy.SplitYAML(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
+	out := make([]byte, 0, len(data)+len(pins)*80)
 	for i, doc := range docs {
-		if i > 0 || bytes.HasPrefix(data, []byte("---")) {
-			out.WriteString("---\n")
-		}
+		out = append(out, doc.Separator...)
 		ps := pins[i+1]
 		if len(ps) == 0 {
-			out.Write(doc)
+			out = append(out, doc.Body...)
 			continue
 		}
-		edited, err := pinYAML(doc, ps)
+		edited, err := pinDocument(doc.Body, ps, pinYAML)
 		if err != nil {
 			return nil, fmt.Errorf("document %d: %w", i+1, err)
 		}
-		out.Write(edited)
+		out = append(out, edited...)
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
-func pinJSON(data []byte, ps []policy.Pin) ([]byte, error) {
+// pinPatch is the JSON patch that pins ps, testing each value first.
+func pinPatch(ps []policy.Pin) (jsonpatch.Patch, error) {
 	var ops []string
 	for _, p := range ps {
 		ops = append(ops, fmt.Sprintf(`{"op":"test","path":%q,"value":%q},{"op":"replace","path":%q,"value":%q}`, p.Path, p.From, p.Path, p.To))
 	}
-	patch, err := jsonpatch.DecodePatch([]byte("[" + strings.Join(ops, ",") + "]"))
+	return jsonpatch.DecodePatch([]byte("[" + strings.Join(ops, ",") + "]"))
+}
+
+// pinJSON re-encodes a JSON document with the pins applied: the fallback
+// for JSON pinDocument cannot splice.
+func pinJSON(data []byte, ps []policy.Pin) ([]byte, error) {
+	patch, err := pinPatch(ps)
 	if err != nil {
 		return nil, err
 	}
 	return patch.ApplyIndent(data, "  ")
 }
 
+// pinYAML re-encodes a YAML document with the pins applied: the fallback
+// for YAML pinDocument cannot splice. Editing yaml.v3 nodes keeps comments
+// and key order, but the encoder re-indents, may requote and re-wraps; the
+// document keeps its CRLF line endings.
 func pinYAML(doc []byte, ps []policy.Pin) ([]byte, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
@@ -129,7 +138,13 @@ func pinYAML(doc []byte, ps []policy.Pin) ([]byte, error) {
 	if err := enc.Encode(&root); err != nil {
 		return nil, err
 	}
-	return out.Bytes(), enc.Close()
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	if bytes.Contains(doc, []byte("\r\n")) {
+		return bytes.ReplaceAll(out.Bytes(), []byte("\n"), []byte("\r\n")), nil
+	}
+	return out.Bytes(), nil
 }
 
 // lookup follows a JSON pointer through a YAML node tree.

@@ -1,13 +1,16 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"path"
+	"reflect"
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/pullsafe/pullsafe/registry"
@@ -68,20 +71,44 @@ type NamespacesConfig struct {
 	Exclude []string `json:"exclude,omitempty"`
 }
 
-// Duration is a time.Duration written as "2s" in YAML.
-type Duration struct{ time.Duration }
+// Duration is a time.Duration written as "2s" in YAML: Kubernetes'
+// metav1.Duration (the same spelling, time.ParseDuration's), kept under
+// this name so the config's Go types read as before.
+type Duration = metav1.Duration
 
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("invalid duration %q: %w", s, err)
+// durationError names the key of a duration that does not parse, and what
+// it holds: metav1.Duration's own error ("time: invalid duration") names
+// neither. It walks cfgType's JSON keys, so a new Duration field is covered
+// without being listed here.
+func durationError(raw map[string]any, cfgType reflect.Type, prefix string) error {
+	for i := range cfgType.NumField() {
+		f := cfgType.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		v, ok := raw[name]
+		if !ok || name == "" {
+			continue
+		}
+		switch {
+		case f.Type == reflect.TypeFor[Duration]():
+			if s, isString := v.(string); !isString || !parses(s) {
+				shown, _ := json.Marshal(v)
+				return fmt.Errorf("%s%s: %s is not a duration such as 30s, 5m or 1h30m", prefix, name, shown)
+			}
+		case f.Type.Kind() == reflect.Struct:
+			if m, ok := v.(map[string]any); ok {
+				if err := durationError(m, f.Type, prefix+name+"."); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	d.Duration = v
 	return nil
 }
 
-func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+func parses(duration string) bool {
+	_, err := time.ParseDuration(duration)
+	return err == nil
+}
 
 // DefaultConfig is the configuration used where no file is given, and the
 // base every file is laid over.
@@ -96,10 +123,10 @@ func DefaultConfig() *Config {
 		Mode:          ModeWarn,
 		Rules:         rules,
 		Pin:           PinConfig{Pods: true, Templates: false, KeepTag: true},
-		Cache:         CacheConfig{Size: 10000, TagTTL: Duration{5 * time.Minute}, NotFoundTTL: Duration{30 * time.Second}},
+		Cache:         CacheConfig{Size: 10000, TagTTL: Duration{Duration: 5 * time.Minute}, NotFoundTTL: Duration{Duration: 30 * time.Second}},
 		Registries:    RegistriesConfig{DeniedNetworks: defaultDenied()},
-		LookupTimeout: Duration{2 * time.Second},
-		OutageWindow:  Duration{30 * time.Second},
+		LookupTimeout: Duration{Duration: 2 * time.Second},
+		OutageWindow:  Duration{Duration: 30 * time.Second},
 	}
 }
 
@@ -135,6 +162,12 @@ func ParseConfig(data []byte) (*Config, error) {
 	defaults := cfg.Rules
 	cfg.Rules = nil
 	if err := yaml.UnmarshalStrict(data, cfg); err != nil {
+		var raw map[string]any
+		if yaml.Unmarshal(data, &raw) == nil {
+			if derr := durationError(raw, reflect.TypeFor[Config](), ""); derr != nil {
+				return nil, derr
+			}
+		}
 		return nil, err
 	}
 	for r, a := range defaults {

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 )
 
 func TestParseConfigDefaultsAndOverrides(t *testing.T) {
@@ -44,7 +47,10 @@ func TestParseConfigRejectsBadInputAtStartup(t *testing.T) {
 		{head + "mode: block\n", `mode: "block" is not one of`},
 		{head + "rules: {not-fond: deny}\n", `unknown rule "not-fond"`},
 		{head + "rules: {not-found: block}\n", `rules.not-found: "block"`},
-		{head + "lookupTimeout: soon\n", `invalid duration "soon"`},
+		{head + "lookupTimeout: soon\n", `lookupTimeout: "soon" is not a duration`},
+		{head + "cache: {tagTTL: 5}\n", `cache.tagTTL: 5 is not a duration`},
+		{head + "outageWindow: [1s]\n", `outageWindow: ["1s"] is not a duration`},
+		{head + "cache: {notFoundTTL: \"\"}\n", `cache.notFoundTTL: "" is not a duration`},
 		{head + "lookupTimeout: 5m\n", "outside"},
 		{head + "outageWindow: -1s\n", "outageWindow"},
 		{head + "outageWindow: 1h\n", "outageWindow"},
@@ -111,5 +117,26 @@ func TestAllowLoopbackIsUnsetByDefault(t *testing.T) {
 	}
 	if cfg.Registries.AllowLoopback == nil || *cfg.Registries.AllowLoopback {
 		t.Errorf("allowLoopback = %v, want explicit false", cfg.Registries.AllowLoopback)
+	}
+}
+
+// TestConfigDurationsRoundTrip: durations are written as they are read
+// ("2s"), so a config printed back is a config that loads.
+func TestConfigDurationsRoundTrip(t *testing.T) {
+	data, err := yaml.Marshal(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"lookupTimeout: 2s\n", "outageWindow: 30s\n", "tagTTL: 5m0s\n", "notFoundTTL: 30s\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("marshalled config lacks %q:\n%s", want, data)
+		}
+	}
+	back, err := ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(DefaultConfig(), back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }

@@ -108,8 +108,8 @@ func (c *ClientCluster) NamespaceLabels(ctx context.Context, name string) (map[s
 		}
 		// Not seen yet (created a moment ago): ask the cache.
 	}
-	var ns corev1.Namespace
-	if err := c.cached.Get(ctx, types.NamespacedName{Name: name}, &ns); err != nil {
+	ns := namespaceMeta() // the informer CacheOptions configures, not a second one
+	if err := c.cached.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

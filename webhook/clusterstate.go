@@ -8,8 +8,10 @@ import (
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
 )
@@ -62,14 +64,65 @@ func (s *state) publish() {
 	s.nodeSnap.Store(&snap)
 }
 
+// namespaceMeta is how Namespaces are watched and read: metadata only
+// (pullsafe reads nothing but their labels), so the API server sends and
+// the cache holds ObjectMeta, not whole objects.
+func namespaceMeta() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	return m
+}
+
+// CacheOptions are the manager's cache options: its informers hold only
+// what pullsafe reads. Nodes cannot be watched metadata-only (policy.Node
+// needs status.nodeInfo.containerRuntimeVersion), so they are stripped by a
+// transform before they are stored: a kubelet's Node is ~50 KB (its
+// status.images lists every image on the node), of which pullsafe keeps
+// the name, the labels and the runtime version. Namespaces are a
+// metadata-only watch stripped to their labels (annotations such as
+// kubectl's last-applied-configuration can be large).
+func CacheOptions() crcache.Options {
+	return crcache.Options{ByObject: map[client.Object]crcache.ByObject{
+		&corev1.Node{}:  {Transform: slimNode},
+		namespaceMeta(): {Transform: slimMeta},
+	}}
+}
+
+// slimNode keeps what policy.NodeOf reads. Anything else (a tombstone)
+// passes through.
+func slimNode(o any) (any, error) {
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		return o, nil
+	}
+	return &corev1.Node{TypeMeta: n.TypeMeta, ObjectMeta: slimObjectMeta(n.ObjectMeta),
+		Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{ContainerRuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}}}, nil
+}
+
+// slimMeta keeps a metadata-only object's name and labels.
+func slimMeta(o any) (any, error) {
+	m, ok := o.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return o, nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: slimObjectMeta(m.ObjectMeta)}, nil
+}
+
+// slimObjectMeta keeps identity (the cache and client-go read namespace,
+// name, UID and resourceVersion) and labels.
+func slimObjectMeta(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: m.Namespace, Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, Labels: m.Labels}
+}
+
 // TrackInformers keeps the snapshots from the cache's Node and Namespace
-// informers. Without it, ClientCluster reads through its cached client.
-func (c *ClientCluster) TrackInformers(ctx context.Context, cache crcache.Cache) error {
+// informers (see CacheOptions for what they hold). Without it,
+// ClientCluster reads through its cached client.
+func (c *ClientCluster) TrackInformers(ctx context.Context, cache crcache.Informers) error {
 	ni, err := cache.GetInformer(ctx, &corev1.Node{})
 	if err != nil {
 		return err
 	}
-	nsi, err := cache.GetInformer(ctx, &corev1.Namespace{})
+	nsi, err := cache.GetInformer(ctx, namespaceMeta())
 	if err != nil {
 		return err
 	}
@@ -141,17 +194,17 @@ func (c *ClientCluster) nodeEvent(o any, deleted bool) {
 }
 
 func (c *ClientCluster) namespaceEvent(o any, deleted bool) {
-	ns, ok := unwrap(o).(*corev1.Namespace)
+	ns, ok := unwrap(o).(metav1.Object) // PartialObjectMetadata from the cache
 	if !ok {
 		return
 	}
 	if deleted {
-		c.state.namespaces.Delete(ns.Name)
+		c.state.namespaces.Delete(ns.GetName())
 		return
 	}
-	labels := ns.Labels
+	labels := ns.GetLabels()
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	c.state.namespaces.Store(ns.Name, labels)
+	c.state.namespaces.Store(ns.GetName(), labels)
 }

@@ -118,7 +118,7 @@ func TestNoReviewAgainstAPartialNodeList(t *testing.T) {
 	b := newBed(t) // registries and handlers; its cluster is replaced below
 	fc := fake.NewClientBuilder().Build()
 	c := NewClientCluster(fc, fc)
-	if err := c.TrackInformers(ctx, cache); err != nil {
+	if err := c.TrackInformers(ctx, metadataInformers{cache}); err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())

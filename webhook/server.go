@@ -156,6 +156,7 @@ func Serve(ctx context.Context, o ServerOptions) error {
 	}
 	mgr, err := ctrl.NewManager(o.RestConfig, manager.Options{
 		Scheme:                  scheme,
+		Cache:                   CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.HealthAddr,
 		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),

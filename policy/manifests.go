@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
 
@@ -51,8 +53,9 @@ func ReadManifests(r io.Reader, source string) ([]Manifest, error) {
 
 // ManifestReader reads what `kubectl apply -f` accepts from one file, one
 // document at a time: a YAML stream of documents, or JSON objects, with
-// List objects expanded. Empty documents are skipped but counted, so
-// "document N" is the Nth between "---" separators. Whatever it cannot
+// lists expanded as kubectl expands them (see expand). Empty documents are
+// skipped but counted, so "document N" is the Nth between "---" separators
+// (see SplitYAML for why kubectl's own YAMLReader is not used). Whatever it cannot
 // read completely (an unparsable document, one over 16 MiB, a read error)
 // is an error naming file and document: never a silent end of input.
 type ManifestReader struct {
@@ -60,7 +63,7 @@ type ManifestReader struct {
 	br      *bufio.Reader
 	started bool
 	yaml    *yamlDocs     // YAML input
-	json    *json.Decoder // JSON input
+	json    *json.Decoder // JSON input (k8s.io's YAMLOrJSONDecoder would buffer a document of any size)
 	jsonIn  *docLimiter
 	doc     int
 	pending []Manifest // the rest of a List
@@ -318,29 +321,36 @@ func firstByte(br *bufio.Reader) (byte, error) {
 	}
 }
 
+// expand turns one document into manifests as kubectl does: its decoder
+// (unstructured.UnstructuredJSONScheme) makes any object with "items" a
+// list, and items without kind and apiVersion take them from the list's
+// kind ("PodList" -> "Pod"); meta.EachListItem then flattens it, as
+// kubectl's resource builder does.
 func expand(raw []byte, source string, doc int) ([]Manifest, error) {
-	var head struct {
-		Kind  string            `json:"kind"`
-		Items []json.RawMessage `json:"items"`
+	where := fmt.Sprintf("%s: document %d", source, doc)
+	obj, _, err := unstructured.UnstructuredJSONScheme.Decode(raw, nil, nil)
+	switch {
+	case runtime.IsMissingKind(err):
+		return nil, fmt.Errorf("%s: no kind", where)
+	case err != nil:
+		return nil, fmt.Errorf("%s: not a Kubernetes object: %w", where, err)
 	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, fmt.Errorf("%s: document %d: not a Kubernetes object: %w", source, doc, err)
-	}
-	if head.Kind == "" {
-		return nil, fmt.Errorf("%s: document %d: no kind", source, doc)
-	}
-	if head.Kind != "List" && !strings.HasSuffix(head.Kind, "List") {
-		return []Manifest{{Source: source, Doc: doc, Kind: head.Kind, JSON: raw}}, nil
+	if !meta.IsListType(obj) {
+		return []Manifest{{Source: source, Doc: doc, Kind: obj.GetObjectKind().GroupVersionKind().Kind, JSON: raw}}, nil
 	}
 	var out []Manifest
-	for i, item := range head.Items {
-		var k struct {
-			Kind string `json:"kind"`
+	err = meta.EachListItem(obj, func(o runtime.Object) error {
+		item := len(out) + 1
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok || u.GetKind() == "" {
+			return fmt.Errorf("%s, item %d: no kind", where, item)
 		}
-		if err := json.Unmarshal(item, &k); err != nil || k.Kind == "" {
-			return nil, fmt.Errorf("%s: document %d, item %d: not a Kubernetes object", source, doc, i+1)
+		data, err := u.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("%s, item %d: %w", where, item, err)
 		}
-		out = append(out, Manifest{Source: source, Doc: doc, Item: i + 1, Kind: k.Kind, JSON: item})
-	}
-	return out, nil
+		out = append(out, Manifest{Source: source, Doc: doc, Item: item, Kind: u.GetKind(), JSON: data})
+		return nil
+	})
+	return out, err
 }

@@ -42,12 +42,39 @@ items:
 		{"kind: Pod\n---\n: : :\n  - [", "bad.yaml: document 2"},
 		{"just a string\n", "bad.yaml: document 1: not a Kubernetes object"},
 		{"metadata: {name: x}\n", "bad.yaml: document 1: no kind"},
-		{"kind: List\nitems: [1]\n", "document 1, item 1"},
+		{"kind: List\nitems: [1]\n", "bad.yaml: document 1: not a Kubernetes object"},
+		{"kind: List\nitems: [{metadata: {name: x}}]\n", "bad.yaml: document 1, item 1: no kind"},
 	} {
 		_, err := ReadManifests(strings.NewReader(bad.in), "bad.yaml")
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: error %v, want %q", bad.in, err, bad.want)
 		}
+	}
+}
+
+// TestReadManifestsListsAsKubectl: a list is what kubectl flattens: any
+// object with "items", whose items without kind and apiVersion take them
+// from the list's (an API server's typed list, e.g. saved with kubectl get
+// --raw, omits them).
+func TestReadManifestsListsAsKubectl(t *testing.T) {
+	in := `{"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"9"},"items":[
+{"metadata":{"name":"a","namespace":"shop"},"spec":{"containers":[{"name":"c","image":"nginx:1.27"}]}},
+{"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"},"spec":{"containers":[{"name":"c","image":"nginx:1.27"}]}}]}`
+	ms, err := ReadManifests(strings.NewReader(in), "pods.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		w, err := ExtractWorkload(m.Kind, m.JSON)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Where(), err)
+		}
+		got = append(got, m.Kind+"@"+m.Where()+"="+w.Name)
+	}
+	want := []string{"Pod@pods.json: document 1, item 1=a", "Pod@pods.json: document 1, item 2=b"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
 

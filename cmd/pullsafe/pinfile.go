@@ -127,10 +127,13 @@ func pinYAML(doc []byte, ps []policy.Pin) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n.Value != p.From {
+		switch n.Value {
+		case p.From:
+			n.Value = p.To
+		case p.To: // pinned already through another alias of the node
+		default:
 			return nil, fmt.Errorf("%s is %q, expected %q", p.Path, n.Value, p.From)
 		}
-		n.Value = p.To
 	}
 	var out bytes.Buffer
 	enc := yaml.NewEncoder(&out)
@@ -154,6 +157,9 @@ func lookup(n *yaml.Node, pointer string) (*yaml.Node, error) {
 	}
 	for _, tok := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
 		tok = strings.NewReplacer("~1", "/", "~0", "~").Replace(tok)
+		for n.Kind == yaml.AliasNode && n.Alias != nil {
+			n = n.Alias // pinDocument refuses the edit unless every use is pinned alike
+		}
 		switch n.Kind {
 		case yaml.MappingNode:
 			var next *yaml.Node
@@ -175,6 +181,9 @@ func lookup(n *yaml.Node, pointer string) (*yaml.Node, error) {
 		default:
 			return nil, fmt.Errorf("%s: cannot descend into a scalar at %q", pointer, tok)
 		}
+	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
 	}
 	return n, nil
 }

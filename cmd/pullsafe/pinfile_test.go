@@ -67,6 +67,7 @@ items:
 `, "\n", "\r\n"), 5},
 		{"LF, no final newline", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: IMG", 1},
 		{"block scalar: the document is re-encoded, CRLF kept", "kind: ConfigMap\r\napiVersion: v1\r\nmetadata: {name: x}\r\n---\r\napiVersion: v1\r\nkind: Pod\r\nmetadata: {name: a}\r\nspec:\r\n  containers:\r\n  - name: c\r\n    image: >-\r\n      IMG\r\n---\r\n", 1},
+		{"an alias pinned with its anchor", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  initContainers:\n  - {name: i, image: &img IMG}\n  containers:\n  - {name: c, image: *img}\n", 1},
 		{"JSON keeps its formatting", `{"apiVersion": "v1", "kind": "Pod",
 	"metadata": {"name": "a"},
 	"spec": {"containers": [{"name": "c", "image": "IMG"}]}}
@@ -197,5 +198,21 @@ func imagePins(n *yaml3.Node, path string, ps *[]policy.Pin) {
 		for i, c := range n.Content {
 			imagePins(c, path+"/"+strconv.Itoa(i), ps)
 		}
+	}
+}
+
+// TestCheckPinRefusesSharedAnchors: an image whose YAML anchor another,
+// unpinned field also uses cannot be pinned without changing that field:
+// --pin says so and writes nothing.
+func TestCheckPinRefusesSharedAnchors(t *testing.T) {
+	b := newCheckBed(t)
+	file := filepath.Join(t.TempDir(), "in.yaml")
+	in := "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: &img " + b.open.Host + "/team/api:v1.4.1\n    env: [{name: IMAGE, value: *img}]\n"
+	if err := os.WriteFile(file, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCheck(t, "", "-f", file, "--pin")
+	if code == 0 || out != "" || !strings.Contains(errOut, "document 1: pinning would change more than the image values") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want a refusal naming document 1", code, out, errOut)
 	}
 }

@@ -103,6 +103,9 @@ func splice(doc []byte, ps []policy.Pin) ([]byte, bool) {
 			return nil, false
 		}
 		at, ok := byteOffset(doc, n.Line, n.Column)
+		if ok && n.Anchor != "" {
+			at, ok = skipAnchor(doc, at, n.Anchor)
+		}
 		if !ok || !bytes.HasPrefix(doc[at:], src) || !scalarEnds(doc[at+len(src):]) {
 			return nil, false
 		}
@@ -140,6 +143,20 @@ func scalarSource(style yaml.Style, from, to string) (src []byte, value string, 
 		return []byte("'" + from + "'"), "'" + to + "'", true
 	}
 	return nil, "", false // block scalars, tagged values
+}
+
+// skipAnchor steps over "&anchor " before a scalar: yaml.v3 places an
+// anchored node where its anchor starts.
+func skipAnchor(doc []byte, at int, anchor string) (int, bool) {
+	if !bytes.HasPrefix(doc[at:], []byte("&"+anchor)) {
+		return 0, false
+	}
+	at += 1 + len(anchor)
+	start := at
+	for at < len(doc) && (doc[at] == ' ' || doc[at] == '\t') {
+		at++
+	}
+	return at, at > start
 }
 
 // scalarEnds reports whether a scalar may end where rest begins.

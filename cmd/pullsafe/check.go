@@ -15,11 +15,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,9 +36,14 @@ import (
 const checkUsage = `Usage: pullsafe check -f FILE|DIR|- [flags]
 
 Runs the webhook's rules on manifests: every image is resolved against its
-registry with the pull secrets the kubelet would use (Secrets found in the
-input, or in the cluster with --kubeconfig). Reads everything kubectl apply -f
-accepts: YAML streams, JSON, List objects, directories (recursively), stdin.
+registry with the pull secrets the kubelet would use (Secrets and
+ServiceAccounts in the input, then the cluster's). Reads everything kubectl
+apply -f accepts: YAML streams, JSON, List objects, directories
+(recursively), stdin.
+
+The cluster: --kubeconfig/--context, else the kubeconfig kubectl would use
+($KUBECONFIG's files, else ~/.kube/config) when such a file exists; none with
+--offline. An unreachable cluster is exit 2.
 
 Exit status: 0 nothing would be denied; 1 something would be denied (or warned
 about, with --strict); 2 usage or input errors.
@@ -45,10 +55,12 @@ type checkOptions struct {
 	files        stringList
 	namespace    string
 	configFile   string
-	kubeconfig   string
+	kube         kubeFlags
+	offline      bool
 	platforms    string
 	output       string
 	mode         string
+	ownNamespace string
 	strict       bool
 	dockerConfig bool
 	pin          bool
@@ -68,10 +80,12 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 	fset.Var(&o.files, "f", "manifest file, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
 	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none")
 	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
-	fset.StringVar(&o.kubeconfig, "kubeconfig", "", "read pull secrets, service accounts and nodes from this cluster (input Secrets win)")
-	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes with --kubeconfig, else not checked)")
+	o.kube.bind(fset)
+	fset.BoolVar(&o.offline, "offline", false, "use no cluster, even when a kubeconfig exists")
+	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes, else not checked)")
 	fset.StringVar(&o.output, "o", "text", "output: text or json")
-	fset.StringVar(&o.mode, "mode", "enforce", "answer as the webhook would in this mode: enforce or warn")
+	fset.StringVar(&o.mode, "mode", "", "the cluster's default mode, as the config's mode: enforce, warn or off (nothing checked);\nnamespace labels pullsafe.io/mode still override it (default: the --config file's mode; enforce without --config)")
+	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never checked, like kube-system and kube-node-lease")
 	fset.BoolVar(&o.strict, "strict", false, "exit 1 on warnings too")
 	fset.BoolVar(&o.dockerConfig, "docker-config", false, "also use credentials from $DOCKER_CONFIG/config.json or ~/.docker/config.json\n(local runs; the kubelet would not have them)")
 	fset.BoolVar(&o.pin, "pin", false, "write the manifests back with tags pinned to the digests checked (stdout, or --in-place)")
@@ -84,8 +98,10 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 		return nil, errors.New("no input: give -f FILE, -f DIR or -f -")
 	case o.output != "text" && o.output != "json":
 		return nil, fmt.Errorf("-o %q: want text or json", o.output)
-	case o.mode != string(policy.ModeEnforce) && o.mode != string(policy.ModeWarn):
-		return nil, fmt.Errorf("--mode %q: want enforce or warn", o.mode)
+	case o.mode != "" && o.mode != string(policy.ModeEnforce) && o.mode != string(policy.ModeWarn) && o.mode != string(policy.ModeOff):
+		return nil, fmt.Errorf("--mode %q: want enforce, warn or off", o.mode)
+	case o.offline && o.kube.given():
+		return nil, errors.New("--offline cannot be combined with --kubeconfig or --context")
 	case o.inPlace && !o.pin:
 		return nil, errors.New("--in-place needs --pin")
 	case o.pin && o.inPlace && slices.Contains(o.files, "-"):
@@ -99,6 +115,9 @@ type checked struct {
 	m policy.Manifest
 	w *policy.Workload
 	v *policy.Verdict
+	// skipped says why the object was not checked (an excluded namespace,
+	// mode off): the webhook would admit it untouched.
+	skipped string
 }
 
 func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -113,12 +132,19 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	cfg.Mode = policy.Mode(o.mode)
+	switch {
+	case o.mode != "":
+		cfg.Mode = policy.Mode(o.mode)
+	case o.configFile == "":
+		// No config: answer as a cluster that enforces, the question a
+		// pre-flight check asks (the built-in default is warn).
+		cfg.Mode = policy.ModeEnforce
+	}
 	manifests, files, err := readInputs(o.files, stdin, o.pin)
 	if err != nil {
 		return usageError{err}
 	}
-	cluster, err := newInputCluster(manifests, o)
+	cluster, err := newInputCluster(ctx, manifests, o, clientcmd.NewDefaultClientConfigLoadingRules(), stderr)
 	if err != nil {
 		return usageError{err}
 	}
@@ -177,48 +203,75 @@ func checkAll(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	if err != nil {
 		return nil, err
 	}
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, 8)
-		mu       sync.Mutex
-		done     int
-		firstErr error
-	)
-	stop := progress(stderr, len(todo), func() int { mu.Lock(); defer mu.Unlock(); return done })
+	var done atomic.Int64
+	stop := progress(stderr, len(todo), func() int { return int(done.Load()) })
 	defer stop()
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i := range todo {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			v, err := checkOne(ctx, checker, cluster, todo[i].w, nodes, o)
-			mu.Lock()
-			defer mu.Unlock()
-			done++
-			if err != nil && firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", todo[i].m.Where(), err)
+		g.Go(func() error {
+			defer done.Add(1)
+			if err := checkOne(ctx, checker, cluster, &todo[i], nodes, o); err != nil {
+				return fmt.Errorf("%s: %w", todo[i].m.Where(), err)
 			}
-			todo[i].v = v
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return todo, firstErr
+	return todo, g.Wait()
 }
 
-func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluster, w *policy.Workload, nodes []policy.Node, o *checkOptions) (*policy.Verdict, error) {
-	cr, err := webhook.Credentials(ctx, cluster, w)
+// checkOne answers for one object as the webhook would: not at all in an
+// excluded namespace or in mode off, else with the namespace's settings
+// (labels from the input or the cluster) and the pull secrets a Pod made
+// from this manifest would have.
+func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluster, r *checked, nodes []policy.Node, o *checkOptions) error {
+	cfg := checker.Config()
+	w := r.w
+	r.v = &policy.Verdict{Object: w.Object(), Mode: policy.ModeOff}
+	if r.skipped = excluded(cfg, w.Namespace, o.ownNamespace); r.skipped != "" {
+		return nil
+	}
+	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+	}
+	s := cfg.Settings(labels, w.Template)
+	if s.Mode == policy.ModeOff {
+		r.skipped = "mode off"
+		if v, ok := labels[policy.LabelMode]; ok && v == string(policy.ModeOff) {
+			r.skipped += " (namespace label " + policy.LabelMode + "=off)"
+		}
+		return nil
+	}
+	if o.pin {
+		s.Pin = policy.PinAll() // --pin writes the files: every kind, whatever pin.pods/templates say
+	}
+	cr, err := policy.ReadCredentials(ctx, cluster, w, policy.AsWritten)
+	if err != nil {
+		return err
 	}
 	if o.dockerConfig {
 		if err := addDockerConfig(cr.Keychain); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	cfg := checker.Config()
-	pin := cfg.Pin.Pods && (!w.Template || cfg.Pin.Templates)
-	return checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: cfg.Mode,
-		Pin: pin || o.pin, Credentials: cr, Nodes: nodes}), nil
+	r.v = checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: s.Mode,
+		Pin: s.Pin, Credentials: cr, Nodes: nodes})
+	r.v.Notes = append(r.v.Notes, s.Problems...)
+	return nil
+}
+
+// excluded says why the webhook never looks at namespace ns, or "".
+func excluded(cfg *policy.Config, ns, own string) string {
+	switch {
+	case ns == "kube-system" || ns == "kube-node-lease":
+		return "namespace " + ns + " is never checked"
+	case ns == own:
+		return "namespace " + ns + " is pullsafe's own (--pullsafe-namespace)"
+	case slices.Contains(cfg.Namespaces.Exclude, ns):
+		return "namespace " + ns + " is in the config's namespaces.exclude"
+	}
+	return ""
 }
 
 // progress prints "checked N of M objects" on stderr once a second after
@@ -250,7 +303,7 @@ func progress(w io.Writer, total int, done func() int) (stop func()) {
 }
 
 // readInputs reads every -f as a stream, document by document, keeping only
-// what check uses (workloads, Secrets, ServiceAccounts), so a file of any
+// what check uses (workloads, Secrets, ServiceAccounts, Namespaces), so a file of any
 // size is read whole or refused, never cut short. With keep (for --pin) it
 // also returns each file's bytes.
 func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, map[string][]byte, error) {
@@ -270,7 +323,7 @@ func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, 
 			if err != nil {
 				return err
 			}
-			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || policy.Checked(m.Kind) {
+			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || m.Kind == "Namespace" || policy.Checked(m.Kind) {
 				out = append(out, m)
 			}
 		}
@@ -317,18 +370,25 @@ func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, 
 }
 
 // inputCluster answers the webhook's Cluster questions from the input files,
-// then from a real cluster when --kubeconfig is given.
+// then from a real cluster (checkCluster) when there is one.
 type inputCluster struct {
-	secrets   map[string]*corev1.Secret
-	accounts  map[string]*corev1.ServiceAccount
-	platforms []policy.Node
-	live      webhook.Cluster // nil without --kubeconfig
+	secrets    map[string]*corev1.Secret
+	accounts   map[string]*corev1.ServiceAccount
+	namespaces map[string]map[string]string // labels of the input's Namespaces
+	platforms  []policy.Node
+	live       webhook.Cluster // nil without a cluster
 }
 
-func newInputCluster(ms []policy.Manifest, o *checkOptions) (*inputCluster, error) {
-	c := &inputCluster{secrets: map[string]*corev1.Secret{}, accounts: map[string]*corev1.ServiceAccount{}}
+func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions, rules *clientcmd.ClientConfigLoadingRules, stderr io.Writer) (*inputCluster, error) {
+	c := &inputCluster{secrets: map[string]*corev1.Secret{}, accounts: map[string]*corev1.ServiceAccount{}, namespaces: map[string]map[string]string{}}
 	for _, m := range ms {
 		switch m.Kind {
+		case "Namespace":
+			var ns corev1.Namespace
+			if err := json.Unmarshal(m.JSON, &ns); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Where(), err)
+			}
+			c.namespaces[ns.Name] = ns.Labels
 		case "Secret":
 			var s corev1.Secret
 			if err := json.Unmarshal(m.JSON, &s); err != nil {
@@ -357,22 +417,47 @@ func newInputCluster(ms []policy.Manifest, o *checkOptions) (*inputCluster, erro
 		}
 		c.platforms = append(c.platforms, n)
 	}
-	if o.kubeconfig != "" {
-		rc, err := restConfig(o.kubeconfig)
-		if err != nil {
-			return nil, err
-		}
-		scheme := runtime.NewScheme()
-		if err := clientgoscheme.AddToScheme(scheme); err != nil {
-			return nil, err
-		}
-		kc, err := client.New(rc, client.Options{Scheme: scheme})
-		if err != nil {
-			return nil, err
-		}
-		c.live = webhook.NewClientCluster(kc, kc)
+	cl, err := checkCluster(o.kube, o.offline, rules)
+	if errors.Is(err, errOffline) {
+		return c, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	if c.live, err = liveCluster(ctx, cl); err != nil {
+		return nil, err
+	}
+	// Said every time: which cluster's secrets and nodes were used is part
+	// of the answer.
+	fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))
 	return c, nil
+}
+
+// clusterProbeTimeout bounds the first request to the cluster: an
+// unreachable cluster is a clear error, not a hang.
+const clusterProbeTimeout = 15 * time.Second
+
+// liveCluster connects to cl and asks its version, so an unreachable
+// cluster is an error naming it before any object is checked.
+func liveCluster(ctx context.Context, cl *cluster) (webhook.Cluster, error) {
+	rc := rest.CopyConfig(cl.rest)
+	rc.Timeout = clusterProbeTimeout
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cl.name, err)
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return nil, fmt.Errorf("cluster of %s unreachable: %w (use --offline to check without a cluster)", cl.name, err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	kc, err := client.New(cl.rest, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cl.name, err)
+	}
+	return webhook.NewClientCluster(kc, kc), nil
 }
 
 // decodeStringData folds stringData into data, as the API server would.
@@ -413,7 +498,15 @@ func (c *inputCluster) ServiceAccount(ctx context.Context, ns, name string) (*co
 	return nil, nil
 }
 
-func (c *inputCluster) NamespaceLabels(context.Context, string) (map[string]string, error) {
+// NamespaceLabels are the input's Namespace's labels (what the cluster will
+// have once it is applied), else the cluster's.
+func (c *inputCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	if l, ok := c.namespaces[name]; ok {
+		return l, nil
+	}
+	if c.live != nil {
+		return c.live.NamespaceLabels(ctx, name)
+	}
 	return nil, nil
 }
 

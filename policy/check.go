@@ -28,10 +28,13 @@ type ImageResolver interface {
 type Credentials struct {
 	Keychain *registry.Keychain
 	// Referenced are the secret names the pod uses (its own, or its service
-	// account's for templates); Missing those absent from the namespace.
+	// account's: ReadCredentials); Missing those absent from the namespace.
 	Referenced     []string
 	Missing        []string
 	ServiceAccount string // set when Referenced came from the service account
+	// ServiceAccountNotFound: ServiceAccount does not exist where it was
+	// looked for, so it gave no pull secrets.
+	ServiceAccountNotFound bool
 }
 
 // Input is everything the checker needs about one admission or manifest.

@@ -61,7 +61,7 @@ func ReadCredentials(ctx context.Context, r SecretReader, w *Workload, stage Sta
 		if acct != nil {
 			refs = acct.ImagePullSecrets
 		}
-		cr.ServiceAccount = sa
+		cr.ServiceAccount, cr.ServiceAccountNotFound = sa, acct == nil
 	}
 	var secrets []*corev1.Secret
 	for _, ref := range refs {

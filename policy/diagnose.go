@@ -33,6 +33,9 @@ func diagnoseUnauthorized(in Input, ref registry.Reference, e *registry.Error) (
 	whose := "the pod"
 	if cr.ServiceAccount != "" {
 		whose = fmt.Sprintf("service account %q", cr.ServiceAccount)
+		if cr.ServiceAccountNotFound {
+			whose += " (not found)"
+		}
 	}
 	switch {
 	case len(e.Tried) > 0:

@@ -71,7 +71,7 @@ func TestCheckPodGetsItsServiceAccountPullSecrets(t *testing.T) {
 		t.Errorf("exit %d, decisions (-want +got):\n%s", code, d)
 	}
 	out, _, _ := runCheck(t, stdin, "-f", "-")
-	if !strings.Contains(out, `referenced by service account "ghost" (not found)`) && !strings.Contains(out, `service account "ghost" (not found) references none`) {
+	if !strings.Contains(out, `its service account "ghost" was not found`) {
 		t.Errorf("a missing service account is not named:\n%s", out)
 	}
 }

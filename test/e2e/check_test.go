@@ -3,9 +3,15 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pullsafe/pullsafe/test/bed"
 )
 
 // TestCheckAgainstTheCluster: `pullsafe check --kubeconfig` takes pull
@@ -37,4 +43,59 @@ func TestCheckAgainstTheCluster(t *testing.T) {
 	// Nodes come from the cluster (amd64 + arm64 here): the amd64-only image
 	// is a warning, as the webhook says.
 	mustContain(t, s, "ci/pod/amd: WARN", "add nodeSelector kubernetes.io/arch: amd64")
+}
+
+// TestCheckUsesTheKubeconfigKubectlWould: with no --kubeconfig, check reads
+// the cluster $KUBECONFIG names (a list, merged as kubectl merges it), takes
+// a Pod's service account's pull secrets from it (the ServiceAccount
+// admission plugin copies them into Pods that list none) and the
+// namespace's pullsafe.io/mode label; --offline uses no cluster.
+func TestCheckUsesTheKubeconfigKubectlWould(t *testing.T) {
+	ctx := context.Background()
+	if err := b.Namespace(ctx, "ci-sa", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Namespace(ctx, "ci-relaxed", map[string]string{"pullsafe.io/mode": "warn"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := b.Run("", "-n", "ci-sa", "create", "secret", "docker-registry", "regcred",
+		"--docker-server="+b.Private.Addr, "--docker-username="+bed.PrivateUser, "--docker-password="+bed.PrivatePass); err != nil {
+		t.Fatal(errOut)
+	}
+	sa := "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder, namespace: ci-sa}\nimagePullSecrets: [{name: regcred}]\n"
+	if _, errOut, err := b.Run(sa, "apply", "-f", "-"); err != nil {
+		t.Fatal(errOut)
+	}
+	manifest := "apiVersion: v1\nkind: Pod\nmetadata: {name: pay, namespace: ci-sa}\nspec:\n  serviceAccountName: builder\n" +
+		"  containers: [{name: pay, image: " + b.Private.Addr + "/team/secret:v1, imagePullPolicy: Always}]\n---\n" +
+		podYAML("ci-relaxed", "typo", "api", b.Open.Addr+"/team/api:v1.4.2", podOpts{})
+	check := func(args ...string) (string, string, int) {
+		cmd := exec.Command(b.PullsafeBin, append([]string{"check", "-f", "-"}, args...)...)
+		cmd.Stdin = strings.NewReader(manifest)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(),
+			"KUBECONFIG="+filepath.Join(t.TempDir(), "absent")+string(filepath.ListSeparator)+b.Kubeconfig)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("pullsafe check %v: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		return out.String(), errOut.String(), code
+	}
+	out, errOut, code := check()
+	if code != 0 {
+		t.Errorf("exit %d, want 0: the service account's secret lets pay pull, ci-relaxed only warns", code)
+	}
+	mustContain(t, errOut, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from context ")
+	mustContain(t, out, "ci-relaxed/pod/typo: WARN", "2 workloads checked: 0 would be denied, 1 warned, 1 allowed")
+
+	out, _, code = check("--offline")
+	if code != 1 {
+		t.Errorf("--offline: exit %d, want 1 (no service account, no namespace label)", code)
+	}
+	mustContain(t, out, "ci-sa/pod/pay: DENY", `its service account "builder" was not found`, "ci-relaxed/pod/typo: DENY")
 }

@@ -1,6 +1,9 @@
 package policy
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // Settings are what the config and a namespace's labels decide for one
 // object: its mode and whether its tags are pinned. The webhook and
@@ -91,4 +94,20 @@ func (c *Config) templatePinning(label *bool) Pinning {
 		return Pinning{Fix: pinInManifest + ", or remove the namespace label " + LabelPin + "=false"}
 	}
 	return Pinning{On: true}
+}
+
+// Excluded says why pullsafe never looks at objects in namespace ns, or ""
+// when it does: kube-system and kube-node-lease (a webhook there can stop
+// the cluster from healing itself), its own namespace (own) and the
+// config's namespaces.exclude.
+func (c *Config) Excluded(ns, own string) string {
+	switch {
+	case ns == "kube-system" || ns == "kube-node-lease":
+		return "namespace " + ns + " is never checked"
+	case ns == own:
+		return "namespace " + ns + " is pullsafe's own"
+	case slices.Contains(c.Namespaces.Exclude, ns):
+		return "namespace " + ns + " is in the config's namespaces.exclude"
+	}
+	return ""
 }

@@ -56,3 +56,23 @@ func TestSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestExcluded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Namespaces.Exclude = []string{"ops"}
+	got := map[string]string{}
+	for _, ns := range []string{"kube-system", "kube-node-lease", "pullsafe-system", "ops", "shop", "kube-public"} {
+		got[ns] = cfg.Excluded(ns, "pullsafe-system")
+	}
+	want := map[string]string{
+		"kube-system":     "namespace kube-system is never checked",
+		"kube-node-lease": "namespace kube-node-lease is never checked",
+		"pullsafe-system": "namespace pullsafe-system is pullsafe's own",
+		"ops":             "namespace ops is in the config's namespaces.exclude",
+		"shop":            "",
+		"kube-public":     "",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Excluded (-want +got):\n%s", d)
+	}
+}

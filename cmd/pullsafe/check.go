@@ -228,7 +228,10 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	cfg := checker.Config()
 	w := r.w
 	r.v = &policy.Verdict{Object: w.Object(), Mode: policy.ModeOff}
-	if r.skipped = excluded(cfg, w.Namespace, o.ownNamespace); r.skipped != "" {
+	if r.skipped = cfg.Excluded(w.Namespace, o.ownNamespace); r.skipped != "" {
+		if w.Namespace == o.ownNamespace {
+			r.skipped += " (--pullsafe-namespace)"
+		}
 		return nil
 	}
 	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
@@ -259,19 +262,6 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		Pin: s.Pin, Credentials: cr, Nodes: nodes})
 	r.v.Notes = append(r.v.Notes, s.Problems...)
 	return nil
-}
-
-// excluded says why the webhook never looks at namespace ns, or "".
-func excluded(cfg *policy.Config, ns, own string) string {
-	switch {
-	case ns == "kube-system" || ns == "kube-node-lease":
-		return "namespace " + ns + " is never checked"
-	case ns == own:
-		return "namespace " + ns + " is pullsafe's own (--pullsafe-namespace)"
-	case slices.Contains(cfg.Namespaces.Exclude, ns):
-		return "namespace " + ns + " is in the config's namespaces.exclude"
-	}
-	return ""
 }
 
 // progress prints "checked N of M objects" on stderr once a second after

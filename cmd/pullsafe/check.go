@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -235,10 +236,17 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		return nil
 	}
 	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
+	var notes []string
+	if apierrors.IsForbidden(err) {
+		// Reading a namespace is a cluster-wide permission a CI account
+		// often lacks; its secrets may still be readable. Said, not fatal.
+		notes, err = []string{"namespace " + w.Namespace + "'s labels not read (forbidden): the config's mode and pinning apply"}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
 	}
 	s := cfg.Settings(labels, w.Template)
+	s.Problems = append(notes, s.Problems...)
 	if s.Mode == policy.ModeOff {
 		r.skipped = "mode off"
 		if v, ok := labels[policy.LabelMode]; ok && v == string(policy.ModeOff) {

@@ -99,3 +99,33 @@ func TestCheckUsesTheKubeconfigKubectlWould(t *testing.T) {
 	}
 	mustContain(t, out, "ci-sa/pod/pay: DENY", `its service account "builder" was not found`, "ci-relaxed/pod/typo: DENY")
 }
+
+// TestCheckWithANamespacedCIAccount: a CI account that may read secrets and
+// service accounts in its namespace, but not namespaces (cluster-wide),
+// still gets an answer: the namespace's labels are said to be unread and
+// the config's mode applies.
+func TestCheckWithANamespacedCIAccount(t *testing.T) {
+	ctx := context.Background()
+	if err := b.Namespace(ctx, "ci-bot", nil); err != nil {
+		t.Fatal(err)
+	}
+	rbac := "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: check, namespace: ci-bot}\n" +
+		"rules: [{apiGroups: [\"\"], resources: [secrets, serviceaccounts], verbs: [get]}]\n---\n" +
+		"apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: check, namespace: ci-bot}\n" +
+		"roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: check}\nsubjects: [{kind: User, name: ci-bot}]\n"
+	if _, errOut, err := b.Run(rbac, "apply", "-f", "-"); err != nil {
+		t.Fatal(errOut)
+	}
+	kubeconfig, err := b.User("ci-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(b.PullsafeBin, "check", "-f", "-", "--kubeconfig", kubeconfig, "--platforms", "linux/amd64")
+	cmd.Stdin = strings.NewReader(podYAML("ci-bot", "typo", "api", b.Open.Addr+"/team/api:v1.4.2", podOpts{}))
+	out, err := cmd.CombinedOutput()
+	t.Logf("pullsafe check as ci-bot\n%s", out)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1 (the typo denied)", err)
+	}
+	mustContain(t, string(out), "ci-bot/pod/typo: DENY", "namespace ci-bot's labels not read (forbidden)")
+}

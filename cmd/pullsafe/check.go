@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +56,7 @@ Flags:
 type checkOptions struct {
 	files        stringList
 	namespace    string
+	namespaceSet bool // --namespace given: it wins over the kubeconfig context's
 	configFile   string
 	kube         kubeFlags
 	offline      bool
@@ -79,9 +81,9 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 	fset.SetOutput(stderr)
 	fset.Usage = func() { fmt.Fprint(stderr, checkUsage); fset.PrintDefaults() }
 	fset.Var(&o.files, "f", "manifest file, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
-	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none")
+	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none (default: the kubeconfig context's, as kubectl apply, else \"default\")")
 	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
-	o.kube.bind(fset)
+	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config, when one exists; none with --offline")
 	fset.BoolVar(&o.offline, "offline", false, "use no cluster, even when a kubeconfig exists")
 	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes, else not checked)")
 	fset.StringVar(&o.output, "o", "text", "output: text or json")
@@ -89,11 +91,12 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never checked, like kube-system and kube-node-lease")
 	fset.BoolVar(&o.strict, "strict", false, "exit 1 on warnings too")
 	fset.BoolVar(&o.dockerConfig, "docker-config", false, "also use credentials from $DOCKER_CONFIG/config.json or ~/.docker/config.json\n(local runs; the kubelet would not have them)")
-	fset.BoolVar(&o.pin, "pin", false, "write the manifests back with tags pinned to the digests checked (stdout, or --in-place)")
+	fset.BoolVar(&o.pin, "pin", false, "write the manifests back with tags pinned to the digests checked (stdout, or --in-place);\nevery kind checked, templates too, whatever the config's pin settings (they govern the webhook)")
 	fset.BoolVar(&o.inPlace, "in-place", false, "with --pin, rewrite the files instead of printing them")
 	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
+	fset.Visit(func(f *flag.Flag) { o.namespaceSet = o.namespaceSet || f.Name == "namespace" })
 	switch {
 	case len(o.files) == 0:
 		return nil, errors.New("no input: give -f FILE, -f DIR or -f -")
@@ -379,6 +382,36 @@ type inputCluster struct {
 
 func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions, rules *clientcmd.ClientConfigLoadingRules, stderr io.Writer) (*inputCluster, error) {
 	c := &inputCluster{secrets: map[string]*corev1.Secret{}, accounts: map[string]*corev1.ServiceAccount{}, namespaces: map[string]map[string]string{}}
+	for _, p := range strings.Split(o.platforms, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		parts := strings.Split(p, "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return nil, fmt.Errorf("--platforms: %q is not os/arch[/variant]", p)
+		}
+		n := policy.Node{Name: p, Labels: map[string]string{corev1.LabelOSStable: parts[0], corev1.LabelArchStable: parts[1]}}
+		if len(parts) == 3 {
+			n.Variant = parts[2]
+		}
+		c.platforms = append(c.platforms, n)
+	}
+	cl, err := checkCluster(o.kube, o.offline, rules)
+	switch {
+	case errors.Is(err, errOffline):
+	case err != nil:
+		return nil, err
+	default:
+		if c.live, err = liveCluster(ctx, cl); err != nil {
+			return nil, err
+		}
+		// Said every time: which cluster's secrets and nodes were used is
+		// part of the answer.
+		fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))
+		if !o.namespaceSet {
+			o.namespace = cl.namespace // kubectl apply's default: the context's namespace
+		}
+	}
 	for _, m := range ms {
 		switch m.Kind {
 		case "Namespace":
@@ -401,33 +434,6 @@ func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions,
 			c.accounts[nsOr(sa.Namespace, o.namespace)+"/"+sa.Name] = &sa
 		}
 	}
-	for _, p := range strings.Split(o.platforms, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		parts := strings.Split(p, "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return nil, fmt.Errorf("--platforms: %q is not os/arch[/variant]", p)
-		}
-		n := policy.Node{Name: p, Labels: map[string]string{corev1.LabelOSStable: parts[0], corev1.LabelArchStable: parts[1]}}
-		if len(parts) == 3 {
-			n.Variant = parts[2]
-		}
-		c.platforms = append(c.platforms, n)
-	}
-	cl, err := checkCluster(o.kube, o.offline, rules)
-	if errors.Is(err, errOffline) {
-		return c, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if c.live, err = liveCluster(ctx, cl); err != nil {
-		return nil, err
-	}
-	// Said every time: which cluster's secrets and nodes were used is part
-	// of the answer.
-	fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))
 	return c, nil
 }
 
@@ -496,16 +502,27 @@ func (c *inputCluster) ServiceAccount(ctx context.Context, ns, name string) (*co
 	return nil, nil
 }
 
-// NamespaceLabels are the input's Namespace's labels (what the cluster will
-// have once it is applied), else the cluster's.
+// NamespaceLabels are the cluster's labels of the namespace with the input
+// Namespace's laid over them: kubectl apply sets the labels it is given and
+// keeps the others (a pullsafe.io/mode set with kubectl label stays).
 func (c *inputCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
-	if l, ok := c.namespaces[name]; ok {
-		return l, nil
+	in, ok := c.namespaces[name]
+	if c.live == nil {
+		return in, nil
 	}
-	if c.live != nil {
-		return c.live.NamespaceLabels(ctx, name)
+	live, err := c.live.NamespaceLabels(ctx, name)
+	if err != nil {
+		return in, err // the input's, for a caller that carries on (forbidden)
 	}
-	return nil, nil
+	if !ok {
+		return live, nil
+	}
+	out := maps.Clone(live)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, in)
+	return out, nil
 }
 
 func (c *inputCluster) Nodes(ctx context.Context) ([]policy.Node, error) {

@@ -17,8 +17,9 @@ type kubeFlags struct {
 	context    string
 }
 
-func (k *kubeFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: as kubectl: $KUBECONFIG's files, else ~/.kube/config)")
+// bind adds the flags; def says what is used without them.
+func (k *kubeFlags) bind(fs *flag.FlagSet, def string) {
+	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: "+def+")")
 	fs.StringVar(&k.context, "context", "", "kubeconfig context to use (default: the kubeconfig's current-context)")
 }
 
@@ -30,6 +31,9 @@ type cluster struct {
 	rest *rest.Config
 	// name says where it came from: `context "kind-dev" (https://127.0.0.1:6443)`.
 	name string
+	// namespace is the context's namespace ("default" when it names none):
+	// kubectl apply puts objects that name none there.
+	namespace string
 }
 
 // load reads a client configuration with client-go's standard loading rules,
@@ -55,7 +59,11 @@ func (k kubeFlags) load(rules *clientcmd.ClientConfigLoadingRules) (*cluster, er
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig context %q: %w", name, err)
 	}
-	return &cluster{rest: rc, name: fmt.Sprintf("context %q (%s)", name, rc.Host)}, nil
+	ns, _, err := cc.Namespace()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig context %q: %w", name, err)
+	}
+	return &cluster{rest: rc, name: fmt.Sprintf("context %q (%s)", name, rc.Host), namespace: ns}, nil
 }
 
 // kubeconfigExists reports whether any file the loading rules would read

@@ -19,7 +19,11 @@ func kubeconfigFile(t *testing.T, current string, contexts ...string) string {
 	var clusters, ctxs strings.Builder
 	for _, c := range contexts {
 		clusters.WriteString("- name: " + c + "\n  cluster: {server: https://" + c + ".example:6443}\n")
-		ctxs.WriteString("- name: " + c + "\n  context: {cluster: " + c + ", user: u}\n")
+		ns := ""
+		if c == "staging" {
+			ns = ", namespace: team-staging"
+		}
+		ctxs.WriteString("- name: " + c + "\n  context: {cluster: " + c + ", user: u" + ns + "}\n")
 	}
 	data := "apiVersion: v1\nkind: Config\ncurrent-context: " + current + "\nclusters:\n" + clusters.String() +
 		"contexts:\n" + ctxs.String() + "users:\n- name: u\n  user: {token: t}\n"
@@ -72,6 +76,12 @@ func TestCheckClusterChoice(t *testing.T) {
 				t.Errorf("cluster = %s, want %s", got, tt.want)
 			}
 		})
+	}
+	if c, err := checkCluster(kubeFlags{context: "staging"}, false, &clientcmd.ClientConfigLoadingRules{Precedence: []string{dev}}); err != nil || c.namespace != "team-staging" {
+		t.Errorf("the context's namespace: %v, %v; want team-staging (kubectl apply's default)", c, err)
+	}
+	if c, err := checkCluster(kubeFlags{}, false, &clientcmd.ClientConfigLoadingRules{Precedence: []string{prod}}); err != nil || c.namespace != "default" {
+		t.Errorf("a context naming no namespace: %v, %v; want default", c, err)
 	}
 	if _, err := checkCluster(kubeFlags{context: "nope"}, false, &clientcmd.ClientConfigLoadingRules{Precedence: []string{dev}}); err == nil ||
 		!strings.Contains(err.Error(), `"nope"`) {

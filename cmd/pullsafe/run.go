@@ -70,7 +70,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config); default: built-in defaults (mode warn)")
 		kube       kubeFlags // default: in-cluster, else as kubectl
 	)
-	kube.bind(fs)
+	kube.bind(fs, "in-cluster when $KUBECONFIG is unset and pullsafe runs in a pod, else as kubectl: $KUBECONFIG's files, else ~/.kube/config")
 	fs.StringVar(&o.Host, "bind-address", "", "address the webhook server listens on (default all)")
 	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS)")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with tls.crt and tls.key, reloaded when they change\n(default: /tmp/k8s-webhook-server/serving-certs; with --webhook-url a fresh temporary directory)")

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
 	"github.com/pullsafe/pullsafe/test/bed"
 )
 
@@ -68,6 +71,8 @@ func TestCheckUsesTheKubeconfigKubectlWould(t *testing.T) {
 	}
 	manifest := "apiVersion: v1\nkind: Pod\nmetadata: {name: pay, namespace: ci-sa}\nspec:\n  serviceAccountName: builder\n" +
 		"  containers: [{name: pay, image: " + b.Private.Addr + "/team/secret:v1, imagePullPolicy: Always}]\n---\n" +
+		// Applying the Namespace keeps the label set on it in the cluster.
+		"apiVersion: v1\nkind: Namespace\nmetadata: {name: ci-relaxed, labels: {team: ci}}\n---\n" +
 		podYAML("ci-relaxed", "typo", "api", b.Open.Addr+"/team/api:v1.4.2", podOpts{})
 	check := func(args ...string) (string, string, int) {
 		cmd := exec.Command(b.PullsafeBin, append([]string{"check", "-f", "-"}, args...)...)
@@ -92,6 +97,32 @@ func TestCheckUsesTheKubeconfigKubectlWould(t *testing.T) {
 	}
 	mustContain(t, errOut, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from context ")
 	mustContain(t, out, "ci-relaxed/pod/typo: WARN", "2 workloads checked: 0 would be denied, 1 warned, 1 allowed")
+
+	// --context picks a context of a later $KUBECONFIG file, and its
+	// namespace is where objects that name none go, as with kubectl apply.
+	raw, err := clientcmd.LoadFromFile(b.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := clientcmdapi.NewConfig()
+	for name, c := range raw.Contexts {
+		c = c.DeepCopy()
+		c.Namespace = "ci-sa"
+		extra.Contexts["ci-sa-ctx"] = c
+		extra.CurrentContext = name // the first file's current context: not this one
+	}
+	extraFile := filepath.Join(t.TempDir(), "extra")
+	if err := clientcmd.WriteToFile(*extra, extraFile); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(b.PullsafeBin, "check", "-f", "-", "--context", "ci-sa-ctx")
+	cmd.Stdin = strings.NewReader(strings.Replace(manifest, "namespace: ci-sa}", "}", 1))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECONFIG="+extraFile+string(filepath.ListSeparator)+b.Kubeconfig)
+	ctxOut, err := cmd.CombinedOutput()
+	t.Logf("pullsafe check --context ci-sa-ctx: %v\n%s", err, ctxOut)
+	if err != nil || !strings.Contains(string(ctxOut), `from context "ci-sa-ctx"`) {
+		t.Errorf("--context: %v, want exit 0 naming ci-sa-ctx (pay in the context's namespace ci-sa gets builder's secret)", err)
+	}
 
 	out, _, code = check("--offline")
 	if code != 1 {

@@ -251,9 +251,13 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	s := cfg.Settings(labels, w.Template)
 	s.Problems = append(notes, s.Problems...)
 	if s.Mode == policy.ModeOff {
-		r.skipped = "mode off"
-		if v, ok := labels[policy.LabelMode]; ok && v == string(policy.ModeOff) {
-			r.skipped += " (namespace label " + policy.LabelMode + "=off)"
+		switch {
+		case labels[policy.LabelMode] == string(policy.ModeOff):
+			r.skipped = "mode off (namespace label " + policy.LabelMode + "=off)"
+		case o.mode != "":
+			r.skipped = "mode off (--mode off)"
+		default:
+			r.skipped = "mode off (the config's mode)"
 		}
 		return nil
 	}

@@ -119,8 +119,8 @@ func TestCheckModeIsTheConfigs(t *testing.T) {
 		{"no config: enforce", nil, "deny [not-found]", 1},
 		{"config mode warn", []string{"--config", warn}, "warn [not-found]", 0},
 		{"--mode over the config", []string{"--config", warn, "--mode", "enforce"}, "deny [not-found]", 1},
-		{"config mode off", []string{"--config", off}, "allow skipped: mode off", 0},
-		{"--mode off", []string{"--mode", "off"}, "allow skipped: mode off", 0},
+		{"config mode off", []string{"--config", off}, "allow skipped: mode off (the config's mode)", 0},
+		{"--mode off", []string{"--mode", "off"}, "allow skipped: mode off (--mode off)", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

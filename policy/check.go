@@ -28,10 +28,13 @@ type ImageResolver interface {
 type Credentials struct {
 	Keychain *registry.Keychain
 	// Referenced are the secret names the pod uses (its own, or its service
-	// account's for templates); Missing those absent from the namespace.
+	// account's: ReadCredentials); Missing those absent from the namespace.
 	Referenced     []string
 	Missing        []string
 	ServiceAccount string // set when Referenced came from the service account
+	// ServiceAccountNotFound: ServiceAccount does not exist where it was
+	// looked for, so it gave no pull secrets.
+	ServiceAccountNotFound bool
 }
 
 // Input is everything the checker needs about one admission or manifest.
@@ -39,7 +42,7 @@ type Input struct {
 	Workload    *Workload
 	Containers  []Container // the containers to look up (all, or changed ones on UPDATE)
 	Mode        Mode
-	Pin         bool // pinning enabled for this namespace (pods; templates also need config)
+	Pin         Pinning // from Config.Settings, or PinAll for check --pin
 	Credentials Credentials
 	// Nodes are the cluster's nodes; nil means unknown (no platform check).
 	Nodes []Node
@@ -194,7 +197,7 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 	c.dockerHub(in, ref, img, find)
 	pinned := c.pin(in, ct, ref, img, &out)
 	if !pinned {
-		c.mutableTag(ct, ref, img, find)
+		c.mutableTag(in, ct, ref, img, find)
 	}
 	c.platform(ctx, in, ct, img, find, &out)
 	return out
@@ -341,12 +344,10 @@ func (c *Checker) dockerHub(in Input, ref registry.Reference, img *registry.Imag
 		"add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry")
 }
 
-// pin records a pin when enabled for this object and the reference is a tag.
+// pin records a pin when in.Pin (Config.Settings: the one place that
+// decides it) says this object is pinned and the reference is a tag.
 func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *registry.Image, out *result) bool {
-	if !in.Pin || img.Tag == "" || ref.Digest != "" {
-		return false
-	}
-	if in.Workload.Template && !c.cfg.Pin.Templates {
+	if !in.Pin.On || img.Tag == "" || ref.Digest != "" {
 		return false
 	}
 	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, img.Digest.String(), c.cfg.Pin.KeepTag)}
@@ -361,12 +362,18 @@ func pinned(image, digest string, keepTag bool) string {
 	return image + "@" + digest
 }
 
-func (c *Checker) mutableTag(ct Container, ref registry.Reference, img *registry.Image, find func(Rule, string, string)) {
+// mutableTag advises what would pin this object (in.Pin.Fix): the
+// namespace label helps a Pod, not a template.
+func (c *Checker) mutableTag(in Input, ct Container, ref registry.Reference, img *registry.Image, find func(Rule, string, string)) {
 	if ref.Digest != "" || PullPolicy(ct) != corev1.PullIfNotPresent {
 		return
 	}
+	fix := in.Pin.Fix
+	if fix == "" {
+		fix = "pin the digest"
+	}
 	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with imagePullPolicy IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, img.Digest.String()[:19]),
-		"pin the digest, or label the namespace "+LabelPin+"=true")
+		fix)
 }
 
 // schema1 are the media types of Docker image manifest v2 schema 1.

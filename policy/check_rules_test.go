@@ -40,6 +40,7 @@ type fixture struct {
 	creds   Credentials
 	nodes   []Node
 	pin     bool
+	pinFix  string
 	mode    Mode
 	res     fakeResolver
 	want    Verdict  // Object and Mode are filled in
@@ -66,7 +67,7 @@ func (f fixture) run(t *testing.T) {
 	res := f.res
 	res.asked = &asked{}
 	got := NewChecker(cfg, &res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: mode,
-		Pin: f.pin, Credentials: f.creds, Nodes: nodes})
+		Pin: Pinning{On: f.pin, Fix: f.pinFix}, Credentials: f.creds, Nodes: nodes})
 	want := f.want
 	want.Object, want.Mode = "pod/web", mode
 	for i := range want.Findings {
@@ -135,6 +136,12 @@ func TestRuleMessages(t *testing.T) {
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
 				Cause: "authentication required — no imagePullSecrets: the pod references none, so the kubelet pulls anonymously",
 				Fix:   "kubectl -n shop create secret docker-registry regcred --docker-server=registry.corp.io ..., then add it to imagePullSecrets"}}}},
+		{name: "unauthorized, the service account does not exist", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			creds: Credentials{ServiceAccount: "ghost", ServiceAccountNotFound: true},
+			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Status: 401, Message: "authentication required"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
+				Cause: `authentication required — no imagePullSecrets: the pod lists none and its service account "ghost" was not found, so the kubelet would pull anonymously`,
+				Fix:   `create service account "ghost" in namespace "shop" with imagePullSecrets (or include it in the checked manifests), or list the pull secret in the pod's imagePullSecrets`}}}},
 		{name: "unauthorized, secret missing from the namespace", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			creds: Credentials{Referenced: []string{"regcred"}, Missing: []string{"regcred"}, ServiceAccount: "builder"},
 			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io"}),
@@ -201,7 +208,8 @@ func TestRuleMessages(t *testing.T) {
 				{Rule: RuleDockerHubAnonymous, Action: ActionDeny,
 					Cause: "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
 					Fix:   "add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry"}}}},
-		{name: "mutable-tag, defaulted IfNotPresent", ct: Container{Image: api}, res: ok,
+		{name: "mutable-tag, defaulted IfNotPresent: the fix is the one Settings gave", ct: Container{Image: api}, res: ok,
+			pinFix: "pin the digest, or label the namespace pullsafe.io/pin=true",
 			want: Verdict{Findings: []Finding{{Rule: RuleMutableTag, Action: ActionWarn,
 				Cause: `mutable tag "v1" with imagePullPolicy IfNotPresent: nodes may run different bits (now sha256:111111111111…)`,
 				Fix:   "pin the digest, or label the namespace pullsafe.io/pin=true"}}}},

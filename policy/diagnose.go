@@ -42,6 +42,9 @@ func diagnoseUnauthorized(in Input, ref registry.Reference, e *registry.Error) (
 		return fmt.Sprintf("%s — pull secret(s) %s referenced by %s do not exist in namespace %q (secrets do not cross namespaces)",
 				words, quoteAll(cr.Missing), whose, ns),
 			fmt.Sprintf("create the secret in namespace %q: kubectl -n %s create secret docker-registry %s --docker-server=%s ...", ns, ns, cr.Missing[0], host)
+	case len(cr.Referenced) == 0 && cr.ServiceAccountNotFound:
+		return fmt.Sprintf("%s — no imagePullSecrets: the pod lists none and its service account %q was not found, so the kubelet would pull anonymously", words, cr.ServiceAccount),
+			fmt.Sprintf("create service account %q in namespace %q with imagePullSecrets (or include it in the checked manifests), or list the pull secret in the pod's imagePullSecrets", cr.ServiceAccount, ns)
 	case len(cr.Referenced) == 0:
 		return fmt.Sprintf("%s — no imagePullSecrets: %s references none, so the kubelet pulls anonymously", words, whose),
 			fmt.Sprintf("kubectl -n %s create secret docker-registry regcred --docker-server=%s ..., then add it to imagePullSecrets", ns, host)

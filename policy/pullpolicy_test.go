@@ -46,7 +46,7 @@ func TestPullNeverContactsNoRegistry(t *testing.T) {
 	}
 	ct := Container{Name: "app", Image: tr.Host + "/team/api:does-not-exist", PullPolicy: corev1.PullNever, List: "containers", Path: "/spec/containers/0/image"}
 	w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Containers: []Container{ct}}
-	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Pin: true,
+	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Pin: PinAll(),
 		Nodes: []Node{node("n", "amd64")}})
 	if v.Decision() != DecisionAllow || len(v.Findings) != 0 || len(v.Pins) != 0 {
 		t.Errorf("verdict %+v, want allowed, no findings, no pins", v)

@@ -85,22 +85,3 @@ const (
 	LabelMode = "pullsafe.io/mode"
 	LabelPin  = "pullsafe.io/pin"
 )
-
-// NamespaceSettings resolves a namespace's labels against the config. An
-// invalid label value falls back to the default and is reported, so a typo
-// in a label never switches pullsafe off silently.
-func (c *Config) NamespaceSettings(labels map[string]string) (mode Mode, pin bool, problem string) {
-	mode = c.Mode
-	if v, ok := labels[LabelMode]; ok {
-		if m := Mode(v); m.valid() {
-			mode = m
-		} else {
-			problem = "namespace label " + LabelMode + "=" + v + " is not enforce, warn or off; using " + string(c.Mode)
-		}
-	}
-	pin = c.Pin.Pods
-	if v, ok := labels[LabelPin]; ok {
-		pin = v == "true"
-	}
-	return mode, pin, problem
-}

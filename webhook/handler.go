@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -118,71 +117,32 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 }
 
 // input gathers what the policy needs: namespace settings, credentials, nodes.
-func (h *Handler) input(ctx context.Context, w *policy.Workload, containers []policy.Container) (policy.Input, string, error) {
+func (h *Handler) input(ctx context.Context, w *policy.Workload, containers []policy.Container) (policy.Input, []string, error) {
 	cfg := h.checker.Config()
 	labels, err := h.cluster.NamespaceLabels(ctx, w.Namespace)
 	if err != nil {
-		return policy.Input{}, "", fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+		return policy.Input{}, nil, fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
 	}
-	mode, pin, problem := cfg.NamespaceSettings(labels)
-	in := policy.Input{Workload: w, Containers: containers, Mode: mode, Pin: pin}
-	if mode == policy.ModeOff {
-		return in, problem, nil
+	s := cfg.Settings(labels, w.Template)
+	in := policy.Input{Workload: w, Containers: containers, Mode: s.Mode, Pin: s.Pin}
+	if s.Mode == policy.ModeOff {
+		return in, s.Problems, nil
 	}
-	if in.Credentials, err = Credentials(ctx, h.cluster, w); err != nil {
-		return policy.Input{}, "", err
+	// The API server's ServiceAccount plugin has already copied a Pod's
+	// service account pull secrets in: policy.Admitted.
+	if in.Credentials, err = policy.ReadCredentials(ctx, h.cluster, w, policy.Admitted); err != nil {
+		return policy.Input{}, nil, err
 	}
 	if in.Nodes, err = h.cluster.Nodes(ctx); err != nil {
 		in.Nodes = nil // platform rule skipped with a note; not worth failing open over
 	}
-	return in, problem, nil
+	return in, s.Problems, nil
 }
 
-// Credentials are the pull secrets the kubelet would use for w, read from
-// cluster in w's namespace: the pod's own (the API server has already copied
-// the service account's into a Pod), or for a template its own list, else
-// its service account's. The webhook and `pullsafe check` share it.
-func Credentials(ctx context.Context, cluster Cluster, w *policy.Workload) (policy.Credentials, error) {
-	var cr policy.Credentials
-	refs := w.Spec.ImagePullSecrets
-	if w.Template && len(refs) == 0 {
-		sa := w.Spec.ServiceAccountName
-		if sa == "" {
-			sa = "default"
-		}
-		acct, err := cluster.ServiceAccount(ctx, w.Namespace, sa)
-		if err != nil {
-			return cr, fmt.Errorf("cannot read service account %s/%s: %w", w.Namespace, sa, err)
-		}
-		if acct != nil {
-			refs = acct.ImagePullSecrets
-		}
-		cr.ServiceAccount = sa
-	}
-	var secrets []*corev1.Secret
-	for _, ref := range refs {
-		if ref.Name == "" {
-			continue
-		}
-		cr.Referenced = append(cr.Referenced, ref.Name)
-		s, err := cluster.Secret(ctx, w.Namespace, ref.Name)
-		if err != nil {
-			return cr, fmt.Errorf("cannot read pull secret %s/%s: %w", w.Namespace, ref.Name, err)
-		}
-		if s == nil {
-			cr.Missing = append(cr.Missing, ref.Name)
-			continue
-		}
-		secrets = append(secrets, s)
-	}
-	cr.Keychain = registry.NewKeychain(secrets)
-	return cr, nil
-}
-
-func validateResponse(v *policy.Verdict, extraWarning string) admission.Response {
+func validateResponse(v *policy.Verdict, problems []string) admission.Response {
 	warnings := v.Warnings()
-	if extraWarning != "" {
-		warnings = append(warnings, "pullsafe: "+extraWarning)
+	for _, p := range problems {
+		warnings = append(warnings, "pullsafe: "+p)
 	}
 	var resp admission.Response
 	if v.Decision() == policy.DecisionDeny {

@@ -9,17 +9,24 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,9 +38,14 @@ import (
 const checkUsage = `Usage: pullsafe check -f FILE|DIR|- [flags]
 
 Runs the webhook's rules on manifests: every image is resolved against its
-registry with the pull secrets the kubelet would use (Secrets found in the
-input, or in the cluster with --kubeconfig). Reads everything kubectl apply -f
-accepts: YAML streams, JSON, List objects, directories (recursively), stdin.
+registry with the pull secrets the kubelet would use (Secrets and
+ServiceAccounts in the input, then the cluster's). Reads everything kubectl
+apply -f accepts: YAML streams, JSON, List objects, directories
+(recursively), stdin.
+
+The cluster: --kubeconfig/--context, else the kubeconfig kubectl would use
+($KUBECONFIG's files, else ~/.kube/config) when such a file exists; none with
+--offline. An unreachable cluster is exit 2.
 
 Exit status: 0 nothing would be denied; 1 something would be denied (or warned
 about, with --strict); 2 usage or input errors.
@@ -44,11 +56,14 @@ Flags:
 type checkOptions struct {
 	files        stringList
 	namespace    string
+	namespaceSet bool // --namespace given: it wins over the kubeconfig context's
 	configFile   string
-	kubeconfig   string
+	kube         kubeFlags
+	offline      bool
 	platforms    string
 	output       string
 	mode         string
+	ownNamespace string
 	strict       bool
 	dockerConfig bool
 	pin          bool
@@ -66,26 +81,31 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 	fset.SetOutput(stderr)
 	fset.Usage = func() { fmt.Fprint(stderr, checkUsage); fset.PrintDefaults() }
 	fset.Var(&o.files, "f", "manifest file, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
-	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none")
+	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none (default: the kubeconfig context's, as kubectl apply, else \"default\")")
 	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
-	fset.StringVar(&o.kubeconfig, "kubeconfig", "", "read pull secrets, service accounts and nodes from this cluster (input Secrets win)")
-	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes with --kubeconfig, else not checked)")
+	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config, when one exists; none with --offline")
+	fset.BoolVar(&o.offline, "offline", false, "use no cluster, even when a kubeconfig exists")
+	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes, else not checked)")
 	fset.StringVar(&o.output, "o", "text", "output: text or json")
-	fset.StringVar(&o.mode, "mode", "enforce", "answer as the webhook would in this mode: enforce or warn")
+	fset.StringVar(&o.mode, "mode", "", "the cluster's default mode, as the config's mode: enforce, warn or off (nothing checked);\nnamespace labels pullsafe.io/mode still override it (default: the --config file's mode; enforce without --config)")
+	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never checked, like kube-system and kube-node-lease")
 	fset.BoolVar(&o.strict, "strict", false, "exit 1 on warnings too")
 	fset.BoolVar(&o.dockerConfig, "docker-config", false, "also use credentials from $DOCKER_CONFIG/config.json or ~/.docker/config.json\n(local runs; the kubelet would not have them)")
-	fset.BoolVar(&o.pin, "pin", false, "write the manifests back with tags pinned to the digests checked (stdout, or --in-place)")
+	fset.BoolVar(&o.pin, "pin", false, "write the manifests back with tags pinned to the digests checked (stdout, or --in-place);\nevery kind checked, templates too, whatever the config's pin settings (they govern the webhook)")
 	fset.BoolVar(&o.inPlace, "in-place", false, "with --pin, rewrite the files instead of printing them")
 	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
+	fset.Visit(func(f *flag.Flag) { o.namespaceSet = o.namespaceSet || f.Name == "namespace" })
 	switch {
 	case len(o.files) == 0:
 		return nil, errors.New("no input: give -f FILE, -f DIR or -f -")
 	case o.output != "text" && o.output != "json":
 		return nil, fmt.Errorf("-o %q: want text or json", o.output)
-	case o.mode != string(policy.ModeEnforce) && o.mode != string(policy.ModeWarn):
-		return nil, fmt.Errorf("--mode %q: want enforce or warn", o.mode)
+	case o.mode != "" && o.mode != string(policy.ModeEnforce) && o.mode != string(policy.ModeWarn) && o.mode != string(policy.ModeOff):
+		return nil, fmt.Errorf("--mode %q: want enforce, warn or off", o.mode)
+	case o.offline && o.kube.given():
+		return nil, errors.New("--offline cannot be combined with --kubeconfig or --context")
 	case o.inPlace && !o.pin:
 		return nil, errors.New("--in-place needs --pin")
 	case o.pin && o.inPlace && slices.Contains(o.files, "-"):
@@ -99,6 +119,9 @@ type checked struct {
 	m policy.Manifest
 	w *policy.Workload
 	v *policy.Verdict
+	// skipped says why the object was not checked (an excluded namespace,
+	// mode off): the webhook would admit it untouched.
+	skipped string
 }
 
 func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -113,12 +136,19 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	cfg.Mode = policy.Mode(o.mode)
+	switch {
+	case o.mode != "":
+		cfg.Mode = policy.Mode(o.mode)
+	case o.configFile == "":
+		// No config: answer as a cluster that enforces, the question a
+		// pre-flight check asks (the built-in default is warn).
+		cfg.Mode = policy.ModeEnforce
+	}
 	manifests, files, err := readInputs(o.files, stdin, o.pin)
 	if err != nil {
 		return usageError{err}
 	}
-	cluster, err := newInputCluster(manifests, o)
+	cluster, err := newInputCluster(ctx, manifests, o, clientcmd.NewDefaultClientConfigLoadingRules(), stderr)
 	if err != nil {
 		return usageError{err}
 	}
@@ -177,48 +207,76 @@ func checkAll(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	if err != nil {
 		return nil, err
 	}
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, 8)
-		mu       sync.Mutex
-		done     int
-		firstErr error
-	)
-	stop := progress(stderr, len(todo), func() int { mu.Lock(); defer mu.Unlock(); return done })
+	var done atomic.Int64
+	stop := progress(stderr, len(todo), func() int { return int(done.Load()) })
 	defer stop()
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i := range todo {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			v, err := checkOne(ctx, checker, cluster, todo[i].w, nodes, o)
-			mu.Lock()
-			defer mu.Unlock()
-			done++
-			if err != nil && firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", todo[i].m.Where(), err)
+		g.Go(func() error {
+			defer done.Add(1)
+			if err := checkOne(ctx, checker, cluster, &todo[i], nodes, o); err != nil {
+				return fmt.Errorf("%s: %w", todo[i].m.Where(), err)
 			}
-			todo[i].v = v
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return todo, firstErr
+	return todo, g.Wait()
 }
 
-func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluster, w *policy.Workload, nodes []policy.Node, o *checkOptions) (*policy.Verdict, error) {
-	cr, err := webhook.Credentials(ctx, cluster, w)
+// checkOne answers for one object as the webhook would: not at all in an
+// excluded namespace or in mode off, else with the namespace's settings
+// (labels from the input or the cluster) and the pull secrets a Pod made
+// from this manifest would have.
+func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluster, r *checked, nodes []policy.Node, o *checkOptions) error {
+	cfg := checker.Config()
+	w := r.w
+	r.v = &policy.Verdict{Object: w.Object(), Mode: policy.ModeOff}
+	if r.skipped = cfg.Excluded(w.Namespace, o.ownNamespace); r.skipped != "" {
+		if w.Namespace == o.ownNamespace {
+			r.skipped += " (--pullsafe-namespace)"
+		}
+		return nil
+	}
+	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
+	var notes []string
+	if apierrors.IsForbidden(err) {
+		// Reading a namespace is a cluster-wide permission a CI account
+		// often lacks; its secrets may still be readable. Said, not fatal.
+		notes, err = []string{"namespace " + w.Namespace + "'s labels not read (forbidden): the config's mode and pinning apply"}, nil
+	}
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+	}
+	s := cfg.Settings(labels, w.Template)
+	s.Problems = append(notes, s.Problems...)
+	if s.Mode == policy.ModeOff {
+		switch {
+		case labels[policy.LabelMode] == string(policy.ModeOff):
+			r.skipped = "mode off (namespace label " + policy.LabelMode + "=off)"
+		case o.mode != "":
+			r.skipped = "mode off (--mode off)"
+		default:
+			r.skipped = "mode off (the config's mode)"
+		}
+		return nil
+	}
+	if o.pin {
+		s.Pin = policy.PinAll() // --pin writes the files: every kind, whatever pin.pods/templates say
+	}
+	cr, err := policy.ReadCredentials(ctx, cluster, w, policy.AsWritten)
+	if err != nil {
+		return err
 	}
 	if o.dockerConfig {
 		if err := addDockerConfig(cr.Keychain); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	cfg := checker.Config()
-	pin := cfg.Pin.Pods && (!w.Template || cfg.Pin.Templates)
-	return checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: cfg.Mode,
-		Pin: pin || o.pin, Credentials: cr, Nodes: nodes}), nil
+	r.v = checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: s.Mode,
+		Pin: s.Pin, Credentials: cr, Nodes: nodes})
+	r.v.Notes = append(r.v.Notes, s.Problems...)
+	return nil
 }
 
 // progress prints "checked N of M objects" on stderr once a second after
@@ -250,7 +308,7 @@ func progress(w io.Writer, total int, done func() int) (stop func()) {
 }
 
 // readInputs reads every -f as a stream, document by document, keeping only
-// what check uses (workloads, Secrets, ServiceAccounts), so a file of any
+// what check uses (workloads, Secrets, ServiceAccounts, Namespaces), so a file of any
 // size is read whole or refused, never cut short. With keep (for --pin) it
 // also returns each file's bytes.
 func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, map[string][]byte, error) {
@@ -270,7 +328,7 @@ func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, 
 			if err != nil {
 				return err
 			}
-			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || policy.Checked(m.Kind) {
+			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || m.Kind == "Namespace" || policy.Checked(m.Kind) {
 				out = append(out, m)
 			}
 		}
@@ -317,32 +375,17 @@ func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, 
 }
 
 // inputCluster answers the webhook's Cluster questions from the input files,
-// then from a real cluster when --kubeconfig is given.
+// then from a real cluster (checkCluster) when there is one.
 type inputCluster struct {
-	secrets   map[string]*corev1.Secret
-	accounts  map[string]*corev1.ServiceAccount
-	platforms []policy.Node
-	live      webhook.Cluster // nil without --kubeconfig
+	secrets    map[string]*corev1.Secret
+	accounts   map[string]*corev1.ServiceAccount
+	namespaces map[string]map[string]string // labels of the input's Namespaces
+	platforms  []policy.Node
+	live       webhook.Cluster // nil without a cluster
 }
 
-func newInputCluster(ms []policy.Manifest, o *checkOptions) (*inputCluster, error) {
-	c := &inputCluster{secrets: map[string]*corev1.Secret{}, accounts: map[string]*corev1.ServiceAccount{}}
-	for _, m := range ms {
-		switch m.Kind {
-		case "Secret":
-			var s corev1.Secret
-			if err := json.Unmarshal(m.JSON, &s); err != nil {
-				return nil, fmt.Errorf("%s: %w", m.Where(), err)
-			}
-			c.secrets[nsOr(s.Namespace, o.namespace)+"/"+s.Name] = decodeStringData(&s)
-		case "ServiceAccount":
-			var sa corev1.ServiceAccount
-			if err := json.Unmarshal(m.JSON, &sa); err != nil {
-				return nil, fmt.Errorf("%s: %w", m.Where(), err)
-			}
-			c.accounts[nsOr(sa.Namespace, o.namespace)+"/"+sa.Name] = &sa
-		}
-	}
+func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions, rules *clientcmd.ClientConfigLoadingRules, stderr io.Writer) (*inputCluster, error) {
+	c := &inputCluster{secrets: map[string]*corev1.Secret{}, accounts: map[string]*corev1.ServiceAccount{}, namespaces: map[string]map[string]string{}}
 	for _, p := range strings.Split(o.platforms, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -357,22 +400,72 @@ func newInputCluster(ms []policy.Manifest, o *checkOptions) (*inputCluster, erro
 		}
 		c.platforms = append(c.platforms, n)
 	}
-	if o.kubeconfig != "" {
-		rc, err := restConfig(o.kubeconfig)
-		if err != nil {
+	cl, err := checkCluster(o.kube, o.offline, rules)
+	switch {
+	case errors.Is(err, errOffline):
+	case err != nil:
+		return nil, err
+	default:
+		if c.live, err = liveCluster(ctx, cl); err != nil {
 			return nil, err
 		}
-		scheme := runtime.NewScheme()
-		if err := clientgoscheme.AddToScheme(scheme); err != nil {
-			return nil, err
+		// Said every time: which cluster's secrets and nodes were used is
+		// part of the answer.
+		fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))
+		if !o.namespaceSet {
+			o.namespace = cl.namespace // kubectl apply's default: the context's namespace
 		}
-		kc, err := client.New(rc, client.Options{Scheme: scheme})
-		if err != nil {
-			return nil, err
+	}
+	for _, m := range ms {
+		switch m.Kind {
+		case "Namespace":
+			var ns corev1.Namespace
+			if err := json.Unmarshal(m.JSON, &ns); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Where(), err)
+			}
+			c.namespaces[ns.Name] = ns.Labels
+		case "Secret":
+			var s corev1.Secret
+			if err := json.Unmarshal(m.JSON, &s); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Where(), err)
+			}
+			c.secrets[nsOr(s.Namespace, o.namespace)+"/"+s.Name] = decodeStringData(&s)
+		case "ServiceAccount":
+			var sa corev1.ServiceAccount
+			if err := json.Unmarshal(m.JSON, &sa); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Where(), err)
+			}
+			c.accounts[nsOr(sa.Namespace, o.namespace)+"/"+sa.Name] = &sa
 		}
-		c.live = webhook.NewClientCluster(kc, kc)
 	}
 	return c, nil
+}
+
+// clusterProbeTimeout bounds the first request to the cluster: an
+// unreachable cluster is a clear error, not a hang.
+const clusterProbeTimeout = 15 * time.Second
+
+// liveCluster connects to cl and asks its version, so an unreachable
+// cluster is an error naming it before any object is checked.
+func liveCluster(ctx context.Context, cl *cluster) (webhook.Cluster, error) {
+	rc := rest.CopyConfig(cl.rest)
+	rc.Timeout = clusterProbeTimeout
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cl.name, err)
+	}
+	if _, err := dc.ServerVersion(); err != nil {
+		return nil, fmt.Errorf("cluster of %s unreachable: %w (use --offline to check without a cluster)", cl.name, err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	kc, err := client.New(cl.rest, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cl.name, err)
+	}
+	return webhook.NewClientCluster(kc, kc), nil
 }
 
 // decodeStringData folds stringData into data, as the API server would.
@@ -413,8 +506,27 @@ func (c *inputCluster) ServiceAccount(ctx context.Context, ns, name string) (*co
 	return nil, nil
 }
 
-func (c *inputCluster) NamespaceLabels(context.Context, string) (map[string]string, error) {
-	return nil, nil
+// NamespaceLabels are the cluster's labels of the namespace with the input
+// Namespace's laid over them: kubectl apply sets the labels it is given and
+// keeps the others (a pullsafe.io/mode set with kubectl label stays).
+func (c *inputCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	in, ok := c.namespaces[name]
+	if c.live == nil {
+		return in, nil
+	}
+	live, err := c.live.NamespaceLabels(ctx, name)
+	if err != nil {
+		return in, err // the input's, for a caller that carries on (forbidden)
+	}
+	if !ok {
+		return live, nil
+	}
+	out := maps.Clone(live)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, in)
+	return out, nil
 }
 
 func (c *inputCluster) Nodes(ctx context.Context) ([]policy.Node, error) {

@@ -68,8 +68,12 @@ func (b *checkBed) normalize(s string) string {
 	return regexp.MustCompile(`sha256:[0-9a-f]{12,64}`).ReplaceAllString(s, "sha256:DIGEST")
 }
 
+// runCheck runs check as the command line would, with no kubeconfig to
+// find (a developer's ~/.kube/config must not change a unit test): tests
+// that use a cluster name it with --kubeconfig.
 func runCheck(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "no-kubeconfig"))
 	var out, errOut bytes.Buffer
 	err := check(context.Background(), args, strings.NewReader(stdin), &out, &errOut)
 	if err != nil {

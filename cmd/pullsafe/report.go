@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/registry"
 )
@@ -28,7 +30,14 @@ func report(results []checked, output string, w io.Writer) error {
 		return "\033[" + code + "m" + s + "\033[0m"
 	}
 	counts := map[policy.Decision]int{}
+	skipped := 0
 	for _, r := range results {
+		if r.skipped != "" {
+			// Never silent: an object check did not look at is named.
+			skipped++
+			fmt.Fprintf(w, "%s: %s/%s: skipped: %s\n", clean(r.m.Where()), clean(r.w.Namespace), clean(r.v.Object), clean(r.skipped))
+			continue
+		}
 		d := r.v.Decision()
 		counts[d]++
 		if d == policy.DecisionAllow && len(r.v.Notes) == 0 {
@@ -46,8 +55,12 @@ func report(results []checked, output string, w io.Writer) error {
 			fmt.Fprintln(w, indent(line))
 		}
 	}
-	fmt.Fprintf(w, "%d workloads checked: %d would be denied, %d warned, %d allowed\n", len(results),
+	fmt.Fprintf(w, "%d workloads checked: %d would be denied, %d warned, %d allowed", len(results)-skipped,
 		counts[policy.DecisionDeny], counts[policy.DecisionWarn], counts[policy.DecisionAllow])
+	if skipped > 0 {
+		fmt.Fprintf(w, "; %d skipped (admitted unchecked by the webhook)", skipped)
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 
@@ -76,9 +89,12 @@ type jsonResult struct {
 	Namespace string          `json:"namespace"`
 	Object    string          `json:"object"`
 	Decision  policy.Decision `json:"decision"`
-	Findings  []jsonFinding   `json:"findings"`
-	Notes     []string        `json:"notes,omitempty"`
-	Pins      []policy.Pin    `json:"pins,omitempty"`
+	// Skipped says why the object was not checked (the webhook admits it
+	// untouched: decision allow, no findings).
+	Skipped  string        `json:"skipped,omitempty"`
+	Findings []jsonFinding `json:"findings"`
+	Notes    []string      `json:"notes,omitempty"`
+	Pins     []policy.Pin  `json:"pins,omitempty"`
 }
 
 // visible escapes unprintable runes Go-style (\x1b, \u202e) and leaves
@@ -98,7 +114,7 @@ func reportJSON(results []checked, w io.Writer) error {
 		// as values, with anything unprintable escaped like container and
 		// image (JSON itself would pass C1 controls and bidi overrides).
 		jr := jsonResult{Source: visible(r.m.Source), Document: r.m.Doc, Item: r.m.Item, Namespace: visible(r.w.Namespace),
-			Object: visible(r.v.Object), Decision: r.v.Decision(), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
+			Object: visible(r.v.Object), Decision: r.v.Decision(), Skipped: clean(r.skipped), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
 		for i, n := range jr.Notes {
 			jr.Notes[i] = clean(n)
 		}
@@ -117,13 +133,10 @@ func reportJSON(results []checked, w io.Writer) error {
 	return enc.Encode(out)
 }
 
+// isTerminal: colour only on a terminal, and not with NO_COLOR.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && os.Getenv("NO_COLOR") == ""
+	return ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == ""
 }
 
 // addDockerConfig adds the user's docker login credentials, where present.

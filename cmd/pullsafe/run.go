@@ -68,8 +68,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var (
 		o          webhook.ServerOptions
 		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config); default: built-in defaults (mode warn)")
-		kubeconfig = fs.String("kubeconfig", "", "kubeconfig file; default: in-cluster config")
+		kube       kubeFlags // default: in-cluster, else as kubectl
 	)
+	kube.bind(fs, "in-cluster when $KUBECONFIG is unset and pullsafe runs in a pod, else as kubectl: $KUBECONFIG's files, else ~/.kube/config")
 	fs.StringVar(&o.Host, "bind-address", "", "address the webhook server listens on (default all)")
 	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS)")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with tls.crt and tls.key, reloaded when they change\n(default: /tmp/k8s-webhook-server/serving-certs; with --webhook-url a fresh temporary directory)")
@@ -103,7 +104,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	o.Config = cfg
 	o.Version = version
-	if o.RestConfig, err = restConfig(*kubeconfig); err != nil {
+	if o.RestConfig, err = serveConfig(kube, clientcmd.NewDefaultClientConfigLoadingRules(), rest.InClusterConfig); err != nil {
 		return err
 	}
 	if o.CertDir == "" {
@@ -116,21 +117,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	return webhook.Serve(ctx, o)
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("not in a cluster and no --kubeconfig given: %w", err)
-		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
-	}
-	return cfg, nil
 }
 
 func envOr(key, def string) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 )
 
@@ -18,7 +19,20 @@ type Manifest struct {
 	Doc    int    // 1-based document index in the file
 	Item   int    // 1-based index inside a List, 0 otherwise
 	Kind   string
-	JSON   []byte // the object as JSON
+	// APIVersion is the object's group/version ("apps/v1", "v1").
+	APIVersion string
+	JSON       []byte // the object as JSON
+}
+
+// GroupKind is the object's group and kind, what ExtractWorkload needs. A
+// document without a (parsable) apiVersion, which kubectl would refuse, is
+// read as the built-in kind of that name, if there is one.
+func (m Manifest) GroupKind() schema.GroupKind {
+	gv, err := schema.ParseGroupVersion(m.APIVersion)
+	if m.APIVersion == "" || err != nil {
+		return builtinGroupKind(m.Kind)
+	}
+	return gv.WithKind(m.Kind).GroupKind()
 }
 
 // Where is "file: document N[, item M]" for messages.
@@ -284,8 +298,9 @@ func firstByte(br *bufio.Reader) (byte, error) {
 
 func expand(raw []byte, source string, doc int) ([]Manifest, error) {
 	var head struct {
-		Kind  string            `json:"kind"`
-		Items []json.RawMessage `json:"items"`
+		APIVersion string            `json:"apiVersion"`
+		Kind       string            `json:"kind"`
+		Items      []json.RawMessage `json:"items"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil {
 		return nil, fmt.Errorf("%s: document %d: not a Kubernetes object: %w", source, doc, err)
@@ -294,17 +309,18 @@ func expand(raw []byte, source string, doc int) ([]Manifest, error) {
 		return nil, fmt.Errorf("%s: document %d: no kind", source, doc)
 	}
 	if head.Kind != "List" && !strings.HasSuffix(head.Kind, "List") {
-		return []Manifest{{Source: source, Doc: doc, Kind: head.Kind, JSON: raw}}, nil
+		return []Manifest{{Source: source, Doc: doc, Kind: head.Kind, APIVersion: head.APIVersion, JSON: raw}}, nil
 	}
 	var out []Manifest
 	for i, item := range head.Items {
 		var k struct {
-			Kind string `json:"kind"`
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
 		}
 		if err := json.Unmarshal(item, &k); err != nil || k.Kind == "" {
 			return nil, fmt.Errorf("%s: document %d, item %d: not a Kubernetes object", source, doc, i+1)
 		}
-		out = append(out, Manifest{Source: source, Doc: doc, Item: i + 1, Kind: k.Kind, JSON: item})
+		out = append(out, Manifest{Source: source, Doc: doc, Item: i + 1, Kind: k.Kind, APIVersion: k.APIVersion, JSON: item})
 	}
 	return out, nil
 }

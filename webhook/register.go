@@ -59,14 +59,16 @@ var templateRules = []admissionregv1.RuleWithOperations{
 }
 
 // customRules are the rules for the config's workloads: CREATE and UPDATE
-// of the resource itself, never a subresource.
+// of the resource itself, never a subresource. Namespaced only: pull
+// secrets live in the namespace of the object, and a cluster-scoped one
+// has none to read.
 func customRules(ks []policy.WorkloadKind) []admissionregv1.RuleWithOperations {
 	out := make([]admissionregv1.RuleWithOperations, 0, len(ks))
 	for _, k := range ks {
 		out = append(out, admissionregv1.RuleWithOperations{
 			Operations: []admissionregv1.OperationType{admissionregv1.Create, admissionregv1.Update},
 			Rule: admissionregv1.Rule{APIGroups: []string{k.APIGroup}, APIVersions: slices.Clone(k.Versions()),
-				Resources: []string{k.Resource}}})
+				Resources: []string{k.Resource}, Scope: ptr.To(admissionregv1.NamespacedScope)}})
 	}
 	return out
 }

@@ -149,10 +149,16 @@ workloads:
 		}
 	}
 	// The rules do not alias the config: the API server's defaulting of one
-	// must not edit the other.
+	// must not edit the other. Namespaced only: a cluster-scoped object has
+	// no namespace to read pull secrets from.
 	r := inCluster
 	r.Workloads = cfg.Workloads
 	v, _ := r.Configurations()
+	for _, rule := range v.Webhooks[0].Rules[len(v.Webhooks[0].Rules)-3:] {
+		if rule.Scope == nil || *rule.Scope != admissionregv1.NamespacedScope {
+			t.Errorf("%v: scope %v, want Namespaced", rule.Resources, rule.Scope)
+		}
+	}
 	v.Webhooks[0].Rules[len(v.Webhooks[0].Rules)-1].APIVersions[0] = "changed"
 	if cfg.Workloads[2].APIVersions[0] != "v1" {
 		t.Error("the webhook rules share the config's apiVersions slice")

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/policy"
 )
@@ -91,15 +92,7 @@ func TestCustomKindIsCheckedLikeADeployment(t *testing.T) {
 	if len(resp.Patches) != 1 || resp.Patches[0].Path != "/spec/template/spec/containers/0/image" {
 		t.Fatalf("patches = %+v", resp.Patches)
 	}
-	patchJSON, _ := json.Marshal(resp.Patches)
-	patch, err := jsonpatch.DecodePatch(patchJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched, err := patch.Apply(req.Object.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	patched := applyPatch(t, resp, req.Object.Raw)
 	var got unstructured.Unstructured
 	if err := got.UnmarshalJSON(patched); err != nil {
 		t.Fatal(err)
@@ -111,6 +104,24 @@ func TestCustomKindIsCheckedLikeADeployment(t *testing.T) {
 	if steps, _, _ := unstructured.NestedSlice(got.Object, "spec", "strategy", "canary", "steps"); len(steps) != 1 {
 		t.Error("fields pullsafe does not know were lost")
 	}
+}
+
+// applyPatch applies the response's JSON patch to raw, as the API server does.
+func applyPatch(t *testing.T, resp admission.Response, raw []byte) []byte {
+	t.Helper()
+	patchJSON, err := json.Marshal(resp.Patches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(patchJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := patch.Apply(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return patched
 }
 
 // TestOtherGroupsAndSubresourcesAreLeftAlone: a CRD named Deployment (or a

@@ -61,6 +61,19 @@ spec:
 `, name, ns, name, image)
 }
 
+func deploymentYAML(ns, name, image string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %s, namespace: %s}
+spec:
+  selector: {matchLabels: {app: %s}}
+  template:
+    metadata: {labels: {app: %s}}
+    spec:
+      containers: [{name: %s, image: %s}]
+`, name, ns, name, name, name, image)
+}
+
 // TestCustomKindIsRefusedAtApply: a CRD registered on the real API server
 // and named in the config's workloads is checked like a Deployment: a bad
 // template image is refused at `kubectl apply` with the Deployment's words,
@@ -129,17 +142,7 @@ func TestCustomKindIsRefusedAtApply(t *testing.T) {
 	mustContain(t, out, `denied the request`, "widget/api", `container "api"`, `image "`+img+`"`, "manifest unknown",
 		"nearest tags: v1.4.1, v1.4.0")
 	// The same template in a Deployment: the same words but the object's name.
-	deploy := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: %s}
-spec:
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec:
-      containers: [{name: api, image: %s}]
-`, ns, img)
-	dOut, ok := apply(t, deploy)
+	dOut, ok := apply(t, deploymentYAML(ns, "api", img))
 	if ok {
 		t.Fatal("Deployment admitted")
 	}

@@ -284,3 +284,31 @@ func TestExtractCustomPaths(t *testing.T) {
 		t.Errorf("pointer = %q", got)
 	}
 }
+
+// BenchmarkExtractWorkload compares a built-in kind's typed decode with a
+// configured kind's walk, on the same object.
+func BenchmarkExtractWorkload(b *testing.B) {
+	f, err := os.Open(filepath.Join("testdata", "workloads", "rollout.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms, err := ReadManifests(f, "rollout.yaml")
+	f.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	custom := []WorkloadKind{{APIGroup: "argoproj.io", Kind: "Rollout", Resource: "rollouts", PodTemplatePath: "spec.template"}}
+	for _, bb := range []struct {
+		name string
+		gk   schema.GroupKind
+	}{{"deployment", deployment}, {"rollout", ms[0].GroupKind()}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if w, err := ExtractWorkload(bb.gk, ms[0].JSON, custom...); err != nil || len(w.Containers) != 1 {
+					b.Fatal(w, err)
+				}
+			}
+		})
+	}
+}

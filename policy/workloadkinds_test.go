@@ -312,3 +312,27 @@ func BenchmarkExtractWorkload(b *testing.B) {
 		})
 	}
 }
+
+// TestREADMEWorkloadsExampleParses keeps the README's example valid.
+func TestREADMEWorkloadsExampleParses(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\nworkloads:\n")
+	block, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("README has no ```yaml block starting with workloads:")
+	}
+	cfg, err := ParseConfig([]byte(configHead + "workloads:\n" + block))
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	var got []string
+	for _, k := range cfg.Workloads {
+		got = append(got, k.APIGroup+"/"+k.Kind)
+	}
+	if diff := cmp.Diff([]string{"argoproj.io/Rollout", "apps.kruise.io/CloneSet", "serving.knative.dev/Service"}, got); diff != "" {
+		t.Errorf("README example kinds (-want +got):\n%s", diff)
+	}
+}

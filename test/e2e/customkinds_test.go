@@ -109,7 +109,16 @@ func TestCustomKindIsRefusedAtApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.Stop)
+	t.Cleanup(func() {
+		// It removes its configurations as it exits; make sure, so no
+		// later test is reviewed by a webhook that is gone.
+		p.Stop()
+		adm := b.Client.AdmissionregistrationV1()
+		if err := adm.ValidatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{}); err == nil {
+			t.Errorf("%s left its validating webhook configuration behind", name)
+		}
+		_ = adm.MutatingWebhookConfigurations().Delete(ctx, name, metav1.DeleteOptions{})
+	})
 	var rules []string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		v, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})

@@ -33,6 +33,9 @@ type Config struct {
 	// once); 0 turns the memory off.
 	OutageWindow Duration         `json:"outageWindow"`
 	Namespaces   NamespacesConfig `json:"namespaces"`
+	// Workloads are kinds beyond the built-in ones whose pod templates (or
+	// pod specs) are checked like a Deployment's; see WorkloadKind.
+	Workloads []WorkloadKind `json:"workloads,omitempty"`
 }
 
 // PinConfig decides where tags are pinned to digests.
@@ -215,6 +218,9 @@ func (c *Config) Validate() error {
 		if _, err := path.Match(p, ""); err != nil {
 			return fmt.Errorf("registries: bad pattern %q: %w", p, err)
 		}
+	}
+	if err := validateWorkloads(c.Workloads); err != nil {
+		return err
 	}
 	for host, file := range c.Registries.CABundles {
 		if _, err := os.Stat(file); err != nil {

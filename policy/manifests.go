@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 )
 
@@ -20,7 +21,20 @@ type Manifest struct {
 	Doc    int    // 1-based document index in the file
 	Item   int    // 1-based index inside a List, 0 otherwise
 	Kind   string
-	JSON   []byte // the object as JSON
+	// APIVersion is the object's group/version ("apps/v1", "v1").
+	APIVersion string
+	JSON       []byte // the object as JSON
+}
+
+// GroupKind is the object's group and kind, what ExtractWorkload needs. A
+// document without a (parsable) apiVersion, which kubectl would refuse, is
+// read as the built-in kind of that name, if there is one.
+func (m Manifest) GroupKind() schema.GroupKind {
+	gv, err := schema.ParseGroupVersion(m.APIVersion)
+	if m.APIVersion == "" || err != nil {
+		return builtinGroupKind(m.Kind)
+	}
+	return gv.WithKind(m.Kind).GroupKind()
 }
 
 // Where is "file: document N[, item M]" for messages.
@@ -336,7 +350,7 @@ func expand(raw []byte, source string, doc int) ([]Manifest, error) {
 		return nil, fmt.Errorf("%s: not a Kubernetes object: %w", where, err)
 	}
 	if !meta.IsListType(obj) {
-		return []Manifest{{Source: source, Doc: doc, Kind: obj.GetObjectKind().GroupVersionKind().Kind, JSON: raw}}, nil
+		return []Manifest{{Source: source, Doc: doc, Kind: obj.GetObjectKind().GroupVersionKind().Kind, APIVersion: obj.GetObjectKind().GroupVersionKind().GroupVersion().String(), JSON: raw}}, nil
 	}
 	var out []Manifest
 	err = meta.EachListItem(obj, func(o runtime.Object) error {
@@ -349,7 +363,7 @@ func expand(raw []byte, source string, doc int) ([]Manifest, error) {
 		if err != nil {
 			return fmt.Errorf("%s, item %d: %w", where, item, err)
 		}
-		out = append(out, Manifest{Source: source, Doc: doc, Item: item, Kind: u.GetKind(), JSON: data})
+		out = append(out, Manifest{Source: source, Doc: doc, Item: item, Kind: u.GetKind(), APIVersion: u.GetAPIVersion(), JSON: data})
 		return nil
 	})
 	return out, err

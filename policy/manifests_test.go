@@ -66,7 +66,7 @@ func TestReadManifestsListsAsKubectl(t *testing.T) {
 	}
 	var got []string
 	for _, m := range ms {
-		w, err := ExtractWorkload(m.Kind, m.JSON)
+		w, err := ExtractWorkload(m.GroupKind(), m.JSON)
 		if err != nil {
 			t.Fatalf("%s: %v", m.Where(), err)
 		}
@@ -92,7 +92,7 @@ func FuzzReadManifests(f *testing.F) {
 			if m.Kind == "" || len(m.JSON) == 0 {
 				t.Fatalf("manifest without kind or body: %+v", m)
 			}
-			_, _ = ExtractWorkload(m.Kind, m.JSON)
+			_, _ = ExtractWorkload(m.GroupKind(), m.JSON, fuzzWorkloads...)
 			// --pin rewrites document m.Doc of SplitYAML's split: both
 			// must count documents alike.
 			if t0 := strings.TrimLeft(string(data), " \t\r\n"); err == nil && splitErr == nil && !strings.HasPrefix(t0, "{") && !strings.HasPrefix(t0, "[") && m.Doc > len(docs) {

@@ -7,23 +7,44 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// podSpecPaths is where each checked kind keeps its pod spec. One table, one
-// walk: no per-kind copies of the same loop.
-var podSpecPaths = map[string][]string{
-	"Pod":                   {"spec"},
-	"Deployment":            {"spec", "template", "spec"},
-	"ReplicaSet":            {"spec", "template", "spec"},
-	"StatefulSet":           {"spec", "template", "spec"},
-	"DaemonSet":             {"spec", "template", "spec"},
-	"Job":                   {"spec", "template", "spec"},
-	"ReplicationController": {"spec", "template", "spec"},
-	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
+// podSpecPaths is where each built-in checked kind keeps its pod spec,
+// keyed by group and kind: a CRD named Deployment in another group is not
+// apps/v1 Deployment. One table, one walk: no per-kind copies of the same
+// loop. Kinds from the config's workloads are found by extractCustom.
+var podSpecPaths = map[schema.GroupKind][]string{
+	{Group: "", Kind: "Pod"}:                   {"spec"},
+	{Group: "apps", Kind: "Deployment"}:        {"spec", "template", "spec"},
+	{Group: "apps", Kind: "ReplicaSet"}:        {"spec", "template", "spec"},
+	{Group: "apps", Kind: "StatefulSet"}:       {"spec", "template", "spec"},
+	{Group: "apps", Kind: "DaemonSet"}:         {"spec", "template", "spec"},
+	{Group: "batch", Kind: "Job"}:              {"spec", "template", "spec"},
+	{Group: "", Kind: "ReplicationController"}: {"spec", "template", "spec"},
+	{Group: "batch", Kind: "CronJob"}:          {"spec", "jobTemplate", "spec", "template", "spec"},
 }
 
-// Checked reports whether pullsafe looks at objects of kind.
-func Checked(kind string) bool { _, ok := podSpecPaths[kind]; return ok }
+// Checked reports whether pullsafe looks at objects of gk: a built-in kind
+// or one of the config's workloads (custom).
+func Checked(gk schema.GroupKind, custom ...WorkloadKind) bool {
+	if _, ok := podSpecPaths[gk]; ok {
+		return true
+	}
+	_, ok := customKind(gk, custom)
+	return ok
+}
+
+// builtinGroupKind is the built-in kind named kind, or kind in the core
+// group if none is.
+func builtinGroupKind(kind string) schema.GroupKind {
+	for gk := range podSpecPaths {
+		if gk.Kind == kind {
+			return gk
+		}
+	}
+	return schema.GroupKind{Kind: kind}
+}
 
 // Container is one image a workload would run, with where it sits in the
 // object so a patch can target exactly that field.
@@ -53,28 +74,19 @@ func (w *Workload) Object() string {
 	return strings.ToLower(w.Kind) + "/" + w.Name
 }
 
-// ExtractWorkload finds the pod spec in the JSON of an object of kind. It
+// ExtractWorkload finds the pod spec in the JSON of an object of group and
+// kind gk, a built-in kind or one of custom (the config's workloads). It
 // decodes, in one pass, only the fields pullsafe reads (an admission review
 // of a large Pod is mostly env, volumes and probes pullsafe never looks at),
 // and only to read them: patches address fields by path, so fields newer than
 // our API types are never dropped. It returns nil, nil for kinds pullsafe
 // does not check.
-func ExtractWorkload(kind string, raw []byte) (*Workload, error) {
-	path, ok := podSpecPaths[kind]
-	if !ok {
-		return nil, nil
-	}
-	var obj object
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", kind, err)
-	}
-	w := &Workload{Kind: kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace, Template: kind != "Pod"}
-	spec := obj.podSpec(kind)
-	if spec == nil {
-		return w, nil // no pod spec (yet): nothing to check
+func ExtractWorkload(gk schema.GroupKind, raw []byte, custom ...WorkloadKind) (*Workload, error) {
+	w, spec, base, err := locate(gk, raw, custom)
+	if w == nil || err != nil || spec == nil {
+		return w, err // not checked, undecodable, or no pod spec (yet): nothing to check
 	}
 	w.Spec = spec.typed()
-	base := "/" + strings.Join(path, "/")
 	for _, l := range []struct {
 		name string
 		cs   []container
@@ -85,6 +97,24 @@ func ExtractWorkload(kind string, raw []byte) (*Workload, error) {
 		}
 	}
 	return w, nil
+}
+
+// locate decodes the object's metadata and its pod spec, and returns the
+// JSON pointer of the pod spec; a nil Workload for kinds not checked.
+func locate(gk schema.GroupKind, raw []byte, custom []WorkloadKind) (*Workload, *podSpec, string, error) {
+	path, ok := podSpecPaths[gk]
+	if !ok {
+		if k, ok := customKind(gk, custom); ok {
+			return extractCustom(k, raw)
+		}
+		return nil, nil, "", nil
+	}
+	var obj object
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, nil, "", fmt.Errorf("decoding %s: %w", gk.Kind, err)
+	}
+	w := &Workload{Kind: gk.Kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace, Template: gk.Kind != "Pod"}
+	return w, obj.podSpec(gk.Kind), pointer(path), nil
 }
 
 // object has the shape of every checked kind at once: a Pod's spec holds the

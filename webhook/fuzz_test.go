@@ -33,11 +33,13 @@ func (offline) RoundTrip(*http.Request) (*http.Response, error) { return nil, er
 // never for pullsafe's own trouble.
 func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":{"containers":[{"name":"c","image":"Bad/Ref"}]}}}}`))
-	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"2","kind":{"kind":"CronJob"},"namespace":"a","operation":"UPDATE","object":{"spec":{"jobTemplate":{}}},"oldObject":[]}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"2","kind":{"group":"batch","kind":"CronJob"},"namespace":"a","operation":"UPDATE","object":{"spec":{"jobTemplate":{}}},"oldObject":[]}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"3","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":{"containers":[{"name":"c","image":"nginx:1.27"}]}}}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"4","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":{"containers":[{"name":"c","image":"registry.corp.io/a:v1"}]}}}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"5","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":7}}}`))
-	f.Add([]byte(`{"request":{"kind":{"kind":"Deployment"},"object":"x"}}`))
+	f.Add([]byte(`{"request":{"kind":{"group":"apps","kind":"Deployment"},"object":"x"}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"6","kind":{"group":"argoproj.io","kind":"Rollout"},"namespace":"a","operation":"CREATE","object":{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"Bad/Ref"}]}}}}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"7","kind":{"group":"argoproj.io","kind":"Rollout"},"namespace":"a","operation":"UPDATE","object":{"spec":{"template":[]}},"oldObject":{"spec":"x"}}}`))
 	f.Add([]byte(`not json`))
 	res, err := registry.NewResolver(registry.WithTransport(offline{}))
 	if err != nil {
@@ -45,6 +47,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	}
 	cfg := policy.DefaultConfig()
 	cfg.Mode = policy.ModeEnforce
+	cfg.Workloads = []policy.WorkloadKind{{APIGroup: "argoproj.io", Kind: "Rollout", Resource: "rollouts", PodTemplatePath: "spec.template"}}
 	c := fake.NewClientBuilder().Build()
 	checker := policy.NewChecker(cfg, res)
 	// Rules that can deny with every registry offline and no nodes known.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -85,7 +86,8 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if req.SubResource != "" && !(kind == "Pod" && req.SubResource == "ephemeralcontainers") {
 		return allow, policy.DecisionAllow // e.g. pods/status, deployments/scale
 	}
-	w, err := policy.ExtractWorkload(kind, req.Object.Raw)
+	gk, custom := schema.GroupKind{Group: req.Kind.Group, Kind: kind}, h.checker.Config().Workloads
+	w, err := policy.ExtractWorkload(gk, req.Object.Raw, custom...)
 	if err != nil {
 		return failOpen(fmt.Sprintf("cannot decode the %s: %v", kind, err)), policy.DecisionWarn
 	}
@@ -95,7 +97,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	w.Namespace = req.Namespace // always the request's: secrets never cross namespaces
 	containers := w.Containers
 	if req.Operation == admissionv1.Update {
-		old, err := policy.ExtractWorkload(kind, req.OldObject.Raw)
+		old, err := policy.ExtractWorkload(gk, req.OldObject.Raw, custom...)
 		if err != nil {
 			return failOpen(fmt.Sprintf("cannot decode the old %s: %v", kind, err)), policy.DecisionWarn
 		}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -296,15 +295,7 @@ func TestPatchIsIdempotent(t *testing.T) {
 			t.Errorf("non-targeted patch op %+v", op)
 		}
 	}
-	patchJSON, _ := json.Marshal(resp.Patches)
-	patch, err := jsonpatch.DecodePatch(patchJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched, err := patch.Apply(req.Object.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	patched := applyPatch(t, resp, req.Object.Raw)
 	var got corev1.Pod
 	if err := json.Unmarshal(patched, &got); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
@@ -10,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pullsafe/pullsafe/policy"
 )
 
 // Paths the handlers are served on.
@@ -29,7 +32,10 @@ type Registration struct {
 	// kube-node-lease are always added).
 	Exclude []string
 	// PinTemplates adds the workload kinds to the mutating webhook.
-	PinTemplates   bool
+	PinTemplates bool
+	// Workloads are the config's custom kinds: in the validating webhook's
+	// rules, and in the mutating one's with PinTemplates.
+	Workloads      []policy.WorkloadKind
 	TimeoutSeconds int32
 }
 
@@ -50,6 +56,21 @@ var templateRules = []admissionregv1.RuleWithOperations{
 		Rule: admissionregv1.Rule{APIGroups: []string{"batch"}, APIVersions: []string{"v1"}, Resources: []string{"jobs", "cronjobs"}}},
 	{Operations: []admissionregv1.OperationType{admissionregv1.Create, admissionregv1.Update},
 		Rule: admissionregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"replicationcontrollers"}}},
+}
+
+// customRules are the rules for the config's workloads: CREATE and UPDATE
+// of the resource itself, never a subresource. Namespaced only: pull
+// secrets live in the namespace of the object, and a cluster-scoped one
+// has none to read.
+func customRules(ks []policy.WorkloadKind) []admissionregv1.RuleWithOperations {
+	out := make([]admissionregv1.RuleWithOperations, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, admissionregv1.RuleWithOperations{
+			Operations: []admissionregv1.OperationType{admissionregv1.Create, admissionregv1.Update},
+			Rule: admissionregv1.Rule{APIGroups: []string{k.APIGroup}, APIVersions: slices.Clone(k.Versions()),
+				Resources: []string{k.Resource}, Scope: ptr.To(admissionregv1.NamespacedScope)}})
+	}
+	return out
 }
 
 // Configurations builds the validating and mutating configurations.
@@ -84,7 +105,7 @@ func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfigu
 		return ptr.To(admissionregv1.Ignore), ptr.To(admissionregv1.Equivalent), ptr.To(admissionregv1.SideEffectClassNone)
 	}
 	fp, mp, se := common()
-	all := append(append([]admissionregv1.RuleWithOperations{}, podRules...), templateRules...)
+	all := slices.Concat(podRules, templateRules, customRules(r.Workloads))
 	v := &admissionregv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Labels: map[string]string{"app.kubernetes.io/name": "pullsafe"}},
 		Webhooks: []admissionregv1.ValidatingWebhook{{

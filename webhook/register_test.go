@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/test/golden"
 )
 
@@ -109,4 +110,57 @@ func ruleNames(rules []admissionregv1.RuleWithOperations) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestConfigurationsCustomKinds: the config's workloads are in the
+// validating webhook's rules (CREATE and UPDATE of the resource, never a
+// subresource) and in the mutating one's only with pin.templates.
+func TestConfigurationsCustomKinds(t *testing.T) {
+	cfg, err := policy.ParseConfig([]byte(`apiVersion: pullsafe.io/v1alpha1
+kind: Config
+workloads:
+- {apiGroup: argoproj.io, kind: Rollout, resource: rollouts, apiVersions: [v1alpha1], podTemplatePath: spec.template}
+- {apiGroup: apps.kruise.io, kind: CloneSet, resource: clonesets, podTemplatePath: spec.template}
+- {apiGroup: serving.knative.dev, kind: Service, resource: services, apiVersions: [v1], podTemplatePath: spec.template}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := []string{"apps.kruise.io/*/clonesets CREATE,UPDATE", "argoproj.io/v1alpha1/rollouts CREATE,UPDATE",
+		"serving.knative.dev/v1/services CREATE,UPDATE"}
+	base := inCluster
+	v0, m0 := base.Configurations()
+	for _, pin := range []bool{false, true} {
+		r := inCluster
+		r.Workloads, r.PinTemplates = cfg.Workloads, pin
+		v, m := r.Configurations()
+		gotV := ruleNames(v.Webhooks[0].Rules)
+		wantV := append(ruleNames(v0.Webhooks[0].Rules), custom...)
+		slices.Sort(wantV)
+		if diff := cmp.Diff(wantV, gotV); diff != "" {
+			t.Errorf("pin.templates=%v: validating rules (-want +got):\n%s", pin, diff)
+		}
+		wantM := ruleNames(m0.Webhooks[0].Rules)
+		if pin {
+			wantM = wantV
+		}
+		if diff := cmp.Diff(wantM, ruleNames(m.Webhooks[0].Rules)); diff != "" {
+			t.Errorf("pin.templates=%v: mutating rules (-want +got):\n%s", pin, diff)
+		}
+	}
+	// The rules do not alias the config: the API server's defaulting of one
+	// must not edit the other. Namespaced only: a cluster-scoped object has
+	// no namespace to read pull secrets from.
+	r := inCluster
+	r.Workloads = cfg.Workloads
+	v, _ := r.Configurations()
+	for _, rule := range v.Webhooks[0].Rules[len(v.Webhooks[0].Rules)-3:] {
+		if rule.Scope == nil || *rule.Scope != admissionregv1.NamespacedScope {
+			t.Errorf("%v: scope %v, want Namespaced", rule.Resources, rule.Scope)
+		}
+	}
+	v.Webhooks[0].Rules[len(v.Webhooks[0].Rules)-1].APIVersions[0] = "changed"
+	if cfg.Workloads[2].APIVersions[0] != "v1" {
+		t.Error("the webhook rules share the config's apiVersions slice")
+	}
 }

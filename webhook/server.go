@@ -192,7 +192,8 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		return err
 	}
 	reg := Registration{Name: o.ConfigName, URL: o.WebhookURL, CABundle: caBundle,
-		Exclude: append([]string{o.Namespace}, o.Config.Namespaces.Exclude...), PinTemplates: o.Config.Pin.Templates}
+		Exclude: append([]string{o.Namespace}, o.Config.Namespaces.Exclude...), PinTemplates: o.Config.Pin.Templates,
+		Workloads: o.Config.Workloads}
 	if cm != nil {
 		if err := mgr.Add(manager.RunnableFunc(cm.Run)); err != nil {
 			return err

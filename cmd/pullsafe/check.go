@@ -144,7 +144,7 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		// pre-flight check asks (the built-in default is warn).
 		cfg.Mode = policy.ModeEnforce
 	}
-	manifests, files, err := readInputs(o.files, stdin, o.pin)
+	manifests, files, err := readInputs(o.files, stdin, o.pin, cfg.Workloads)
 	if err != nil {
 		return usageError{err}
 	}
@@ -191,7 +191,7 @@ func verdictExit(results []checked, strict bool) error {
 func checkAll(ctx context.Context, checker *policy.Checker, cluster *inputCluster, ms []policy.Manifest, o *checkOptions, stderr io.Writer) ([]checked, error) {
 	var todo []checked
 	for _, m := range ms {
-		w, err := policy.ExtractWorkload(m.Kind, m.JSON)
+		w, err := policy.ExtractWorkload(m.GroupKind(), m.JSON, checker.Config().Workloads...)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("%s: %w", m.Where(), err)}
 		}
@@ -311,7 +311,7 @@ func progress(w io.Writer, total int, done func() int) (stop func()) {
 // what check uses (workloads, Secrets, ServiceAccounts, Namespaces), so a file of any
 // size is read whole or refused, never cut short. With keep (for --pin) it
 // also returns each file's bytes.
-func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, map[string][]byte, error) {
+func readInputs(paths []string, stdin io.Reader, keep bool, custom []policy.WorkloadKind) ([]policy.Manifest, map[string][]byte, error) {
 	var out []policy.Manifest
 	files := map[string][]byte{}
 	read := func(name string, r io.Reader) error {
@@ -328,7 +328,7 @@ func readInputs(paths []string, stdin io.Reader, keep bool) ([]policy.Manifest, 
 			if err != nil {
 				return err
 			}
-			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || m.Kind == "Namespace" || policy.Checked(m.Kind) {
+			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || m.Kind == "Namespace" || policy.Checked(m.GroupKind(), custom...) {
 				out = append(out, m)
 			}
 		}

@@ -132,17 +132,7 @@ func TestMissingTagIsRefusedWithNearestTags(t *testing.T) {
 
 func TestWorkloadsAreRefusedAtApply(t *testing.T) {
 	img := b.Open.Addr + "/team/api:v1.4.2"
-	deploy := fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: team-a}
-spec:
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec:
-      containers: [{name: api, image: %s}]
-`, img)
-	out, ok := apply(t, deploy)
+	out, ok := apply(t, deploymentYAML("team-a", "api", img))
 	if ok {
 		t.Fatal("Deployment admitted")
 	}

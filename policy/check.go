@@ -79,7 +79,7 @@ type result struct {
 // add records a finding; its action is filled in from the config later
 // unless set here.
 func (r *result) add(ct Container, rule Rule, cause, fix string) *Finding {
-	r.findings = append(r.findings, Finding{Rule: rule, Container: ct.Name, Image: ct.Image, Cause: cause, Fix: fix})
+	r.findings = append(r.findings, Finding{Rule: rule, Container: ct.Name, Source: ct.Source, Image: ct.Image, Cause: cause, Fix: fix})
 	return &r.findings[len(r.findings)-1]
 }
 
@@ -135,7 +135,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 func (c *Checker) safeContainer(ctx context.Context, in Input, ct Container) (out result) {
 	defer func() {
 		if p := recover(); p != nil {
-			out = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name,
+			out = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name, Source: ct.Source,
 				Image: ct.Image, Cause: fmt.Sprintf("pullsafe failed internally (%v) and allowed it unchecked", p)}}}
 		}
 	}()

@@ -198,6 +198,9 @@ func TestGoldenResponses(t *testing.T) {
 		{"deployment-not-pinned", b.mutate, request(t, admissionv1.Create, saDeploy, nil, "")},
 		{"cronjob-nested-template", b.validate, request(t, admissionv1.Create, cron, nil, "")},
 		{"pod-unreachable", b.validate, request(t, admissionv1.Create, pod("team-a", "127.0.0.1:1/team/api:v1"), nil, "")},
+		{"pod-image-volume-not-found", b.validate, request(t, admissionv1.Create, withVolume(pod("team-a", b.open.Host+"/team/api:v1.4.1"), "models", b.open.Host+"/team/api:v1.4.2"), nil, "")},
+		{"pod-image-volume-pinned", b.mutate, request(t, admissionv1.Create, withVolume(pod("team-a", b.open.Host+"/team/api:v1.4.1"), "models", b.open.Host+"/multi/app:v1"), nil, "")},
+		{"pod-sidecar-not-found", b.validate, request(t, admissionv1.Create, withSidecar(pod("team-a", b.open.Host+"/team/api:v1.4.1"), "log", b.open.Host+"/team/api:v1.4.2"), nil, "")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,13 +1,21 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -172,5 +180,65 @@ func TestImageVolumeCredentials(t *testing.T) {
 	want := strings.Replace(asContainer.Result.Message, `container "c0"`, `volume "models"`, 1)
 	if !strings.Contains(want, `"absent" referenced by the pod do not exist`) || asVolume.Result.Message != want {
 		t.Errorf("volume with a missing secret:\n%s\nwant:\n%s", asVolume.Result.Message, want)
+	}
+}
+
+// pushArtifact pushes an OCI artifact (KEP-4639's "OCI object": a
+// manifest whose config says nothing of a platform) as repo:tag.
+func pushArtifact(t *testing.T, host, repo, tag, configType string, config []byte) {
+	t.Helper()
+	r, err := name.NewRepository(host+"/"+repo, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := static.NewLayer(config, types.MediaType(configType))
+	data := static.NewLayer([]byte("weights"), "application/vnd.example.model.layer.v1.tar")
+	var descs []v1.Descriptor
+	for _, l := range []v1.Layer{cfg, data} {
+		if err := remote.WriteLayer(r, l); err != nil {
+			t.Fatal(err)
+		}
+		d, err := partial.Descriptor(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		descs = append(descs, *d)
+	}
+	m, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+		"artifactType": "application/vnd.example.model.v1", "config": descs[0], "layers": descs[1:]})
+	req, _ := http.NewRequest(http.MethodPut, "http://"+host+"/v2/"+repo+"/manifests/"+tag, bytes.NewReader(m))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("pushing the artifact: %s", resp.Status)
+	}
+}
+
+// TestImageVolumeArtifact: an image volume may reference an OCI artifact,
+// which states no platform. It is never refused nor warned about for
+// platform, whatever the nodes, and is pinned like an image.
+func TestImageVolumeArtifact(t *testing.T) {
+	for _, tt := range []struct{ name, configType, config string }{
+		{"empty config", "application/vnd.oci.empty.v1+json", "{}"},
+		{"own config, not an image config", "application/vnd.example.model.config.v1+binary", "\x00\x01 not json"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t, withNodes("arm64", "s390x"))
+			pushArtifact(t, b.open.Host, "models/llm", "v1", tt.configType, []byte(tt.config))
+			p := withVolume(pod("team-a", b.open.Host+"/multi/app:v1"), "models", b.open.Host+"/models/llm:v1")
+			p.Spec.Containers[0].Image = b.open.Host + "/multi/app:v1@sha256:" + strings.Repeat("0", 64)
+			p.Spec.Containers[0].ImagePullPolicy = corev1.PullNever
+			resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
+			if !resp.Allowed || len(resp.Warnings) != 0 {
+				t.Errorf("artifact volume: %+v", resp.AdmissionResponse)
+			}
+			if m := b.mutate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, "")); len(m.Patches) != 1 {
+				t.Errorf("artifact volume not pinned: %+v", m.Patches)
+			}
+		})
 	}
 }

@@ -63,6 +63,7 @@ func FuzzExtractWorkload(f *testing.F) {
 	f.Add("CronJob", []byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[{"image":"a"}]}}}}}}`))
 	f.Add("Deployment", []byte(`{"spec":{"template":null}}`))
 	f.Add("Job", []byte(`[1,2]`))
+	f.Add("Pod", []byte(`{"spec":{"initContainers":[{"image":"a","restartPolicy":"Always"}],"volumes":[{"name":"m","image":{"reference":"r:1"}},{"image":null}]}}`))
 	f.Fuzz(func(t *testing.T, kind string, raw []byte) {
 		w, err := ExtractWorkload(kind, raw)
 		if err != nil || w == nil {
@@ -70,7 +71,11 @@ func FuzzExtractWorkload(f *testing.F) {
 		}
 		base := "/" + strings.Join(podSpecPaths[kind], "/") + "/"
 		for _, c := range w.Containers {
-			if !strings.HasPrefix(c.Path, base) || !strings.HasSuffix(c.Path, "/image") {
+			suffix := "/image"
+			if c.Source == SourceVolume {
+				suffix = "/image/reference"
+			}
+			if !strings.HasPrefix(c.Path, base) || !strings.HasSuffix(c.Path, suffix) {
 				t.Fatalf("container path %q outside %q", c.Path, base)
 			}
 		}

@@ -39,6 +39,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"5","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":7}}}`))
 	f.Add([]byte(`{"request":{"kind":{"kind":"Deployment"},"object":"x"}}`))
 	f.Add([]byte(`not json`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"6","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":{"initContainers":[{"name":"s","image":"Bad/Ref","restartPolicy":"Always"}],"volumes":[{"name":"m","image":{"reference":"Bad//Ref","pullPolicy":"Never"}}]}}}}`))
 	res, err := registry.NewResolver(registry.WithTransport(offline{}))
 	if err != nil {
 		f.Fatal(err)

@@ -365,7 +365,11 @@ func (c *Checker) mutableTag(ct Container, ref registry.Reference, img *registry
 	if ref.Digest != "" || PullPolicy(ct) != corev1.PullIfNotPresent {
 		return
 	}
-	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with imagePullPolicy IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, img.Digest.String()[:19]),
+	field := "imagePullPolicy"
+	if ct.Source == SourceVolume {
+		field = "pullPolicy" // spec.volumes[].image.pullPolicy
+	}
+	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with %s IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, field, img.Digest.String()[:19]),
 		"pin the digest, or label the namespace "+LabelPin+"=true")
 }
 

@@ -156,3 +156,20 @@ func TestSourcesInMessages(t *testing.T) {
 		t.Errorf("findings annotation = %q", got)
 	}
 }
+
+// TestVolumeMutableTagNamesItsField: a volume's pull policy is the field
+// pullPolicy, not imagePullPolicy: the warning says which to change.
+func TestVolumeMutableTagNamesItsField(t *testing.T) {
+	res := &fakeResolver{images: map[string]*registry.Image{"reg.example/models:v2": {Digest: digest1, Tag: "v2"}}}
+	w, err := ExtractWorkload("Pod", []byte(`{"spec":{"volumes":[{"name":"models","image":{"reference":"reg.example/models:v2"}}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce})
+	want := []string{`pullsafe [mutable-tag] volume "models" image "reg.example/models:v2": mutable tag "v2" with pullPolicy IfNotPresent: ` +
+		`nodes may run different bits (now sha256:111111111111…) — pin the digest, or label the namespace pullsafe.io/pin=true`,
+		"pullsafe: platform not checked: nodes unknown"}
+	if d := cmp.Diff(want, v.Warnings()); d != "" {
+		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}

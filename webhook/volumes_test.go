@@ -232,9 +232,14 @@ func TestImageVolumeArtifact(t *testing.T) {
 			p := withVolume(pod("team-a", b.open.Host+"/multi/app:v1"), "models", b.open.Host+"/models/llm:v1")
 			p.Spec.Containers[0].Image = b.open.Host + "/multi/app:v1@sha256:" + strings.Repeat("0", 64)
 			p.Spec.Containers[0].ImagePullPolicy = corev1.PullNever
+			b.open.Reset()
 			resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))
 			if !resp.Allowed || len(resp.Warnings) != 0 {
 				t.Errorf("artifact volume: %+v", resp.AdmissionResponse)
+			}
+			// An artifact's config says nothing of platforms: not fetched.
+			if n := b.open.Count(http.MethodGet, "/blobs/"); n != 0 {
+				t.Errorf("%d blob GETs for an artifact's platforms", n)
 			}
 			if m := b.mutate.Handle(context.Background(), request(t, admissionv1.Create, p, nil, "")); len(m.Patches) != 1 {
 				t.Errorf("artifact volume not pinned: %+v", m.Patches)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -299,31 +298,11 @@ func TestPatchIsIdempotent(t *testing.T) {
 			t.Errorf("non-targeted patch op %+v", op)
 		}
 	}
-	patchJSON, _ := json.Marshal(resp.Patches)
-	patch, err := jsonpatch.DecodePatch(patchJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	patched, err := patch.Apply(req.Object.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got corev1.Pod
-	if err := json.Unmarshal(patched, &got); err != nil {
-		t.Fatal(err)
-	}
+	patched, got := applyPatch(t, req, resp)
 	if img := got.Spec.Containers[1].Image; !regexp.MustCompile(`^nginx:1\.27@sha256:[0-9a-f]{64}$`).MatchString(img) {
 		t.Errorf("pinned image = %q (user's spelling kept, tag kept)", img)
 	}
-	// Reinvocation: the pinned object yields no further patch.
-	req.Object.Raw = patched
-	if again := b.mutate.Handle(context.Background(), req); len(again.Patches) != 0 {
-		t.Errorf("second pass patched again: %+v", again.Patches)
-	}
-	// The validating webhook accepts the pinned object without a mutable-tag warning.
-	if v := b.validate.Handle(context.Background(), req); !v.Allowed || len(v.Warnings) != 0 {
-		t.Errorf("pinned pod: allowed %v warnings %v", v.Allowed, v.Warnings)
-	}
+	pinnedIsStable(t, b, req, patched)
 }
 
 // panicking is a Cluster that panics, standing in for any bug in a rule.

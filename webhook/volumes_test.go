@@ -75,19 +75,12 @@ func TestImageVolumes(t *testing.T) {
 		if !slices.Contains(paths, "replace /spec/volumes/0/image/reference") {
 			t.Fatalf("patches = %v", paths)
 		}
-		got := applyPatch(t, req, resp)
+		patched, got := applyPatch(t, req, resp)
 		ref := got.Spec.Volumes[0].Image.Reference
 		if !regexp.MustCompile(`^` + regexp.QuoteMeta(good) + `@sha256:[0-9a-f]{64}$`).MatchString(ref) {
 			t.Errorf("volume reference after the patch = %q", ref)
 		}
-		// Reinvocation pins nothing again; validation accepts the result.
-		req.Object.Raw, _ = json.Marshal(got)
-		if again := b.mutate.Handle(context.Background(), req); len(again.Patches) != 0 {
-			t.Errorf("second pass patched again: %+v", again.Patches)
-		}
-		if v := b.validate.Handle(context.Background(), req); !v.Allowed || len(v.Warnings) != 0 {
-			t.Errorf("pinned pod: allowed %v warnings %v", v.Allowed, v.Warnings)
-		}
+		pinnedIsStable(t, b, req, patched)
 	})
 	t.Run("pullPolicy Never is never looked up", func(t *testing.T) {
 		p := withVolume(pod("team-a", good), "models", missing)
@@ -120,7 +113,23 @@ func TestImageVolumes(t *testing.T) {
 	})
 }
 
-func applyPatch(t *testing.T, req admission.Request, resp admission.Response) *corev1.Pod {
+// pinnedIsStable: reinvoked on the pinned Pod, the mutating webhook pins
+// nothing again, and the validating one accepts it without a warning (no
+// mutable-tag warning for what is now pinned).
+func pinnedIsStable(t *testing.T, b *bed, req admission.Request, patched []byte) {
+	t.Helper()
+	req.Object.Raw = patched
+	if again := b.mutate.Handle(context.Background(), req); len(again.Patches) != 0 {
+		t.Errorf("second pass patched again: %+v", again.Patches)
+	}
+	if v := b.validate.Handle(context.Background(), req); !v.Allowed || len(v.Warnings) != 0 {
+		t.Errorf("pinned pod: allowed %v warnings %v", v.Allowed, v.Warnings)
+	}
+}
+
+// applyPatch applies the response's JSON patch to the request's Pod, as
+// the API server does, and returns the result as bytes and decoded.
+func applyPatch(t *testing.T, req admission.Request, resp admission.Response) ([]byte, *corev1.Pod) {
 	t.Helper()
 	patchJSON, _ := json.Marshal(resp.Patches)
 	patch, err := jsonpatch.DecodePatch(patchJSON)
@@ -135,7 +144,7 @@ func applyPatch(t *testing.T, req admission.Request, resp admission.Response) *c
 	if err := json.Unmarshal(patched, &got); err != nil {
 		t.Fatal(err)
 	}
-	return &got
+	return patched, &got
 }
 
 // TestImageVolumeCredentials: the kubelet pulls image volumes with the

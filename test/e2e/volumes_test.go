@@ -12,22 +12,23 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// volumePod is a Pod whose container mounts the image volume "models"
-// (KEP-4639, GA in Kubernetes 1.36: no feature gate on the test bed's API
-// server).
+// volumeSpec is a pod spec whose container mounts the image volume
+// "models" (KEP-4639, GA in Kubernetes 1.36: no feature gate on the test
+// bed's API server), each line indented by indent.
+func volumeSpec(indent, reference string) string {
+	spec := fmt.Sprintf(`containers:
+- name: app
+  image: %s/team/api:v1.4.1@%s
+  volumeMounts: [{name: models, mountPath: /models}]
+volumes:
+- name: models
+  image: {reference: %s}
+`, b.Open.Addr, apiDigest, reference)
+	return indent + strings.ReplaceAll(strings.TrimSuffix(spec, "\n"), "\n", "\n"+indent) + "\n"
+}
+
 func volumePod(ns, name, reference string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: %s}
-spec:
-  containers:
-  - name: app
-    image: %s/team/api:v1.4.1@%s
-    volumeMounts: [{name: models, mountPath: /models}]
-  volumes:
-  - name: models
-    image: {reference: %s}
-`, name, ns, b.Open.Addr, apiDigest, reference)
+	return fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: %s, namespace: %s}\nspec:\n", name, ns) + volumeSpec("  ", reference)
 }
 
 func volumeDeployment(ns, name, reference string) string {
@@ -39,14 +40,7 @@ spec:
   template:
     metadata: {labels: {app: %s}}
     spec:
-      containers:
-      - name: app
-        image: %s/team/api:v1.4.1@%s
-        volumeMounts: [{name: models, mountPath: /models}]
-      volumes:
-      - name: models
-        image: {reference: %s}
-`, name, ns, name, name, b.Open.Addr, apiDigest, reference)
+`, name, ns, name, name) + volumeSpec("      ", reference)
 }
 
 // TestImageVolumes: the real API server keeps spec.volumes[].image, and

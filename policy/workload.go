@@ -135,7 +135,7 @@ func (p *podSpec) images(base string) []Container {
 		{"ephemeralContainers", p.EphemeralContainers, SourceEphemeral}} {
 		for i, c := range l.cs {
 			src := l.src
-			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && l.src == SourceInit {
+			if l.src == SourceInit && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 				src = SourceSidecar
 			}
 			out = append(out, Container{Name: c.Name, Image: c.Image, List: l.name, Source: src,
@@ -237,10 +237,10 @@ func (p *podSpec) typed() corev1.PodSpec {
 }
 
 // ChangedImages returns the containers of w whose image is new compared with
-// old (same list and name; volumes by their name): on UPDATE only those are
-// looked up. A container
-// whose image was never pulled before (imagePullPolicy Never, e.g. on a
-// template) and now will be counts as changed too.
+// old (same list and name; image volumes by their name): on UPDATE only
+// those are looked up. A container whose image was never pulled before
+// (imagePullPolicy Never, e.g. on a template) and now will be counts as
+// changed too.
 func ChangedImages(w, old *Workload) []Container {
 	if old == nil {
 		return w.Containers

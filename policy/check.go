@@ -373,6 +373,17 @@ func (c *Checker) mutableTag(ct Container, ref registry.Reference, img *registry
 		"pin the digest, or label the namespace "+LabelPin+"=true")
 }
 
+// isIndex reports whether a manifest's Content-Type (parameters aside) is
+// an OCI index or a Docker manifest list.
+func isIndex(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	switch strings.TrimSpace(mt) {
+	case "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
+	}
+	return false
+}
+
 // schema1 are the media types of Docker image manifest v2 schema 1.
 var schema1 = []string{
 	"application/vnd.docker.distribution.manifest.v1+prettyjws",
@@ -385,6 +396,13 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	}
 	if slices.Contains(schema1, img.MediaType) {
 		c.schema1(in, ct, img, out)
+		return
+	}
+	if ct.Source == SourceVolume && !isIndex(img.MediaType) {
+		// A volume's content is mounted, not executed, and may be an OCI
+		// artifact: only an index makes the runtime pick a platform (and
+		// fail when none matches). A single manifest's platform is not
+		// known to stop every runtime, so it never refuses a volume.
 		return
 	}
 	if in.Nodes == nil {

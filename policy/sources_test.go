@@ -94,8 +94,9 @@ func TestChangedImageVolumes(t *testing.T) {
 // applies to an image volume, and its messages say "volume", not
 // "container"; the pin targets the volume's reference.
 func TestVolumeFindingsNameTheVolume(t *testing.T) {
+	const index = "application/vnd.oci.image.index.v1+json"
 	res := &fakeResolver{
-		images:    map[string]*registry.Image{"reg.example/models:v2": {Digest: digest1, Tag: "v2"}},
+		images:    map[string]*registry.Image{"reg.example/models:v2": {Digest: digest1, Tag: "v2", MediaType: index}},
 		platforms: map[v1.Hash][]v1.Platform{digest1: {linux("arm64")}},
 		asked:     &asked{},
 	}
@@ -167,9 +168,50 @@ func TestVolumeMutableTagNamesItsField(t *testing.T) {
 	}
 	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce})
 	want := []string{`pullsafe [mutable-tag] volume "models" image "reg.example/models:v2": mutable tag "v2" with pullPolicy IfNotPresent: ` +
-		`nodes may run different bits (now sha256:111111111111…) — pin the digest, or label the namespace pullsafe.io/pin=true`,
-		"pullsafe: platform not checked: nodes unknown"}
+		`nodes may run different bits (now sha256:111111111111…) — pin the digest, or label the namespace pullsafe.io/pin=true`}
 	if d := cmp.Diff(want, v.Warnings()); d != "" {
 		t.Errorf("warnings (-want +got):\n%s", d)
+	}
+}
+
+// TestVolumePlatformOnlyFromAnIndex: an index with no entry for the nodes
+// refuses a volume as it refuses a container (every runtime fails to pick
+// a manifest); a single manifest, whose content a volume mounts and never
+// executes, is not checked for platform, while a container's is.
+func TestVolumePlatformOnlyFromAnIndex(t *testing.T) {
+	for _, tt := range []struct {
+		name, mediaType string
+		volumeDenied    bool
+	}{
+		{"OCI index", "application/vnd.oci.image.index.v1+json", true},
+		{"Docker manifest list", "application/vnd.docker.distribution.manifest.list.v2+json; charset=utf-8", true},
+		{"OCI manifest", "application/vnd.oci.image.manifest.v1+json", false},
+		{"Docker manifest", "application/vnd.docker.distribution.manifest.v2+json", false},
+		{"no Content-Type", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res := &fakeResolver{
+				images:    map[string]*registry.Image{"reg.example/arm:v1@sha256:" + digest1.Hex: {Digest: digest1, MediaType: tt.mediaType}},
+				platforms: map[v1.Hash][]v1.Platform{digest1: {linux("arm64")}},
+			}
+			w, err := ExtractWorkload("Pod", []byte(`{"spec":{"containers":[{"name":"app","image":"reg.example/arm:v1@sha256:`+digest1.Hex+`"}],
+				"volumes":[{"name":"models","image":{"reference":"reg.example/arm:v1@sha256:`+digest1.Hex+`"}}]}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers,
+				Mode: ModeEnforce, Nodes: []Node{node("n1", "amd64")}})
+			var denied []string
+			for _, f := range v.Findings {
+				denied = append(denied, string(f.Rule)+" "+f.Source.String())
+			}
+			want := []string{"platform container"}
+			if tt.volumeDenied {
+				want = append(want, "platform volume")
+			}
+			if d := cmp.Diff(want, denied); d != "" {
+				t.Errorf("findings (-want +got):\n%s", d)
+			}
+		})
 	}
 }

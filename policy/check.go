@@ -82,7 +82,7 @@ type result struct {
 // add records a finding; its action is filled in from the config later
 // unless set here.
 func (r *result) add(ct Container, rule Rule, cause, fix string) *Finding {
-	r.findings = append(r.findings, Finding{Rule: rule, Container: ct.Name, Image: ct.Image, Cause: cause, Fix: fix})
+	r.findings = append(r.findings, Finding{Rule: rule, Container: ct.Name, Source: ct.Source, Image: ct.Image, Cause: cause, Fix: fix})
 	return &r.findings[len(r.findings)-1]
 }
 
@@ -138,7 +138,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 func (c *Checker) safeContainer(ctx context.Context, in Input, ct Container) (out result) {
 	defer func() {
 		if p := recover(); p != nil {
-			out = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name,
+			out = result{findings: []Finding{{Rule: RuleInternal, Action: ActionWarn, Container: ct.Name, Source: ct.Source,
 				Image: ct.Image, Cause: fmt.Sprintf("pullsafe failed internally (%v) and allowed it unchecked", p)}}}
 		}
 	}()
@@ -372,8 +372,23 @@ func (c *Checker) mutableTag(in Input, ct Container, ref registry.Reference, img
 	if fix == "" {
 		fix = "pin the digest"
 	}
-	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with imagePullPolicy IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, img.Digest.String()[:19]),
+	field := "imagePullPolicy"
+	if ct.Source == SourceVolume {
+		field = "pullPolicy" // spec.volumes[].image.pullPolicy
+	}
+	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with %s IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, field, img.Digest.String()[:19]),
 		fix)
+}
+
+// isIndex reports whether a manifest's Content-Type (parameters aside) is
+// an OCI index or a Docker manifest list.
+func isIndex(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	switch strings.TrimSpace(mt) {
+	case "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
+	}
+	return false
 }
 
 // schema1 are the media types of Docker image manifest v2 schema 1.
@@ -388,6 +403,13 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	}
 	if slices.Contains(schema1, img.MediaType) {
 		c.schema1(in, ct, img, out)
+		return
+	}
+	if ct.Source == SourceVolume && !isIndex(img.MediaType) {
+		// A volume's content is mounted, not executed, and may be an OCI
+		// artifact: only an index makes the runtime pick a platform (and
+		// fail when none matches). A single manifest's platform is not
+		// known to stop every runtime, so it never refuses a volume.
 		return
 	}
 	if in.Nodes == nil {

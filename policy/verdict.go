@@ -9,21 +9,23 @@ import (
 	"github.com/pullsafe/pullsafe/registry"
 )
 
-// Finding is one rule firing for one container.
+// Finding is one rule firing for one container (or image volume).
 type Finding struct {
 	Rule      Rule
 	Action    Action // effective action, after the rule's config and the mode
-	Container string
+	Container string // the container's name, or the volume's
+	Source    Source // what Container names: a container, sidecar, volume...
 	Image     string
 	Cause     string // what the registry or cluster said, and what it means
 	Fix       string // what to do
 }
 
-// Line is the finding as one line: container, image, cause. Everything in
-// it may come from a registry or a user's file, so it is sanitized and cut
-// to maxFindingBytes: one finding must never fill a terminal.
+// Line is the finding as one line: container (or volume), image, cause.
+// Everything in it may come from a registry or a user's file, so it is
+// sanitized and cut to maxFindingBytes: one finding must never fill a
+// terminal.
 func (f Finding) Line() string {
-	head := "container " + quoted(f.Container) + " image " + quoted(f.Image) + ": "
+	head := f.Source.String() + " " + quoted(f.Container) + " image " + quoted(f.Image) + ": "
 	return head + registry.Sanitize(f.Cause, max(maxFindingBytes-len(head), 64))
 }
 
@@ -95,12 +97,12 @@ func (v *Verdict) Decision() Decision {
 func (v *Verdict) DenialMessage() string {
 	var lines, fixes []string
 	seen := map[string]bool{}
-	denied := map[[2]string]bool{}
+	denied := map[[3]string]bool{}
 	for _, f := range v.Findings {
 		if f.Action != ActionDeny {
 			continue
 		}
-		denied[[2]string{f.Container, f.Image}] = true
+		denied[[3]string{string(f.Source), f.Container, f.Image}] = true
 		lines = append(lines, registry.Sanitize(fmt.Sprintf("[%s] %s", f.Rule, f.Line()), maxFindingBytes))
 		if f.Fix != "" && !seen[f.Fix] {
 			seen[f.Fix] = true
@@ -168,7 +170,11 @@ func (v *Verdict) Annotations() map[string]string {
 	a := map[string]string{"decision": string(v.Decision()), "mode": string(v.Mode)}
 	var fs []string
 	for _, f := range v.Findings {
-		fs = append(fs, fmt.Sprintf("%s:%s:%s", f.Rule, f.Action, registry.Sanitize(f.Container, maxQuotedBytes)))
+		name := registry.Sanitize(f.Container, maxQuotedBytes)
+		if short := f.Source.Short(); short != "" {
+			name = short + "/" + name // volume/models: not a container's name
+		}
+		fs = append(fs, fmt.Sprintf("%s:%s:%s", f.Rule, f.Action, name))
 	}
 	if len(fs) > 0 {
 		sort.Strings(fs)

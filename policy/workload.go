@@ -46,14 +46,59 @@ func builtinGroupKind(kind string) schema.GroupKind {
 	return schema.GroupKind{Kind: kind}
 }
 
-// Container is one image a workload would run, with where it sits in the
-// object so a patch can target exactly that field.
+// Container is one image a workload would pull, with where it sits in the
+// object so a patch can target exactly that field. Most are containers; an
+// image volume is one too (its reference is pulled like a container's image,
+// with the same pull secrets and the same pull policy defaulting).
 type Container struct {
-	Name       string
+	Name       string // the container's name, or the volume's
 	Image      string
-	List       string // initContainers, containers or ephemeralContainers
+	List       string // initContainers, containers, ephemeralContainers or volumes
 	PullPolicy corev1.PullPolicy
 	Path       string // JSON pointer to the image field, e.g. /spec/containers/0/image
+	Source     Source // what the image is for, as messages name it
+}
+
+// Source is what in a pod spec an image is pulled for. Its value is how
+// messages name it: `sidecar container "log"`, `volume "models"`.
+type Source string
+
+// The places the kubelet pulls images from (README "What it checks").
+const (
+	SourceContainer Source = "container"
+	SourceInit      Source = "init container"
+	// SourceSidecar is an init container with restartPolicy: Always
+	// (KEP-753; GA in 1.33): it keeps running beside the containers.
+	SourceSidecar   Source = "sidecar container"
+	SourceEphemeral Source = "ephemeral container"
+	// SourceVolume is an image volume (KEP-4639; GA in 1.36): the
+	// kubelet pulls spec.volumes[].image.reference with the pod's pull
+	// secrets (kuberuntime getImageVolumes) before starting containers.
+	SourceVolume Source = "volume"
+)
+
+// String is the source as messages name it; the zero value is a container.
+func (s Source) String() string {
+	if s == "" {
+		return string(SourceContainer)
+	}
+	return string(s)
+}
+
+// Short is the source in one word, for audit annotations
+// (rule:action:short/name); plain containers keep their bare name.
+func (s Source) Short() string {
+	switch s {
+	case "", SourceContainer:
+		return ""
+	case SourceInit:
+		return "init"
+	case SourceSidecar:
+		return "sidecar"
+	case SourceEphemeral:
+		return "ephemeral"
+	}
+	return string(s)
 }
 
 // Workload is what pullsafe checks in one object.
@@ -87,16 +132,40 @@ func ExtractWorkload(gk schema.GroupKind, raw []byte, custom ...WorkloadKind) (*
 		return w, err // not checked, undecodable, or no pod spec (yet): nothing to check
 	}
 	w.Spec = spec.typed()
+	w.Containers = spec.images(base)
+	return w, nil
+}
+
+// images lists every image the kubelet would pull for the pod spec at base:
+// its containers of each kind, then its image volumes.
+func (p *podSpec) images(base string) []Container {
+	var out []Container
 	for _, l := range []struct {
 		name string
 		cs   []container
-	}{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}, {"ephemeralContainers", spec.EphemeralContainers}} {
+		src  Source
+	}{{"initContainers", p.InitContainers, SourceInit}, {"containers", p.Containers, SourceContainer},
+		{"ephemeralContainers", p.EphemeralContainers, SourceEphemeral}} {
 		for i, c := range l.cs {
-			w.Containers = append(w.Containers, Container{Name: c.Name, Image: c.Image, List: l.name,
+			src := l.src
+			if l.src == SourceInit && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				src = SourceSidecar
+			}
+			out = append(out, Container{Name: c.Name, Image: c.Image, List: l.name, Source: src,
 				PullPolicy: c.ImagePullPolicy, Path: base + "/" + l.name + "/" + strconv.Itoa(i) + "/image"})
 		}
 	}
-	return w, nil
+	for i, v := range p.Volumes {
+		// A template may leave the reference empty for config management
+		// to fill in; the API server refuses a Pod without one, so the
+		// kubelet never pulls an empty reference.
+		if v.Image == nil || v.Image.Reference == "" {
+			continue
+		}
+		out = append(out, Container{Name: v.Name, Image: v.Image.Reference, List: "volumes", Source: SourceVolume,
+			PullPolicy: v.Image.PullPolicy, Path: base + "/volumes/" + strconv.Itoa(i) + "/image/reference"})
+	}
+	return out
 }
 
 // locate decodes the object's metadata and its pod spec, and returns the
@@ -162,6 +231,7 @@ type podSpec struct {
 	InitContainers      []container                   `json:"initContainers"`
 	Containers          []container                   `json:"containers"`
 	EphemeralContainers []container                   `json:"ephemeralContainers"`
+	Volumes             []volume                      `json:"volumes"`
 	ImagePullSecrets    []corev1.LocalObjectReference `json:"imagePullSecrets"`
 	ServiceAccountName  string                        `json:"serviceAccountName"`
 	NodeName            string                        `json:"nodeName"`
@@ -172,9 +242,20 @@ type podSpec struct {
 }
 
 type container struct {
-	Name            string            `json:"name"`
-	Image           string            `json:"image"`
-	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy"`
+	Name            string                         `json:"name"`
+	Image           string                         `json:"image"`
+	ImagePullPolicy corev1.PullPolicy              `json:"imagePullPolicy"`
+	RestartPolicy   *corev1.ContainerRestartPolicy `json:"restartPolicy"`
+}
+
+// volume is the part of a volume pullsafe reads: only image volumes
+// (spec.volumes[].image) pull anything.
+type volume struct {
+	Name  string `json:"name"`
+	Image *struct {
+		Reference  string            `json:"reference"`
+		PullPolicy corev1.PullPolicy `json:"pullPolicy"`
+	} `json:"image"`
 }
 
 func (p *podSpec) typed() corev1.PodSpec {
@@ -187,9 +268,10 @@ func (p *podSpec) typed() corev1.PodSpec {
 }
 
 // ChangedImages returns the containers of w whose image is new compared with
-// old (same list and name): on UPDATE only those are looked up. A container
-// whose image was never pulled before (imagePullPolicy Never, e.g. on a
-// template) and now will be counts as changed too.
+// old (same list and name; image volumes by their name): on UPDATE only
+// those are looked up. A container whose image was never pulled before
+// (imagePullPolicy Never, e.g. on a template) and now will be counts as
+// changed too.
 func ChangedImages(w, old *Workload) []Container {
 	if old == nil {
 		return w.Containers

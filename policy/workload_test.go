@@ -76,6 +76,7 @@ func FuzzExtractWorkload(f *testing.F) {
 	f.Add("argoproj.io", "Rollout", []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"nginx"}]}}}}`))
 	f.Add("example.com", "Runner", []byte(`{"spec":{"runner":{"pod":{"containers":[{"image":"a"}]}}}}`))
 	f.Add("example.com", "Runner", []byte(`{"spec":{"runner":[{"pod":1}]}}`))
+	f.Add("", "Pod", []byte(`{"spec":{"initContainers":[{"image":"a","restartPolicy":"Always"}],"volumes":[{"name":"m","image":{"reference":"r:1"}},{"image":null}]}}`))
 	f.Fuzz(func(t *testing.T, group, kind string, raw []byte) {
 		gk := schema.GroupKind{Group: group, Kind: kind}
 		w, err := ExtractWorkload(gk, raw, fuzzWorkloads...)
@@ -95,7 +96,11 @@ func FuzzExtractWorkload(f *testing.F) {
 			t.Fatalf("%v is not checked, yet extracted: %+v", gk, w)
 		}
 		for _, c := range w.Containers {
-			if !strings.HasPrefix(c.Path, base) || !strings.HasSuffix(c.Path, "/image") {
+			suffix := "/image"
+			if c.Source == SourceVolume {
+				suffix = "/image/reference"
+			}
+			if !strings.HasPrefix(c.Path, base) || !strings.HasSuffix(c.Path, suffix) {
 				t.Fatalf("container path %q outside %q", c.Path, base)
 			}
 		}

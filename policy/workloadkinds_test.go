@@ -137,14 +137,14 @@ func TestExtractWorkloadOfConfiguredKinds(t *testing.T) {
 		want Workload
 	}{
 		{"rollout.yaml", Workload{Kind: "Rollout", Name: "rollouts-demo", Namespace: "shop", Template: true, Containers: []Container{
-			{Name: "rollouts-demo", Image: "argoproj/rollouts-demo:blue", List: "containers", Path: "/spec/template/spec/containers/0/image"}}}},
+			{Name: "rollouts-demo", Image: "argoproj/rollouts-demo:blue", List: "containers", Source: SourceContainer, Path: "/spec/template/spec/containers/0/image"}}}},
 		{"cloneset.yaml", Workload{Kind: "CloneSet", Name: "sample-data", Template: true, Containers: []Container{
-			{Name: "init", Image: "busybox:1.36", List: "initContainers", Path: "/spec/template/spec/initContainers/0/image"},
-			{Name: "nginx", Image: "nginx:alpine", List: "containers", Path: "/spec/template/spec/containers/0/image"}}}},
+			{Name: "init", Image: "busybox:1.36", List: "initContainers", Source: SourceInit, Path: "/spec/template/spec/initContainers/0/image"},
+			{Name: "nginx", Image: "nginx:alpine", List: "containers", Source: SourceContainer, Path: "/spec/template/spec/containers/0/image"}}}},
 		{"knative-service.yaml", Workload{Kind: "Service", Name: "hello", Namespace: "apps", Template: true,
 			Spec: corev1.PodSpec{ServiceAccountName: "hello-sa", ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}}},
 			Containers: []Container{
-				{Image: "ghcr.io/knative/helloworld-go:latest", List: "containers", Path: "/spec/template/spec/containers/0/image"}}}},
+				{Image: "ghcr.io/knative/helloworld-go:latest", List: "containers", Source: SourceContainer, Path: "/spec/template/spec/containers/0/image"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

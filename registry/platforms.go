@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Bounds on what one image's platform list may keep. No real image offers
@@ -73,7 +74,9 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 	if decodeErr != nil {
 		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "manifest is not valid JSON"}
 	}
-	if m.config == nil {
+	if m.config == nil || !imageConfig(m.config.MediaType) {
+		// No config, or an OCI artifact's (an image volume may reference
+		// one, KEP-4639): it states no platform, and need not be JSON.
 		return m.set, nil
 	}
 	if m.config.Size > r.o.maxManifest {
@@ -91,6 +94,16 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 	var s platformSet
 	s.addPlatform(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion})
 	return s, nil
+}
+
+// imageConfig reports whether a manifest's config is an image's, whose
+// os/architecture say where it runs; an unset media type is read as one.
+func imageConfig(mediaType types.MediaType) bool {
+	switch mediaType {
+	case "", types.OCIConfigJSON, types.DockerConfigJSON:
+		return true
+	}
+	return false
 }
 
 func (r *Resolver) getVerified(ctx context.Context, t http.RoundTripper, u, accept, digest string) ([]byte, error) {

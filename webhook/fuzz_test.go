@@ -41,6 +41,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"6","kind":{"group":"argoproj.io","kind":"Rollout"},"namespace":"a","operation":"CREATE","object":{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"Bad/Ref"}]}}}}}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"7","kind":{"group":"argoproj.io","kind":"Rollout"},"namespace":"a","operation":"UPDATE","object":{"spec":{"template":[]}},"oldObject":{"spec":"x"}}}`))
 	f.Add([]byte(`not json`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"6","kind":{"kind":"Pod"},"namespace":"a","operation":"CREATE","object":{"spec":{"initContainers":[{"name":"s","image":"Bad/Ref","restartPolicy":"Always"}],"volumes":[{"name":"m","image":{"reference":"Bad//Ref","pullPolicy":"Never"}}]}}}}`))
 	res, err := registry.NewResolver(registry.WithTransport(offline{}))
 	if err != nil {
 		f.Fatal(err)

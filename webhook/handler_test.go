@@ -197,6 +197,9 @@ func TestGoldenResponses(t *testing.T) {
 		{"deployment-not-pinned", b.mutate, request(t, admissionv1.Create, saDeploy, nil, "")},
 		{"cronjob-nested-template", b.validate, request(t, admissionv1.Create, cron, nil, "")},
 		{"pod-unreachable", b.validate, request(t, admissionv1.Create, pod("team-a", "127.0.0.1:1/team/api:v1"), nil, "")},
+		{"pod-image-volume-not-found", b.validate, request(t, admissionv1.Create, withVolume(pod("team-a", b.open.Host+"/team/api:v1.4.1"), "models", b.open.Host+"/team/api:v1.4.2"), nil, "")},
+		{"pod-image-volume-pinned", b.mutate, request(t, admissionv1.Create, withVolume(pod("team-a", b.open.Host+"/team/api:v1.4.1"), "models", b.open.Host+"/multi/app:v1"), nil, "")},
+		{"pod-sidecar-not-found", b.validate, request(t, admissionv1.Create, withSidecar(pod("team-a", b.open.Host+"/team/api:v1.4.1"), "log", b.open.Host+"/team/api:v1.4.2"), nil, "")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,23 +298,11 @@ func TestPatchIsIdempotent(t *testing.T) {
 			t.Errorf("non-targeted patch op %+v", op)
 		}
 	}
-	patched := applyPatch(t, resp, req.Object.Raw)
-	var got corev1.Pod
-	if err := json.Unmarshal(patched, &got); err != nil {
-		t.Fatal(err)
-	}
+	patched, got := applyPodPatch(t, req, resp)
 	if img := got.Spec.Containers[1].Image; !regexp.MustCompile(`^nginx:1\.27@sha256:[0-9a-f]{64}$`).MatchString(img) {
 		t.Errorf("pinned image = %q (user's spelling kept, tag kept)", img)
 	}
-	// Reinvocation: the pinned object yields no further patch.
-	req.Object.Raw = patched
-	if again := b.mutate.Handle(context.Background(), req); len(again.Patches) != 0 {
-		t.Errorf("second pass patched again: %+v", again.Patches)
-	}
-	// The validating webhook accepts the pinned object without a mutable-tag warning.
-	if v := b.validate.Handle(context.Background(), req); !v.Allowed || len(v.Warnings) != 0 {
-		t.Errorf("pinned pod: allowed %v warnings %v", v.Allowed, v.Warnings)
-	}
+	pinnedIsStable(t, b, req, patched)
 }
 
 // panicking is a Cluster that panics, standing in for any bug in a rule.

@@ -80,6 +80,10 @@ type jsonFinding struct {
 	Image     string        `json:"image"`
 	Cause     string        `json:"cause"`
 	Fix       string        `json:"fix,omitempty"`
+	// Source says what Container names: container, init container,
+	// sidecar container, ephemeral container, or volume (an image
+	// volume, Container then being the volume's name).
+	Source policy.Source `json:"source"`
 }
 
 type jsonResult struct {
@@ -124,7 +128,8 @@ func reportJSON(results []checked, w io.Writer) error {
 			// cleaned as in the text output; image and container keep
 			// their value, with anything unprintable escaped.
 			jr.Findings = append(jr.Findings, jsonFinding{Rule: f.Rule, Action: f.Action,
-				Container: visible(f.Container), Image: visible(f.Image), Cause: clean(f.Cause), Fix: clean(f.Fix)})
+				Container: visible(f.Container), Image: visible(f.Image), Cause: clean(f.Cause), Fix: clean(f.Fix),
+				Source: policy.Source(f.Source.String())})
 		}
 		out = append(out, jr)
 	}

@@ -31,7 +31,7 @@ func pick(rng *rand.Rand, s []string) string { return s[rng.Intn(len(s))] }
 
 // compareReference checks one reference: the same verdict on validity, the
 // same repository (what credentials are matched on), tag and digest, and
-// the same defaulted imagePullPolicy.
+// the same defaulted imagePullPolicy (and image volume pullPolicy).
 func compareReference(t *testing.T, image string) (valid bool) {
 	t.Helper()
 	repo, tag, digest, kerr := parsers.ParseImageName(image)
@@ -46,6 +46,13 @@ func compareReference(t *testing.T, image string) (valid bool) {
 	k8sv1.SetDefaults_Container(&c)
 	if got := policy.PullPolicy(policy.Container{Image: image}); got != c.ImagePullPolicy {
 		t.Fatalf("%q: the API server defaults imagePullPolicy to %s, pullsafe to %s", image, c.ImagePullPolicy, got)
+	}
+	// An image volume's pullPolicy is defaulted by its own function
+	// (SetDefaults_Volume, behind the ImageVolume gate, GA in 1.36).
+	v := corev1.Volume{VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: image}}}
+	k8sv1.SetDefaults_Volume(&v)
+	if got := policy.PullPolicy(policy.Container{Image: image, Source: policy.SourceVolume}); got != v.Image.PullPolicy {
+		t.Fatalf("%q: the API server defaults an image volume's pullPolicy to %q, pullsafe to %s", image, v.Image.PullPolicy, got)
 	}
 	return kerr == nil
 }

@@ -10,12 +10,20 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pullsafe/pullsafe/policy"
 )
 
 // Paths the handlers are served on.
 const (
 	ValidatePath = "/validate"
 	MutatePath   = "/mutate"
+)
+
+// Names of the webhooks pullsafe owns in its two configurations.
+const (
+	ValidatingWebhookName = "validate.pullsafe.io"
+	MutatingWebhookName   = "pin.pullsafe.io"
 )
 
 // Registration describes the two webhook configurations pullsafe needs.
@@ -31,6 +39,19 @@ type Registration struct {
 	// PinTemplates adds the workload kinds to the mutating webhook.
 	PinTemplates   bool
 	TimeoutSeconds int32
+}
+
+// RegistrationFor is what cfg asks of the webhook configurations: which
+// kinds each webhook sees and which namespaces never reach pullsafe. name
+// names both configurations; ownNamespace is always excluded. The caller
+// adds the client config (URL or Service, CABundle). The manifests, the
+// out-of-cluster registration and the in-cluster reconciler all start here.
+func RegistrationFor(cfg *policy.Config, name, ownNamespace string) Registration {
+	var exclude []string
+	if ownNamespace != "" {
+		exclude = append(exclude, ownNamespace)
+	}
+	return Registration{Name: name, Exclude: append(exclude, cfg.Namespaces.Exclude...), PinTemplates: cfg.Pin.Templates}
 }
 
 // podRules are the Pod operations both webhooks see.
@@ -88,7 +109,7 @@ func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfigu
 	v := &admissionregv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Labels: map[string]string{"app.kubernetes.io/name": "pullsafe"}},
 		Webhooks: []admissionregv1.ValidatingWebhook{{
-			Name: "validate.pullsafe.io", ClientConfig: cc(ValidatePath), Rules: all,
+			Name: ValidatingWebhookName, ClientConfig: cc(ValidatePath), Rules: all,
 			FailurePolicy: fp, MatchPolicy: mp, SideEffects: se, NamespaceSelector: selector,
 			TimeoutSeconds: ptr.To(timeout), AdmissionReviewVersions: []string{"v1"},
 		}},
@@ -101,7 +122,7 @@ func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfigu
 	m := &admissionregv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Labels: map[string]string{"app.kubernetes.io/name": "pullsafe"}},
 		Webhooks: []admissionregv1.MutatingWebhook{{
-			Name: "pin.pullsafe.io", ClientConfig: cc(MutatePath), Rules: mutRules,
+			Name: MutatingWebhookName, ClientConfig: cc(MutatePath), Rules: mutRules,
 			FailurePolicy: fp, MatchPolicy: mp, SideEffects: se, NamespaceSelector: selector.DeepCopy(),
 			TimeoutSeconds: ptr.To(timeout), AdmissionReviewVersions: []string{"v1"},
 			ReinvocationPolicy: ptr.To(admissionregv1.IfNeededReinvocationPolicy),

@@ -91,6 +91,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	if err := listenOnURLPort(fs, &o); err != nil {
+		return usageError{err}
+	}
 	if o.ConfigName == "" {
 		o.ConfigName = "pullsafe"
 		if o.WebhookURL != "" {
@@ -101,7 +104,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o.Config = cfg
+	o.Config, o.ConfigFile = cfg, *configFile
 	o.Version = version
 	if o.RestConfig, err = restConfig(*kubeconfig); err != nil {
 		return err

@@ -67,11 +67,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var (
 		o          webhook.ServerOptions
-		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config); default: built-in defaults (mode warn)")
+		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config), reloaded when it changes; default: built-in defaults (mode warn)")
 		kubeconfig = fs.String("kubeconfig", "", "kubeconfig file; default: in-cluster config")
 	)
 	fs.StringVar(&o.Host, "bind-address", "", "address the webhook server listens on (default all)")
-	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS)")
+	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS); with --webhook-url and no --port, the URL's port")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with tls.crt and tls.key, reloaded when they change\n(default: /tmp/k8s-webhook-server/serving-certs; with --webhook-url a fresh temporary directory)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (\"0\" disables)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "/healthz and /readyz address (\"0\" disables)")

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -56,18 +57,14 @@ func setOwned(cur, want client.Object) (bool, error) {
 	switch c := cur.(type) {
 	case *admissionregv1.ValidatingWebhookConfiguration:
 		w := want.(*admissionregv1.ValidatingWebhookConfiguration).Webhooks[0]
-		for i := range c.Webhooks {
-			if c.Webhooks[i].Name == w.Name {
-				return setRulesAndSelector(&c.Webhooks[i].Rules, &c.Webhooks[i].NamespaceSelector, w.Rules, w.NamespaceSelector), nil
-			}
+		if i := slices.IndexFunc(c.Webhooks, func(h admissionregv1.ValidatingWebhook) bool { return h.Name == w.Name }); i >= 0 {
+			return setRulesAndSelector(&c.Webhooks[i].Rules, &c.Webhooks[i].NamespaceSelector, w.Rules, w.NamespaceSelector), nil
 		}
 		return false, fmt.Errorf("it has no webhook %s", w.Name)
 	case *admissionregv1.MutatingWebhookConfiguration:
 		w := want.(*admissionregv1.MutatingWebhookConfiguration).Webhooks[0]
-		for i := range c.Webhooks {
-			if c.Webhooks[i].Name == w.Name {
-				return setRulesAndSelector(&c.Webhooks[i].Rules, &c.Webhooks[i].NamespaceSelector, w.Rules, w.NamespaceSelector), nil
-			}
+		if i := slices.IndexFunc(c.Webhooks, func(h admissionregv1.MutatingWebhook) bool { return h.Name == w.Name }); i >= 0 {
+			return setRulesAndSelector(&c.Webhooks[i].Rules, &c.Webhooks[i].NamespaceSelector, w.Rules, w.NamespaceSelector), nil
 		}
 		return false, fmt.Errorf("it has no webhook %s", w.Name)
 	}

@@ -62,8 +62,6 @@ func NewReloader(file string, live *LiveConfig, build func(*policy.Config, *Snap
 	for _, opt := range opts {
 		opt(&o)
 	}
-	snap, _ := live.Load()
-	m.loaded(snap.Loaded, false)
 	return &Reloader{file: file, live: live, build: build, m: m, o: o}
 }
 

@@ -150,10 +150,11 @@ type server struct {
 	draining atomic.Bool
 }
 
+// setup builds everything Serve runs; nothing serves yet.
 func setup(ctx context.Context, o ServerOptions) (*server, error) {
 	s := &server{o: o}
+	var err error
 	if o.WebhookURL != "" {
-		var err error
 		if s.caBundle, err = selfSign(o); err != nil {
 			return nil, err
 		}
@@ -162,7 +163,6 @@ func setup(ctx context.Context, o ServerOptions) (*server, error) {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
-	var err error
 	if s.direct, err = client.New(o.RestConfig, client.Options{Scheme: scheme}); err != nil {
 		return nil, err
 	}
@@ -175,15 +175,8 @@ func setup(ctx context.Context, o ServerOptions) (*server, error) {
 			return nil, err
 		}
 	}
-	s.mgr, err = ctrl.NewManager(o.RestConfig, manager.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:  o.HealthAddr,
-		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
-		GracefulShutdownTimeout: ptr.To(o.ShutdownDelay + 10*time.Second),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
+	if s.mgr, err = o.newManager(scheme); err != nil {
+		return nil, err
 	}
 	m, err := NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
@@ -201,6 +194,22 @@ func setup(ctx context.Context, o ServerOptions) (*server, error) {
 		}
 	}
 	return s, s.mgr.Add(manager.RunnableFunc(s.keepWebhookConfigurations))
+}
+
+// newManager is the controller-runtime manager: webhook, metrics and
+// health servers, caches.
+func (o ServerOptions) newManager(scheme *runtime.Scheme) (manager.Manager, error) {
+	mgr, err := ctrl.NewManager(o.RestConfig, manager.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.HealthAddr,
+		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
+		GracefulShutdownTimeout: ptr.To(o.ShutdownDelay + 10*time.Second),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	return mgr, nil
 }
 
 // snapshotBuilder builds resolvers that register their metrics with reg
@@ -224,6 +233,7 @@ func (s *server) setupPolicy(m *Metrics) error {
 		return err
 	}
 	s.live = NewLiveConfig(first)
+	m.loaded(first.Loaded, false)
 	if s.o.ConfigFile == "" {
 		return nil
 	}

@@ -45,17 +45,10 @@ func startReloading(t *testing.T, name, config string) *reloading {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := b.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never registered: %v", name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := b.WaitRegistered(ctx, name); err != nil {
+		t.Fatal(err)
 	}
+	return r
 }
 
 // write replaces the config as the kubelet does: a new ..data folder.

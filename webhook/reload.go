@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,6 +128,11 @@ func (r *Reloader) Reload(ctx context.Context) {
 	r.last = seen
 	cur, _ := r.live.Load()
 	var cfg *policy.Config
+	if err == nil && len(bytes.TrimSpace(data)) == 0 {
+		// At start an empty file means the defaults; here it is more
+		// likely an editor's write caught halfway.
+		err = errors.New("the file is empty")
+	}
 	if err == nil {
 		if cfg, err = policy.ParseConfig(data); err != nil {
 			err = fmt.Errorf("config %s: %w", r.file, err)

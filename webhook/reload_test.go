@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -120,6 +121,7 @@ func TestReloadInvalidKeepsTheOldConfig(t *testing.T) {
 		{"broken YAML", "apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmode: [enforce\n", "config reload failed (config ", 0, 1},
 		{"unknown key", "apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmdoe: warn\n", `unknown field \"mdoe\"`, 0, 2},
 		{"bad value", "apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmode: strict\n", `mode: \"strict\" is not one of`, 0, 3},
+		{"empty", "\n", "the file is empty", 0, 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rb.writeRaw(t, tt.cfg)
@@ -239,5 +241,35 @@ func TestReloadUnderConcurrentReviews(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(rb.metrics.reloads.WithLabelValues("success")); got != 20 {
 		t.Errorf("pullsafe_config_reloads_total{result=success} = %v, want 20", got)
+	}
+}
+
+// A review in flight when the config changes finishes with the config it
+// started with; the next one gets the new config.
+func TestReloadDuringAReview(t *testing.T) {
+	rb := newReloadBed(t)
+	ctx := context.Background()
+	rb.write(t, "enforce")
+	rb.reloader.Reload(ctx)
+	hit, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rb.open.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/manifests/v9") {
+			once.Do(func() { close(hit) })
+			<-release
+		}
+		return false
+	})
+	got := make(chan admission.Response)
+	go func() { got <- rb.validate.Handle(ctx, rb.missing(t)) }()
+	<-hit
+	rb.write(t, "warn")
+	rb.reloader.Reload(ctx)
+	close(release)
+	if resp := <-got; resp.Allowed {
+		t.Error("the review begun under enforce finished under warn")
+	}
+	if resp := rb.validate.Handle(ctx, rb.missing(t)); !resp.Allowed {
+		t.Errorf("the next review still ran under enforce: %v", resp.Result)
 	}
 }

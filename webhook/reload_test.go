@@ -67,6 +67,21 @@ func newReloadBed(t testing.TB, opts ...ReloaderOption) *reloadBed {
 	return rb
 }
 
+// wantReloads checks pullsafe_config_reloads_total{result}.
+func (rb *reloadBed) wantReloads(t testing.TB, result string, want float64) {
+	t.Helper()
+	if got := testutil.ToFloat64(rb.metrics.reloads.WithLabelValues(result)); got != want {
+		t.Errorf("pullsafe_config_reloads_total{result=%s} = %v, want %v", result, got, want)
+	}
+}
+
+// reload writes a config of mode and reloads it at once.
+func (rb *reloadBed) reload(t testing.TB, mode string) {
+	t.Helper()
+	rb.write(t, mode)
+	rb.reloader.Reload(context.Background())
+}
+
 // missing is a Pod whose image does not exist: warned about in warn mode,
 // denied in enforce mode.
 func (rb *reloadBed) missing(t testing.TB) admission.Request {
@@ -99,9 +114,7 @@ func TestReloadFollowsConfigMapVolumeSwap(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if got := testutil.ToFloat64(rb.metrics.reloads.WithLabelValues("success")); got != 3 {
-		t.Errorf("pullsafe_config_reloads_total{result=success} = %v, want 3", got)
-	}
+	rb.wantReloads(t, "success", 3)
 }
 
 // An invalid file keeps the config in effect and says so: an error log, the
@@ -109,8 +122,7 @@ func TestReloadFollowsConfigMapVolumeSwap(t *testing.T) {
 func TestReloadInvalidKeepsTheOldConfig(t *testing.T) {
 	rb := newReloadBed(t)
 	ctx := context.Background()
-	rb.write(t, "enforce")
-	rb.reloader.Reload(ctx)
+	rb.reload(t, "enforce")
 	for _, tt := range []struct {
 		name        string
 		cfg         string
@@ -139,13 +151,10 @@ func TestReloadInvalidKeepsTheOldConfig(t *testing.T) {
 			if got := testutil.ToFloat64(rb.metrics.reloadOK); got != tt.wantOK {
 				t.Errorf("pullsafe_config_last_reload_successful = %v", got)
 			}
-			if got := testutil.ToFloat64(rb.metrics.reloads.WithLabelValues("failure")); got != tt.wantFails {
-				t.Errorf("pullsafe_config_reloads_total{result=failure} = %v, want %v", got, tt.wantFails)
-			}
+			rb.wantReloads(t, "failure", tt.wantFails)
 		})
 	}
-	rb.write(t, "warn")
-	rb.reloader.Reload(ctx)
+	rb.reload(t, "warn")
 	resp := rb.validate.Handle(ctx, rb.missing(t))
 	if !resp.Allowed || strings.Contains(strings.Join(resp.Warnings, "\n"), "reload failed") {
 		t.Errorf("after a valid config: allowed %v, warnings %q", resp.Allowed, resp.Warnings)
@@ -229,8 +238,7 @@ func TestReloadUnderConcurrentReviews(t *testing.T) {
 		}()
 	}
 	for i := range 20 {
-		rb.write(t, []string{"enforce", "warn"}[i%2])
-		rb.reloader.Reload(ctx)
+		rb.reload(t, []string{"enforce", "warn"}[i%2])
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(stop)
@@ -239,9 +247,7 @@ func TestReloadUnderConcurrentReviews(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if got := testutil.ToFloat64(rb.metrics.reloads.WithLabelValues("success")); got != 20 {
-		t.Errorf("pullsafe_config_reloads_total{result=success} = %v, want 20", got)
-	}
+	rb.wantReloads(t, "success", 20)
 }
 
 // A review in flight when the config changes finishes with the config it
@@ -249,8 +255,7 @@ func TestReloadUnderConcurrentReviews(t *testing.T) {
 func TestReloadDuringAReview(t *testing.T) {
 	rb := newReloadBed(t)
 	ctx := context.Background()
-	rb.write(t, "enforce")
-	rb.reloader.Reload(ctx)
+	rb.reload(t, "enforce")
 	hit, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	rb.open.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
@@ -263,8 +268,7 @@ func TestReloadDuringAReview(t *testing.T) {
 	got := make(chan admission.Response)
 	go func() { got <- rb.validate.Handle(ctx, rb.missing(t)) }()
 	<-hit
-	rb.write(t, "warn")
-	rb.reloader.Reload(ctx)
+	rb.reload(t, "warn")
 	close(release)
 	if resp := <-got; resp.Allowed {
 		t.Error("the review begun under enforce finished under warn")

@@ -96,15 +96,19 @@ func (c *Config) templatePinning(label *bool) Pinning {
 	return Pinning{On: true}
 }
 
+// AlwaysExcluded are the namespaces no webhook of pullsafe's ever sees: a
+// webhook there can stop the cluster from healing itself.
+var AlwaysExcluded = []string{"kube-node-lease", "kube-system"}
+
 // Excluded says why pullsafe never looks at objects in namespace ns, or ""
 // when it does: kube-system and kube-node-lease (a webhook there can stop
 // the cluster from healing itself), its own namespace (own) and the
 // config's namespaces.exclude.
 func (c *Config) Excluded(ns, own string) string {
 	switch {
-	case ns == "kube-system" || ns == "kube-node-lease":
+	case slices.Contains(AlwaysExcluded, ns):
 		return "namespace " + ns + " is never checked"
-	case ns == own:
+	case own != "" && ns == own:
 		return "namespace " + ns + " is pullsafe's own"
 	case slices.Contains(c.Namespaces.Exclude, ns):
 		return "namespace " + ns + " is in the config's namespaces.exclude"

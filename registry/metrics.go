@@ -20,6 +20,11 @@ type metrics struct {
 }
 
 func newMetrics(o *options) (*metrics, error) {
+	if s := o.sharedMetrics; s != nil {
+		m := &metrics{requests: s.requests, latency: s.latency, cache: s.cache, remaining: s.remaining}
+		m.hosts = newHostLabels(o, m.forgetHost)
+		return m, nil
+	}
 	reg := o.metrics
 	if reg == nil {
 		return nil, nil
@@ -43,17 +48,20 @@ func newMetrics(o *options) (*metrics, error) {
 			Help: "Last RateLimit-Remaining a registry reported (Docker Hub sends it on manifest requests).",
 		}, []string{"registry"}),
 	}
-	m.hosts = newHostLabels(o, func(host string) {
-		for _, v := range []*prometheus.MetricVec{m.requests.MetricVec, m.latency.MetricVec, m.remaining.MetricVec} {
-			v.DeletePartialMatch(prometheus.Labels{"registry": host})
-		}
-	})
+	m.hosts = newHostLabels(o, m.forgetHost)
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.cache, m.remaining} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// forgetHost deletes an expired host's series.
+func (m *metrics) forgetHost(host string) {
+	for _, v := range []*prometheus.MetricVec{m.requests.MetricVec, m.latency.MetricVec, m.remaining.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"registry": host})
+	}
 }
 
 func (m *metrics) cacheEvent(event string) {

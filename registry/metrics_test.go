@@ -34,3 +34,24 @@ func TestMetrics(t *testing.T) {
 		t.Error("duplicate metrics registration accepted")
 	}
 }
+
+// A resolver rebuilt after a config reload records into its predecessor's
+// series: no second registration, no reset, no double count.
+func TestMetricsOfPredecessor(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
+	reg := prometheus.NewRegistry()
+	first := newTestResolver(t, WithMetrics(reg))
+	second := newTestResolver(t, WithMetricsOf(first))
+	for _, r := range []*Resolver{first, second} {
+		if _, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(first.metrics.requests.WithLabelValues(tr.Host, "HEAD", "200")); got != 2 {
+		t.Errorf("registry HEAD 200 requests = %v, want 2 (one per resolver, one series)", got)
+	}
+	if r := newTestResolver(t, WithMetricsOf(nil)); r.metrics != nil {
+		t.Error("WithMetricsOf(nil) records")
+	}
+}

@@ -31,6 +31,7 @@ type options struct {
 	outageWindow    time.Duration
 	base            http.RoundTripper
 	metrics         prometheus.Registerer
+	sharedMetrics   *metrics // WithMetricsOf: a predecessor's collectors
 	now             func() time.Time
 	userAgent       string
 	transportTTL    time.Duration
@@ -183,6 +184,20 @@ func WithTransport(rt http.RoundTripper) Option {
 // WithMetrics registers the resolver's metrics with reg. Default: none.
 func WithMetrics(reg prometheus.Registerer) Option {
 	return func(o *options) error { o.metrics = reg; return nil }
+}
+
+// WithMetricsOf makes the resolver record into prev's metrics (its
+// collectors are already registered) instead of registering its own: for a
+// resolver that replaces prev after a config reload, so the series go on
+// counting rather than failing to register or starting again from zero.
+// A nil prev, or one built without metrics, records nothing. Default: none.
+func WithMetricsOf(prev *Resolver) Option {
+	return func(o *options) error {
+		if prev != nil {
+			o.sharedMetrics = prev.metrics
+		}
+		return nil
+	}
 }
 
 // WithClock sets the clock of rate-limit windows. Default: time.Now.

@@ -129,7 +129,7 @@ func TestNoReviewAgainstAPartialNodeList(t *testing.T) {
 	for nodes.seen.Load() < 2 {
 		time.Sleep(time.Millisecond) // the first node is in, the second stalled
 	}
-	validate := NewHandler(b.validate.checker, c, false, "pullsafe-system", nil)
+	validate := NewHandler(b.checker, c, false, "pullsafe-system", nil)
 	p := pod("team-a", b.open.Host+"/arm/app:v1")
 	p.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
 	review := func() admission.Response {

@@ -21,27 +21,23 @@ import (
 // Handler reviews admissions. The same type serves the validating webhook
 // (decisions, warnings) and the mutating one (digest pins only).
 type Handler struct {
-	checker  *policy.Checker
+	live     *LiveConfig // read once per review
 	cluster  Cluster
 	mutating bool
-	// excluded namespaces are allowed untouched, whatever the webhook
-	// configuration's namespaceSelector says.
-	excluded map[string]bool
 	metrics  *Metrics
 }
 
-// NewHandler returns a validating (mutating=false) or mutating handler.
-// ownNamespace is never intercepted, nor are kube-system, kube-node-lease
-// and the config's namespaces.exclude.
+// NewHandler returns a validating (mutating=false) or mutating handler with
+// a fixed config. ownNamespace is never intercepted, nor are kube-system,
+// kube-node-lease and the config's namespaces.exclude.
 func NewHandler(checker *policy.Checker, cluster Cluster, mutating bool, ownNamespace string, m *Metrics) *Handler {
-	ex := map[string]bool{"kube-system": true, "kube-node-lease": true}
-	if ownNamespace != "" {
-		ex[ownNamespace] = true
-	}
-	for _, n := range checker.Config().Namespaces.Exclude {
-		ex[n] = true
-	}
-	return &Handler{checker: checker, cluster: cluster, mutating: mutating, excluded: ex, metrics: m}
+	return NewLiveHandler(NewLiveConfig(NewSnapshot(checker, ownNamespace)), cluster, mutating, m)
+}
+
+// NewLiveHandler returns a handler that reviews each request with live's
+// snapshot at the request's start, so a reload applies from the next review.
+func NewLiveHandler(live *LiveConfig, cluster Cluster, mutating bool, m *Metrics) *Handler {
+	return &Handler{live: live, cluster: cluster, mutating: mutating, metrics: m}
 }
 
 var _ admission.Handler = (*Handler)(nil)
@@ -75,8 +71,9 @@ func failOpen(why string) admission.Response {
 }
 
 func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, policy.Decision) {
+	snap, reloadWarning := h.live.Load()
 	allow := admission.Allowed("")
-	if h.excluded[req.Namespace] {
+	if snap.excluded(req.Namespace) {
 		return allow, policy.DecisionAllow
 	}
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
@@ -86,7 +83,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if req.SubResource != "" && !(kind == "Pod" && req.SubResource == "ephemeralcontainers") {
 		return allow, policy.DecisionAllow // e.g. pods/status, deployments/scale
 	}
-	gk, custom := schema.GroupKind{Group: req.Kind.Group, Kind: kind}, h.checker.Config().Workloads
+	gk, custom := schema.GroupKind{Group: req.Kind.Group, Kind: kind}, snap.Config().Workloads
 	w, err := policy.ExtractWorkload(gk, req.Object.Raw, custom...)
 	if err != nil {
 		return failOpen(fmt.Sprintf("cannot decode the %s: %v", kind, err)), policy.DecisionWarn
@@ -106,21 +103,24 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if len(containers) == 0 {
 		return allow, policy.DecisionAllow
 	}
-	in, warn, err := h.input(ctx, w, containers)
+	in, warn, err := h.input(ctx, snap.Config(), w, containers)
 	if err != nil {
 		return failOpen(err.Error()), policy.DecisionWarn
 	}
-	v := h.checker.Check(ctx, in)
+	v := snap.Checker.Check(ctx, in)
 	if h.mutating {
 		return h.pinResponse(v), policy.DecisionAllow
 	}
 	h.metrics.recordFindings(kind, v.Findings)
-	return validateResponse(v, warn), v.Decision()
+	resp := validateResponse(v, warn)
+	if reloadWarning != "" {
+		resp.Warnings = append(resp.Warnings, reloadWarning)
+	}
+	return resp, v.Decision()
 }
 
 // input gathers what the policy needs: namespace settings, credentials, nodes.
-func (h *Handler) input(ctx context.Context, w *policy.Workload, containers []policy.Container) (policy.Input, []string, error) {
-	cfg := h.checker.Config()
+func (h *Handler) input(ctx context.Context, cfg *policy.Config, w *policy.Workload, containers []policy.Container) (policy.Input, []string, error) {
 	labels, err := h.cluster.NamespaceLabels(ctx, w.Namespace)
 	if err != nil {
 		return policy.Input{}, nil, fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)

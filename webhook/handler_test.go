@@ -37,6 +37,7 @@ type bed struct {
 	validate      *Handler
 	mutate        *Handler
 	cluster       *ClientCluster
+	checker       *policy.Checker
 }
 
 type bedOpt func(cfg *policy.Config, objs *[]client.Object)
@@ -85,6 +86,7 @@ func newBed(t testing.TB, opts ...bedOpt) *bed {
 	b.cluster = NewClientCluster(c, c)
 	track(b.cluster, objs)
 	checker := policy.NewChecker(cfg, res)
+	b.checker = checker
 	b.validate = NewHandler(checker, b.cluster, false, "pullsafe-system", nil)
 	b.mutate = NewHandler(checker, b.cluster, true, "pullsafe-system", nil)
 	return b
@@ -314,7 +316,7 @@ func (panicking) NamespaceLabels(context.Context, string) (map[string]string, er
 
 func TestPanicIsAllowedWithWarning(t *testing.T) {
 	b := newBed(t)
-	h := NewHandler(b.validate.checker, panicking{b.cluster}, false, "", nil)
+	h := NewHandler(b.checker, panicking{b.cluster}, false, "", nil)
 	resp := h.Handle(context.Background(), request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.2"), nil, ""))
 	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "boom") {
 		t.Errorf("response = %+v", resp.AdmissionResponse)
@@ -481,7 +483,7 @@ func (hostileErrors) Secret(context.Context, string, string) (*corev1.Secret, er
 // warning, so it is sanitized like them.
 func TestFailOpenWarningIsSanitized(t *testing.T) {
 	b := newBed(t)
-	h := NewHandler(b.validate.checker, hostileErrors{b.cluster}, false, "", nil)
+	h := NewHandler(b.checker, hostileErrors{b.cluster}, false, "", nil)
 	p := pod("team-a", b.open.Host+"/team/api:v1.4.2")
 	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
 	resp := h.Handle(context.Background(), request(t, admissionv1.Create, p, nil, ""))

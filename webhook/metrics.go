@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -10,6 +12,10 @@ import (
 type Metrics struct {
 	reviews  *prometheus.CounterVec
 	findings *prometheus.CounterVec
+	// Config reloads, named as Prometheus names its own.
+	reloads        *prometheus.CounterVec
+	reloadOK       prometheus.Gauge
+	reloadOKSecond prometheus.Gauge
 }
 
 // NewMetrics registers the admission metrics with reg.
@@ -23,8 +29,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "pullsafe_decisions_total",
 			Help: "Rule findings by rule, effective action (deny/warn) and object kind.",
 		}, []string{"rule", "action", "kind"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pullsafe_config_reloads_total",
+			Help: "Attempts to apply a changed --config file, by result (success/failure).",
+		}, []string{"result"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pullsafe_config_last_reload_successful",
+			Help: "1 while the --config file in effect is the newest one; 0 while a newer one is invalid and the old one is kept.",
+		}),
+		reloadOKSecond: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pullsafe_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time the config in effect was loaded.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.reviews, m.findings} {
+	for _, c := range []prometheus.Collector{m.reviews, m.findings, m.reloads, m.reloadOK, m.reloadOKSecond} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -50,4 +68,26 @@ func (m *Metrics) recordFindings(kind string, fs []policy.Finding) {
 	for _, f := range fs {
 		m.findings.WithLabelValues(string(f.Rule), string(f.Action), kind).Inc()
 	}
+}
+
+// loaded records the config in effect: at start (counted as no reload) or
+// after a reload.
+func (m *Metrics) loaded(at time.Time, reloaded bool) {
+	if m == nil {
+		return
+	}
+	if reloaded {
+		m.reloads.WithLabelValues("success").Inc()
+	}
+	m.reloadOK.Set(1)
+	m.reloadOKSecond.Set(float64(at.Unix()))
+}
+
+// reloadFailed records a changed file that was not applied.
+func (m *Metrics) reloadFailed() {
+	if m == nil {
+		return
+	}
+	m.reloads.WithLabelValues("failure").Inc()
+	m.reloadOK.Set(0)
 }

@@ -19,7 +19,7 @@ func TestMetricsAndDecisionLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(b.validate.checker, b.cluster, false, "", m)
+	h := NewHandler(b.checker, b.cluster, false, "", m)
 	var logged []string
 	ctx := log.IntoContext(context.Background(), funcr.New(func(prefix, args string) { logged = append(logged, args) }, funcr.Options{Verbosity: 1}))
 	h.Handle(ctx, request(t, admissionv1.Create, pod("team-a", b.open.Host+"/team/api:v1.4.2"), nil, ""))

@@ -21,6 +21,12 @@ const (
 	MutatePath   = "/mutate"
 )
 
+// Names of the webhooks pullsafe owns in its two configurations.
+const (
+	ValidatingWebhookName = "validate.pullsafe.io"
+	MutatingWebhookName   = "pin.pullsafe.io"
+)
+
 // Registration describes the two webhook configurations pullsafe needs.
 type Registration struct {
 	Name string // name of both configurations, e.g. "pullsafe"
@@ -37,6 +43,20 @@ type Registration struct {
 	// rules, and in the mutating one's with PinTemplates.
 	Workloads      []policy.WorkloadKind
 	TimeoutSeconds int32
+}
+
+// RegistrationFor is what cfg asks of the webhook configurations: which
+// kinds each webhook sees and which namespaces never reach pullsafe. name
+// names both configurations; ownNamespace is always excluded. The caller
+// adds the client config (URL or Service, CABundle). The manifests, the
+// out-of-cluster registration and the in-cluster reconciler all start here.
+func RegistrationFor(cfg *policy.Config, name, ownNamespace string) Registration {
+	var exclude []string
+	if ownNamespace != "" {
+		exclude = append(exclude, ownNamespace)
+	}
+	return Registration{Name: name, Exclude: append(exclude, cfg.Namespaces.Exclude...), PinTemplates: cfg.Pin.Templates,
+		Workloads: cfg.Workloads}
 }
 
 // podRules are the Pod operations both webhooks see.
@@ -75,7 +95,10 @@ func customRules(ks []policy.WorkloadKind) []admissionregv1.RuleWithOperations {
 
 // Configurations builds the validating and mutating configurations.
 func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfiguration, *admissionregv1.MutatingWebhookConfiguration) {
-	excluded := map[string]bool{"kube-system": true, "kube-node-lease": true}
+	excluded := map[string]bool{}
+	for _, n := range policy.AlwaysExcluded {
+		excluded[n] = true
+	}
 	for _, n := range r.Exclude {
 		excluded[n] = true
 	}
@@ -109,7 +132,7 @@ func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfigu
 	v := &admissionregv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Labels: map[string]string{"app.kubernetes.io/name": "pullsafe"}},
 		Webhooks: []admissionregv1.ValidatingWebhook{{
-			Name: "validate.pullsafe.io", ClientConfig: cc(ValidatePath), Rules: all,
+			Name: ValidatingWebhookName, ClientConfig: cc(ValidatePath), Rules: all,
 			FailurePolicy: fp, MatchPolicy: mp, SideEffects: se, NamespaceSelector: selector,
 			TimeoutSeconds: ptr.To(timeout), AdmissionReviewVersions: []string{"v1"},
 		}},
@@ -122,7 +145,7 @@ func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfigu
 	m := &admissionregv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: r.Name, Labels: map[string]string{"app.kubernetes.io/name": "pullsafe"}},
 		Webhooks: []admissionregv1.MutatingWebhook{{
-			Name: "pin.pullsafe.io", ClientConfig: cc(MutatePath), Rules: mutRules,
+			Name: MutatingWebhookName, ClientConfig: cc(MutatePath), Rules: mutRules,
 			FailurePolicy: fp, MatchPolicy: mp, SideEffects: se, NamespaceSelector: selector.DeepCopy(),
 			TimeoutSeconds: ptr.To(timeout), AdmissionReviewVersions: []string{"v1"},
 			ReinvocationPolicy: ptr.To(admissionregv1.IfNeededReinvocationPolicy),

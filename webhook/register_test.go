@@ -16,9 +16,13 @@ import (
 	"github.com/pullsafe/pullsafe/test/golden"
 )
 
-// inCluster is the registration the manifests install.
-var inCluster = Registration{Name: "pullsafe", Exclude: []string{"pullsafe-system"},
-	Service: &admissionregv1.ServiceReference{Namespace: "pullsafe-system", Name: "pullsafe", Port: ptr.To[int32](443)}}
+// inCluster is the registration the manifests install: the default
+// config's, called through the Service.
+var inCluster = func() Registration {
+	r := RegistrationFor(policy.DefaultConfig(), "pullsafe", "pullsafe-system")
+	r.Service = &admissionregv1.ServiceReference{Namespace: "pullsafe-system", Name: "pullsafe", Port: ptr.To[int32](443)}
+	return r
+}()
 
 // TestManifestWebhookConfigurationsAreGenerated keeps
 // manifests/base/webhookconfigurations.yaml equal to what Registration

@@ -32,7 +32,10 @@ import (
 
 // ServerOptions configure `pullsafe serve`.
 type ServerOptions struct {
-	Config     *policy.Config
+	Config *policy.Config
+	// ConfigFile, when set, is where Config was read from: it is watched
+	// and reloaded on change (a ConfigMap volume's symlink swap included).
+	ConfigFile string
 	RestConfig *rest.Config
 	Host       string // bind address of the webhook server
 	Port       int
@@ -125,35 +128,77 @@ func UserAgent(version string) string {
 // Serve runs the webhook until ctx ends, then drains: readiness fails at
 // once, requests are still served for ShutdownDelay (the API server and
 // Service endpoints take a moment to stop sending), then it stops.
+// Options → Validate → setup → start, as pod-security-admission's server.
 func Serve(ctx context.Context, o ServerOptions) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	log := ctrl.Log.WithName("serve")
-	var caBundle []byte
+	s, err := setup(ctx, o)
+	if err != nil {
+		return err
+	}
+	return s.start(ctx)
+}
+
+// server is `pullsafe serve` wired up, before it starts.
+type server struct {
+	o        ServerOptions
+	mgr      manager.Manager
+	direct   client.Client // uncached: webhook configurations, the certificate Secret
+	live     *LiveConfig
+	caBundle []byte // out of cluster: the self-signed CA to register
+	draining atomic.Bool
+}
+
+// setup builds everything Serve runs; nothing serves yet.
+func setup(ctx context.Context, o ServerOptions) (*server, error) {
+	s := &server{o: o}
+	var err error
 	if o.WebhookURL != "" {
-		var err error
-		if caBundle, err = selfSign(o); err != nil {
-			return err
+		if s.caBundle, err = selfSign(o); err != nil {
+			return nil, err
 		}
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
+		return nil, err
+	}
+	if s.direct, err = client.New(o.RestConfig, client.Options{Scheme: scheme}); err != nil {
+		return nil, err
 	}
 	var cm *certs.Manager
 	if o.CertSecret != "" {
 		// The server cannot start without a certificate on disk, so the
 		// first one is made (or adopted from another replica) before it.
-		direct, err := client.New(o.RestConfig, client.Options{Scheme: scheme})
-		if err != nil {
-			return err
-		}
-		cm = o.certManager(direct)
+		cm = o.certManager(s.direct)
 		if _, err := cm.EnsureServing(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	if s.mgr, err = o.newManager(scheme); err != nil {
+		return nil, err
+	}
+	m, err := NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setupPolicy(m); err != nil {
+		return nil, err
+	}
+	if err := s.setupHandlers(ctx, m); err != nil {
+		return nil, err
+	}
+	if cm != nil {
+		if err := s.mgr.Add(manager.RunnableFunc(cm.Run)); err != nil {
+			return nil, err
+		}
+	}
+	return s, s.mgr.Add(manager.RunnableFunc(s.keepWebhookConfigurations))
+}
+
+// newManager is the controller-runtime manager: webhook, metrics and
+// health servers, caches.
+func (o ServerOptions) newManager(scheme *runtime.Scheme) (manager.Manager, error) {
 	mgr, err := ctrl.NewManager(o.RestConfig, manager.Options{
 		Scheme:                  scheme,
 		Cache:                   CacheOptions(),
@@ -163,65 +208,76 @@ func Serve(ctx context.Context, o ServerOptions) error {
 		GracefulShutdownTimeout: ptr.To(o.ShutdownDelay + 10*time.Second),
 	})
 	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
+		return nil, fmt.Errorf("creating manager: %w", err)
 	}
-	res, err := NewResolver(o.Config, ctrlmetrics.Registry, registry.WithUserAgent(UserAgent(o.Version)))
-	if err != nil {
-		return err
-	}
-	m, err := NewMetrics(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
-	checker := policy.NewChecker(o.Config, res)
-	cluster := NewClientCluster(mgr.GetClient(), mgr.GetAPIReader())
-	srv := mgr.GetWebhookServer()
-	srv.Register(ValidatePath, WithRequestDeadline(&admission.Webhook{Handler: NewHandler(checker, cluster, false, o.Namespace, m)}))
-	srv.Register(MutatePath, WithRequestDeadline(&admission.Webhook{Handler: NewHandler(checker, cluster, true, o.Namespace, m)}))
+	return mgr, nil
+}
 
+// snapshotBuilder builds resolvers that register their metrics with reg
+// once: a rebuilt one records into its predecessor's series.
+func (o ServerOptions) snapshotBuilder(reg ctrlmetrics.RegistererGatherer) SnapshotBuilder {
+	return SnapshotBuilder{OwnNamespace: o.Namespace, NewResolver: func(cfg *policy.Config, prev *registry.Resolver) (*registry.Resolver, error) {
+		ua := registry.WithUserAgent(UserAgent(o.Version))
+		if prev != nil {
+			return NewResolver(cfg, nil, ua, registry.WithMetricsOf(prev))
+		}
+		return NewResolver(cfg, reg, ua)
+	}}
+}
+
+// setupPolicy loads the first snapshot and, with a config file, the
+// reloader that follows it.
+func (s *server) setupPolicy(m *Metrics) error {
+	build := s.o.snapshotBuilder(ctrlmetrics.Registry).Build
+	first, err := build(s.o.Config, nil)
+	if err != nil {
+		return err
+	}
+	s.live = NewLiveConfig(first)
+	m.loaded(first.Loaded, false)
+	if s.o.ConfigFile == "" {
+		return nil
+	}
+	return s.mgr.Add(manager.RunnableFunc(NewReloader(s.o.ConfigFile, s.live, build, m).Run))
+}
+
+// setupHandlers registers both webhooks, the informers they read and the
+// health checks.
+func (s *server) setupHandlers(ctx context.Context, m *Metrics) error {
+	cluster := NewClientCluster(s.mgr.GetClient(), s.mgr.GetAPIReader())
+	srv := s.mgr.GetWebhookServer()
+	srv.Register(ValidatePath, WithRequestDeadline(&admission.Webhook{Handler: NewLiveHandler(s.live, cluster, false, m)}))
+	srv.Register(MutatePath, WithRequestDeadline(&admission.Webhook{Handler: NewLiveHandler(s.live, cluster, true, m)}))
 	// Node and namespace snapshots from informers; readiness waits on their sync.
-	if err := cluster.TrackInformers(ctx, mgr.GetCache()); err != nil {
+	if err := cluster.TrackInformers(ctx, s.mgr.GetCache()); err != nil {
 		return fmt.Errorf("node and namespace informers: %w", err)
 	}
-	var draining atomic.Bool
-	started := srv.StartedChecker()
-	if err := mgr.AddReadyzCheck("webhook", readiness(&draining, started, cluster)); err != nil {
+	if err := s.mgr.AddReadyzCheck("webhook", readiness(&s.draining, srv.StartedChecker(), cluster)); err != nil {
 		return err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	reg := Registration{Name: o.ConfigName, URL: o.WebhookURL, CABundle: caBundle,
-		Exclude: append([]string{o.Namespace}, o.Config.Namespaces.Exclude...), PinTemplates: o.Config.Pin.Templates,
-		Workloads: o.Config.Workloads}
-	if cm != nil {
-		if err := mgr.Add(manager.RunnableFunc(cm.Run)); err != nil {
-			return err
-		}
-	}
-	if o.WebhookURL != "" {
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			return registerWhenReady(ctx, mgr.GetClient(), reg, started)
-		})); err != nil {
-			return err
-		}
-	}
+	return s.mgr.AddHealthzCheck("ping", healthz.Ping)
+}
 
+// start runs everything until ctx ends, then drains and stops.
+func (s *server) start(ctx context.Context) error {
+	log := ctrl.Log.WithName("serve")
 	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	go func() {
 		<-ctx.Done()
-		draining.Store(true)
-		log.Info("draining before shutdown", "delay", o.ShutdownDelay)
-		time.Sleep(o.ShutdownDelay)
+		s.draining.Store(true)
+		log.Info("draining before shutdown", "delay", s.o.ShutdownDelay)
+		time.Sleep(s.o.ShutdownDelay)
 		stop()
 	}()
-	log.Info("starting", "port", o.Port, "mode", o.Config.Mode, "webhookURL", o.WebhookURL)
-	err = mgr.Start(mctx)
-	if o.WebhookURL != "" && o.Unregister {
+	snap, _ := s.live.Load()
+	log.Info("starting", "port", s.o.Port, "mode", snap.Config().Mode, "webhookURL", s.o.WebhookURL, "config", s.o.ConfigFile)
+	err := s.mgr.Start(mctx)
+	if s.o.WebhookURL != "" && s.o.Unregister {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if derr := reg.Delete(dctx, mgr.GetClient()); derr != nil {
+		snap, _ := s.live.Load()
+		if derr := s.registration(snap.Config()).Delete(dctx, s.direct); derr != nil {
 			log.Error(derr, "removing webhook configurations")
 		}
 	}
@@ -244,26 +300,6 @@ func readiness(draining *atomic.Bool, started healthz.Checker, cluster interface
 		}
 		return nil
 	}
-}
-
-// registerWhenReady registers the configurations once the server serves TLS:
-// registered earlier, the API server would call a closed port.
-func registerWhenReady(ctx context.Context, c client.Client, reg Registration, started healthz.Checker) error {
-	log := ctrl.Log.WithName("register")
-	probe, _ := http.NewRequest(http.MethodGet, "/", nil)
-	for started(probe) != nil {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	if err := reg.Apply(ctx, c); err != nil {
-		return err
-	}
-	log.Info("registered webhook configurations", "name", reg.Name, "url", reg.URL)
-	<-ctx.Done()
-	return nil
 }
 
 // selfSign writes a fresh CA-signed certificate for the webhook URL's host

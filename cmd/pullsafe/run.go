@@ -67,12 +67,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var (
 		o          webhook.ServerOptions
-		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config); default: built-in defaults (mode warn)")
+		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config), reloaded when it changes; default: built-in defaults (mode warn)")
 		kube       kubeFlags // default: in-cluster, else as kubectl
 	)
 	kube.bind(fs, "in-cluster when $KUBECONFIG is unset and pullsafe runs in a pod, else as kubectl: $KUBECONFIG's files, else ~/.kube/config")
 	fs.StringVar(&o.Host, "bind-address", "", "address the webhook server listens on (default all)")
-	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS)")
+	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS); with --webhook-url and no --port, the URL's port")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with tls.crt and tls.key, reloaded when they change\n(default: /tmp/k8s-webhook-server/serving-certs; with --webhook-url a fresh temporary directory)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Prometheus metrics address (\"0\" disables)")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", "/healthz and /readyz address (\"0\" disables)")
@@ -92,6 +92,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zo)))
+	if err := listenOnURLPort(fs, &o); err != nil {
+		return usageError{err}
+	}
 	if o.ConfigName == "" {
 		o.ConfigName = "pullsafe"
 		if o.WebhookURL != "" {
@@ -102,7 +105,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	o.Config = cfg
+	o.Config, o.ConfigFile = cfg, *configFile
 	o.Version = version
 	if o.RestConfig, err = serveConfig(kube, clientcmd.NewDefaultClientConfigLoadingRules(), rest.InClusterConfig); err != nil {
 		return err

@@ -235,14 +235,20 @@ func (b *Bed) StartPullsafe(ctx context.Context) error {
 		return err
 	}
 	// Ready means serving; wait for the registration it then makes.
+	return b.WaitRegistered(ctx, DevWebhookConfig)
+}
+
+// WaitRegistered waits up to 30s for an out-of-cluster pullsafe, ready
+// already, to register its webhook configurations named name.
+func (b *Bed) WaitRegistered(ctx context.Context, name string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, DevWebhookConfig, metav1.GetOptions{})
+		_, err := b.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pullsafe never registered its webhook configurations: %w", err)
+			return fmt.Errorf("pullsafe never registered its webhook configurations %s: %w", name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -187,7 +188,9 @@ func checkSafety(t *testing.T, overlay string, objs []*unstructured.Unstructured
 // TestInClusterCertificatesTwoReplicasRace starts two `pullsafe serve`
 // processes in in-cluster certificate mode at the same moment: one CA wins,
 // both serve a certificate from the same Secret, and both webhook
-// configurations carry that CA.
+// configurations carry that CA. Meanwhile both replicas bring the
+// configurations' namespaceSelector in line with the config (its own
+// namespace excluded) without undoing the injected caBundle.
 func TestInClusterCertificatesTwoReplicasRace(t *testing.T) {
 	ctx := context.Background()
 	const ns, name = "pullsafe-certs-e2e", "pullsafe-incluster"
@@ -195,7 +198,8 @@ func TestInClusterCertificatesTwoReplicasRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Configurations as the manifests create them, but selecting no
-	// namespace: the API server never calls this Service during the test.
+	// namespace until pullsafe reconciles them (it owns the selector; the
+	// Service it then names does not exist, and failurePolicy is Ignore).
 	reg := webhook.Registration{Name: name, Service: &admissionregv1.ServiceReference{Namespace: ns, Name: "pullsafe", Port: ptr.To[int32](443)}}
 	kc, err := client.New(b.RestConfig(), client.Options{})
 	if err != nil {
@@ -243,16 +247,19 @@ func TestInClusterCertificatesTwoReplicasRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca := secret.Data["ca.crt"]
+	wantSel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name",
+		Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-node-lease", "kube-system", ns}}}}
 	// Injection runs right after start-up; allow it a moment.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		vc, err1 := b.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 		mc, err2 := b.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
-		if err1 == nil && err2 == nil && bytes.Equal(vc.Webhooks[0].ClientConfig.CABundle, ca) && bytes.Equal(mc.Webhooks[0].ClientConfig.CABundle, ca) {
+		if err1 == nil && err2 == nil && bytes.Equal(vc.Webhooks[0].ClientConfig.CABundle, ca) && bytes.Equal(mc.Webhooks[0].ClientConfig.CABundle, ca) &&
+			equality.Semantic.DeepEqual(vc.Webhooks[0].NamespaceSelector, wantSel) && equality.Semantic.DeepEqual(mc.Webhooks[0].NamespaceSelector, wantSel) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("caBundle of the Secret's CA not injected into both configurations")
+			t.Fatalf("want both configurations with the Secret's CA and the selector %v; got %v, %v", wantSel, vc, mc)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -130,3 +130,29 @@ func TestConfigDurationsRoundTrip(t *testing.T) {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }
+
+// TestModeOffUnquoted: `mode: off` unquoted is YAML 1.1's false to
+// sigs.k8s.io/yaml; it must mean off (the README's spelling), and `on` (true)
+// must stay an error, not some mode.
+func TestModeOffUnquoted(t *testing.T) {
+	for _, tt := range []struct {
+		yaml    string
+		want    Mode
+		wantErr bool
+	}{
+		{"mode: off", ModeOff, false},
+		{`mode: "off"`, ModeOff, false},
+		{"mode: Off", ModeOff, false},
+		{"mode: on", "", true},
+		{"mode: 1", "", true},
+	} {
+		cfg, err := ParseConfig([]byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\n" + tt.yaml + "\n"))
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%s: err = %v, want error %v", tt.yaml, err, tt.wantErr)
+			continue
+		}
+		if err == nil && cfg.Mode != tt.want {
+			t.Errorf("%s: mode %q, want %q", tt.yaml, cfg.Mode, tt.want)
+		}
+	}
+}

@@ -5,6 +5,8 @@
 package policy
 
 import (
+	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 )
@@ -77,6 +79,24 @@ const (
 	ModeWarn    Mode = "warn"
 	ModeOff     Mode = "off"
 )
+
+// UnmarshalJSON accepts the YAML 1.1 boolean false as "off": the config is
+// read with sigs.k8s.io/yaml, which follows YAML 1.1, so an unquoted
+// `mode: off` arrives as false. Refusing it would make the README's own
+// spelling fail at start-up; true (from `on`/`yes`) is no mode and stays an
+// error.
+func (m *Mode) UnmarshalJSON(b []byte) error {
+	if string(b) == "false" {
+		*m = ModeOff
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("mode: %s is not one of enforce, warn, off", b)
+	}
+	*m = Mode(s)
+	return nil
+}
 
 func (m Mode) valid() bool { return m == ModeEnforce || m == ModeWarn || m == ModeOff }
 

@@ -111,8 +111,7 @@ func TestVolumeFindingsNameTheVolume(t *testing.T) {
 	}
 	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers,
 		Mode: ModeEnforce, Pin: PinAll(), Nodes: []Node{node("n1", "amd64")}})
-	// Lookups run concurrently: the order they reach the resolver is not the
-	// order of the spec.
+	// Lookups run concurrently: the order they were asked in is not defined.
 	if d := cmp.Diff([]string{"reg.example/models:v2", "reg.example/models:v3"}, res.asked.images, cmpopts.SortSlices(func(a, b string) bool { return a < b })); d != "" {
 		t.Errorf("looked up (-want +got; pullPolicy Never is never looked up):\n%s", d)
 	}

@@ -276,13 +276,18 @@ func ChangedImages(w, old *Workload) []Container {
 	if old == nil {
 		return w.Containers
 	}
-	before := map[string]Container{}
+	// Keyed by image too: a configured kind has no API validation, so a
+	// name may repeat, and an image the old object already had under that
+	// name is not new whichever entry held it.
+	type key struct{ list, name, image string }
+	contacted := map[key]bool{}
 	for _, c := range old.Containers {
-		before[c.List+"/"+c.Name] = c
+		k := key{c.List, c.Name, c.Image}
+		contacted[k] = contacted[k] || Contacts(c)
 	}
 	var out []Container
 	for _, c := range w.Containers {
-		if b, ok := before[c.List+"/"+c.Name]; !ok || b.Image != c.Image || (!Contacts(b) && Contacts(c)) {
+		if before, ok := contacted[key{c.List, c.Name, c.Image}]; !ok || (!before && Contacts(c)) {
 			out = append(out, c)
 		}
 	}

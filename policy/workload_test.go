@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -112,4 +113,43 @@ func FuzzExtractWorkload(f *testing.F) {
 var fuzzWorkloads = []WorkloadKind{
 	{APIGroup: "argoproj.io", Kind: "Rollout", Resource: "rollouts", PodTemplatePath: "spec.template"},
 	{APIGroup: "example.com", Kind: "Runner", Resource: "runners", PodSpecPath: "spec.runner.pod"},
+}
+
+// TestChangedImagesDuplicateNames: a configured kind has no API validation,
+// so its template may repeat a volume's (or container's) name. An update
+// that changes no image must look nothing up: an image already there is
+// never a reason to refuse an unrelated change.
+func TestChangedImagesDuplicateNames(t *testing.T) {
+	gk := schema.GroupKind{Group: "argoproj.io", Kind: "Rollout"}
+	obj := func(labels, vols, ctrs string) []byte {
+		return []byte(`{"metadata":{"labels":{` + labels + `}},"spec":{"template":{"spec":{"containers":[` + ctrs + `],"volumes":[` + vols + `]}}}}`)
+	}
+	a := `{"name":"v","image":{"reference":"a:1"}}`
+	b := `{"name":"v","image":{"reference":"b:1"}}`
+	ca, cb := `{"name":"c","image":"a:1"}`, `{"name":"c","image":"b:1"}`
+	for _, tc := range []struct {
+		name     string
+		old, cur []byte
+		want     []string
+	}{
+		{"unchanged", obj(``, a+","+b, ca+","+cb), obj(`"x":"y"`, a+","+b, ca+","+cb), nil},
+		{"swapped", obj(``, a+","+b, ca+","+cb), obj(``, b+","+a, cb+","+ca), nil},
+		{"one new", obj(``, a+","+a, ``), obj(``, a+","+b, ``), []string{"b:1"}},
+	} {
+		old, err := ExtractWorkload(gk, tc.old, fuzzWorkloads...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := ExtractWorkload(gk, tc.cur, fuzzWorkloads...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range ChangedImages(cur, old) {
+			got = append(got, c.Image)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: changed (-want +got):\n%s", tc.name, diff)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
+	kjson "sigs.k8s.io/json"
 )
 
 // WorkloadKind is one entry of the config's `workloads`: a kind beyond the
@@ -186,14 +187,17 @@ func extractCustom(k WorkloadKind, raw []byte) (*Workload, *podSpec, string, err
 	if found == nil {
 		return w, nil, "", nil
 	}
+	// Case-sensitive, as the kind's controller decodes it (every
+	// Kubernetes client does): a CRD that preserves unknown fields keeps
+	// "Containers" as written, and no Pod ever gets what is under it.
 	spec := &podSpec{}
 	if isTemplate {
 		var t template
-		err = json.Unmarshal(found, &t)
+		err = kjson.UnmarshalCaseSensitivePreserveInts(found, &t)
 		spec = t.Spec
 		path = append(path, "spec")
 	} else {
-		err = json.Unmarshal(found, spec)
+		err = kjson.UnmarshalCaseSensitivePreserveInts(found, spec)
 	}
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("decoding %s at %s: %w", k.Kind, strings.Join(path, "."), err)

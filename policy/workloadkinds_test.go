@@ -336,3 +336,35 @@ func TestREADMEWorkloadsExampleParses(t *testing.T) {
 		t.Errorf("README example kinds (-want +got):\n%s", diff)
 	}
 }
+
+// TestExtractCustomIsCaseSensitive: a CRD that preserves unknown fields
+// (Argo Rollouts' template does) keeps "Containers" as written, and its
+// controller decodes case-sensitively as every Kubernetes client does
+// (sigs.k8s.io/json): an image under a misspelt key is never pulled, so it
+// is never refused, and never hides the one under the right key.
+func TestExtractCustomIsCaseSensitive(t *testing.T) {
+	gk := schema.GroupKind{Group: "argoproj.io", Kind: "Rollout"}
+	ks := []WorkloadKind{{APIGroup: "argoproj.io", Kind: "Rollout", Resource: "rollouts", PodTemplatePath: "spec.template"}}
+	for _, tc := range []struct {
+		raw  string
+		want []string
+	}{
+		{`{"spec":{"template":{"spec":{"Containers":[{"name":"c","image":"never:1"}]}}}}`, nil},
+		{`{"spec":{"template":{"Spec":{"containers":[{"name":"c","image":"never:1"}]}}}}`, nil},
+		{`{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"real:1"}],"Containers":[{"name":"c","image":"never:1"}]}}}}`, []string{"real:1"}},
+		{`{"spec":{"template":{"spec":{"containers":[{"name":"c","Image":"never:1","image":"real:1","IMAGE":"never:2"}]}}}}`, []string{"real:1"}},
+		{`{"spec":{"template":{"spec":{"volumes":[{"name":"v","image":{"Reference":"never:1"}}]}}}}`, nil},
+	} {
+		w, err := ExtractWorkload(gk, []byte(tc.raw), ks...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.raw, err)
+		}
+		var got []string
+		for _, c := range w.Containers {
+			got = append(got, c.Image)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: images (-want +got):\n%s", tc.raw, diff)
+		}
+	}
+}

@@ -122,6 +122,9 @@ type checked struct {
 	// skipped says why the object was not checked (an excluded namespace,
 	// mode off): the webhook would admit it untouched.
 	skipped string
+	// undecodable: an object of a configured kind whose pod template
+	// could not be read; the webhook admits it with this warning.
+	undecodable string
 }
 
 func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -192,6 +195,17 @@ func checkAll(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	var todo []checked
 	for _, m := range ms {
 		w, err := policy.ExtractWorkload(m.GroupKind(), m.JSON, checker.Config().Workloads...)
+		if err != nil && !policy.Checked(m.GroupKind()) {
+			// A configured kind's object this config does not fit (another
+			// version's shape): the API server stores it and the webhook
+			// admits it unchecked with a warning (its failOpen); so does check.
+			c := undecodable(m, err)
+			if c.w.Namespace == "" {
+				c.w.Namespace = o.namespace
+			}
+			todo = append(todo, c)
+			continue
+		}
 		if err != nil {
 			return nil, usageError{fmt.Errorf("%s: %w", m.Where(), err)}
 		}
@@ -250,6 +264,10 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	}
 	s := cfg.Settings(labels, w.Template)
 	s.Problems = append(notes, s.Problems...)
+	if r.undecodable != "" && s.Mode != policy.ModeOff {
+		r.v = &policy.Verdict{Object: w.Object(), Mode: s.Mode, Notes: append([]string{r.undecodable}, s.Problems...)}
+		return nil
+	}
 	if s.Mode == policy.ModeOff {
 		switch {
 		case labels[policy.LabelMode] == string(policy.ModeOff):
@@ -537,4 +555,18 @@ func (c *inputCluster) Nodes(ctx context.Context) ([]policy.Node, error) {
 		return c.live.Nodes(ctx)
 	}
 	return nil, nil
+}
+
+// undecodable is an object of a configured kind whose pod template could not
+// be read, named by its metadata, with the webhook's warning.
+func undecodable(m policy.Manifest, err error) checked {
+	var obj struct {
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	_ = json.Unmarshal(m.JSON, &obj) // best effort: the name is for the report only
+	w := &policy.Workload{Kind: m.Kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace, Template: true}
+	return checked{m: m, w: w, undecodable: fmt.Sprintf("cannot decode the %s: %v; allowed unchecked", m.Kind, err)}
 }

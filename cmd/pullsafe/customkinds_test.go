@@ -99,3 +99,28 @@ func TestCheckAndWebhookAgreeOnCustomKinds(t *testing.T) {
 		t.Errorf("unexpected denial: %s", resp.Result.Message)
 	}
 }
+
+// TestCheckAllowsUndecodableCustomObject: a Widget whose template path
+// holds no object (another version's shape, a CRD this config does not
+// fit) is admitted by the webhook with a warning ("allowed unchecked");
+// check says the same and goes on with the other objects, not exit 2.
+func TestCheckAllowsUndecodableCustomObject(t *testing.T) {
+	b := newCheckBed(t)
+	cfgFile := filepath.Join(t.TempDir(), "pullsafe.yaml")
+	if err := os.WriteFile(cfgFile, []byte(widgets), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	odd := "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: odd, namespace: shop}\nspec: {template: blue-green}\n"
+	stdin := odd + "---\n" + widget("typo", b.open.Host+"/team/api:v1.4.2")
+	out, errOut, code := runCheck(t, stdin, "-f", "-", "--config", cfgFile)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (the typo denied, the odd one allowed)\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "shop/widget/odd: ") || !strings.Contains(out, "spec.template is a string, not an object") ||
+		!strings.Contains(out, "allowed unchecked") || !strings.Contains(out, "shop/widget/typo: DENY") {
+		t.Errorf("check output:\n%s%s", out, errOut)
+	}
+	if _, _, code := runCheck(t, odd, "-f", "-", "--config", cfgFile); code != 0 {
+		t.Errorf("the odd Widget alone: exit %d, want 0", code)
+	}
+}

@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +33,7 @@ func (s *server) registration(cfg *policy.Config) Registration {
 // registers them, once the server serves TLS.
 func (s *server) keepWebhookConfigurations(ctx context.Context) error {
 	log := ctrl.Log.WithName("webhookconfigurations")
+	var unserved []string
 	if s.o.WebhookURL != "" {
 		if err := s.registerWhenReady(ctx); err != nil || ctx.Err() != nil {
 			return err
@@ -47,6 +50,14 @@ func (s *server) keepWebhookConfigurations(ctx context.Context) error {
 			next = webhookRetry
 		case changed:
 			log.Info("webhook configurations follow the config", "name", reg.Name, "pinTemplates", reg.PinTemplates, "exclude", reg.Exclude)
+		}
+		// Repeated with the resync: a CRD installed after pullsafe is
+		// found then; the same problems are not logged again.
+		if problems := UnservedWorkloads(s.mgr.GetRESTMapper(), snap.Config().Workloads); !slices.Equal(problems, unserved) {
+			for _, p := range problems {
+				log.Error(errors.New(p), "config workloads: objects of this kind are not checked")
+			}
+			unserved = problems
 		}
 		select {
 		case <-ctx.Done():

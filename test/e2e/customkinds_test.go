@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
+	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/test/bed"
+	"github.com/pullsafe/pullsafe/webhook"
 )
 
 // widgetCRD is a Rollout-like custom resource: a pod template at
@@ -90,6 +96,23 @@ func TestCustomKindIsRefusedAtApply(t *testing.T) {
 	}
 	if err := b.Namespace(ctx, ns, nil); err != nil {
 		t.Fatal(err)
+	}
+	// The served-kind check against the real API server's discovery: the
+	// right entry is quiet, a resource typo and an unserved version are named.
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		mapper, err := apiutil.NewDynamicRESTMapper(b.RestConfig(), mustHTTPClient(t, b.RestConfig()))
+		if err != nil {
+			return false, err
+		}
+		right := policy.WorkloadKind{APIGroup: "example.com", Kind: "Widget", Resource: "widgets", APIVersions: []string{"v1"}, PodTemplatePath: "spec.template"}
+		typo, version, kind, group := right, right, right, right
+		typo.Resource, version.APIVersions, kind.Kind, group.APIGroup = "widget", []string{"v2"}, "Widgit", "example.org"
+		got := webhook.UnservedWorkloads(mapper, []policy.WorkloadKind{right, typo, version, kind, group})
+		t.Logf("served-kind check: %q", got)
+		return len(got) == 4 && strings.Contains(got[0], `served as resource "widgets", not "widget"`) && strings.Contains(got[1], "served versions [v1]") &&
+			strings.Contains(got[2], "(Widgit.example.com): the API server serves no such kind") && strings.Contains(got[3], "(Widget.example.org): the API server serves no such kind"), nil
+	}); err != nil {
+		t.Fatalf("UnservedWorkloads against the real API server: %v", err)
 	}
 
 	// A second pullsafe with the bed's policy plus the workloads section,
@@ -187,4 +210,13 @@ func TestCustomKindIsRefusedAtApply(t *testing.T) {
 			t.Errorf("pullsafe check lacks the webhook's line %q", line)
 		}
 	}
+}
+
+func mustHTTPClient(t *testing.T, cfg *rest.Config) *http.Client {
+	t.Helper()
+	c, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -158,6 +158,10 @@ func (r *Reloader) Reload(ctx context.Context) {
 		return
 	}
 	r.live.apply(next)
+	if cur.resolver != nil && next.resolver != cur.resolver {
+		// Reviews still using it finish; only its idle connections go.
+		cur.resolver.CloseIdleConnections()
+	}
 	r.m.loaded(next.Loaded, true)
 	log.Info("config reloaded", "mode", cfg.Mode, "resolverKept", next.resolver == cur.resolver)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/pullsafe/pullsafe/registry"
@@ -110,7 +111,8 @@ func TestVolumeFindingsNameTheVolume(t *testing.T) {
 	}
 	v := NewChecker(DefaultConfig(), res).Check(context.Background(), Input{Workload: w, Containers: w.Containers,
 		Mode: ModeEnforce, Pin: PinAll(), Nodes: []Node{node("n1", "amd64")}})
-	if d := cmp.Diff([]string{"reg.example/models:v2", "reg.example/models:v3"}, res.asked.images); d != "" {
+	// Looked up concurrently: in any order.
+	if d := cmp.Diff([]string{"reg.example/models:v2", "reg.example/models:v3"}, res.asked.images, cmpopts.SortSlices(func(a, b string) bool { return a < b })); d != "" {
 		t.Errorf("looked up (-want +got; pullPolicy Never is never looked up):\n%s", d)
 	}
 	msg := v.DenialMessage()

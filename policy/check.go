@@ -271,6 +271,18 @@ func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, 
 			return
 		}
 		cause, fix := diagnoseUnauthorized(in, ref, e)
+		if cr := in.Credentials; cr.ServiceAccountNotFound && len(cr.Referenced) == 0 && in.Workload != nil && in.Workload.Template {
+			// The API server admits a template whose service account does
+			// not exist; its Pods are made once it does, with its pull
+			// secrets, which pullsafe cannot know yet.
+			if words == "" {
+				words = "unauthorized"
+			}
+			f := out.add(ct, RuleUnauthorized, fmt.Sprintf("cannot verify: %s and service account %q does not exist yet; the pods are created only once it does, with its imagePullSecrets",
+				words, cr.ServiceAccount), fix)
+			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
+			return
+		}
 		find(RuleUnauthorized, cause, fix)
 	case e.Reason == registry.RateLimited:
 		find(RuleRateLimited, fmt.Sprintf("registry %s is rate limiting pulls (%s); pulls are likely to fail now", e.Registry, words),

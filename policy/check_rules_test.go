@@ -45,6 +45,7 @@ type fixture struct {
 	res     fakeResolver
 	want    Verdict  // Object and Mode are filled in
 	lookups []string // when set, exactly the images looked up
+	kind    string   // "Deployment": a pod template; default a Pod
 }
 
 func (f fixture) run(t *testing.T) {
@@ -60,6 +61,9 @@ func (f fixture) run(t *testing.T) {
 	ct := f.ct
 	ct.Name, ct.List, ct.Path = "app", "containers", "/spec/containers/0/image"
 	w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Spec: f.spec, Containers: []Container{ct}}
+	if f.kind != "" {
+		w.Kind, w.Template = f.kind, true
+	}
 	nodes := f.nodes
 	if nodes == nil {
 		nodes = []Node{node("n1", "amd64"), node("n2", "amd64")}
@@ -70,6 +74,9 @@ func (f fixture) run(t *testing.T) {
 		Pin: Pinning{On: f.pin, Fix: f.pinFix}, Credentials: f.creds, Nodes: nodes})
 	want := f.want
 	want.Object, want.Mode = "pod/web", mode
+	if f.kind != "" {
+		want.Object = strings.ToLower(f.kind) + "/web"
+	}
 	for i := range want.Findings {
 		want.Findings[i].Container = "app"
 		if want.Findings[i].Image == "" {
@@ -141,6 +148,16 @@ func TestRuleMessages(t *testing.T) {
 			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Status: 401, Message: "authentication required"}),
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionDeny,
 				Cause: `authentication required — no imagePullSecrets: the pod lists none and its service account "ghost" was not found, so the kubelet would pull anonymously`,
+				Fix:   `create service account "ghost" in namespace "shop" with imagePullSecrets (or include it in the checked manifests), or list the pull secret in the pod's imagePullSecrets`}}}},
+		// A Deployment is admitted whether its service account exists or
+		// not; its Pods are created once it does, with its pull secrets
+		// (kubectl apply -f dir/ creates deployment.yaml before
+		// serviceaccount.yaml). Not knowing them is not a denial.
+		{name: "unauthorized, a template's service account does not exist yet", kind: "Deployment", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			creds: Credentials{ServiceAccount: "ghost", ServiceAccountNotFound: true},
+			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Status: 401, Message: "authentication required"}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
+				Cause: `cannot verify: authentication required and service account "ghost" does not exist yet; the pods are created only once it does, with its imagePullSecrets`,
 				Fix:   `create service account "ghost" in namespace "shop" with imagePullSecrets (or include it in the checked manifests), or list the pull secret in the pod's imagePullSecrets`}}}},
 		{name: "unauthorized, secret missing from the namespace", ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			creds: Credentials{Referenced: []string{"regcred"}, Missing: []string{"regcred"}, ServiceAccount: "builder"},

@@ -52,6 +52,11 @@ func ReadCredentials(ctx context.Context, r SecretReader, w *Workload, stage Sta
 	if len(refs) == 0 && (w.Template || stage == AsWritten) {
 		sa := w.Spec.ServiceAccountName
 		if sa == "" {
+			// The API server reads the deprecated alias when the name is
+			// empty (pkg/apis/core/v1/conversion.go).
+			sa = w.Spec.DeprecatedServiceAccount
+		}
+		if sa == "" {
 			sa = "default"
 		}
 		acct, err := r.ServiceAccount(ctx, w.Namespace, sa)

@@ -65,6 +65,10 @@ func TestReadCredentials(t *testing.T) {
 			want{Referenced: []string{"regcred"}, ServiceAccount: "default", Read: []string{"shop/default"}}},
 		{"manifest Pod gets its named service account's, missing ones said", Workload{Kind: "Pod", Spec: corev1.PodSpec{ServiceAccountName: "builder"}}, AsWritten,
 			want{Referenced: []string{"regcred", "gone"}, Missing: []string{"gone"}, ServiceAccount: "builder", Read: []string{"shop/builder"}}},
+		// pkg/apis/core/v1/conversion.go: serviceAccount (deprecated) is
+		// the account when serviceAccountName is empty.
+		{"manifest Pod naming its account by the deprecated serviceAccount", Workload{Kind: "Pod", Spec: corev1.PodSpec{DeprecatedServiceAccount: "builder"}}, AsWritten,
+			want{Referenced: []string{"regcred", "gone"}, Missing: []string{"gone"}, ServiceAccount: "builder", Read: []string{"shop/builder"}}},
 		{"manifest Pod with its own list keeps it: nothing copied", Workload{Kind: "Pod", Spec: corev1.PodSpec{ImagePullSecrets: refs("own"), ServiceAccountName: "builder"}}, AsWritten,
 			want{Referenced: []string{"own"}}},
 		{"manifest Pod whose service account does not exist", Workload{Kind: "Pod", Spec: corev1.PodSpec{ServiceAccountName: "ghost"}}, AsWritten,

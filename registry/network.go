@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -193,6 +195,15 @@ func newBaseTransport(o *options) http.RoundTripper {
 type hostTransport struct {
 	def    http.RoundTripper
 	byHost map[string]http.RoundTripper
+}
+
+// CloseIdleConnections closes every pool's idle connections.
+func (t *hostTransport) CloseIdleConnections() {
+	for _, rt := range append([]http.RoundTripper{t.def}, slices.Collect(maps.Values(t.byHost))...) {
+		if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
 }
 
 func (t *hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {

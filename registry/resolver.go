@@ -53,6 +53,7 @@ func (i *Image) Pinned(keepTag bool) string {
 type Resolver struct {
 	o         *options
 	base      http.RoundTripper
+	pool      http.RoundTripper // base's connection pools, for CloseIdleConnections
 	metrics   *metrics
 	tags      *expirable.LRU[string, *Image]
 	digests   *expirable.LRU[string, *Image]
@@ -84,6 +85,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	r := &Resolver{
 		o:        o,
 		base:     containedTransport{next: newGuard(o, instrumented{next: base, m: m})},
+		pool:     base,
 		metrics:  m,
 		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
 		digests:  expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
@@ -98,6 +100,16 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		refs:      expirable.NewLRU[string, parsed](o.cacheSize, nil, 0),
 	}
 	return r, nil
+}
+
+// CloseIdleConnections closes the keep-alive connections no lookup is
+// using. A resolver replaced by a config reload is otherwise only dropped:
+// its idle connections (a socket and two goroutines each) would stay until
+// the idle timeout, 90s, and pile up under frequent reloads.
+func (r *Resolver) CloseIdleConnections() {
+	if c, ok := r.pool.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // Resolve looks image up with the credentials the kubelet would use from kc

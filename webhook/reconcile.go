@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
@@ -74,6 +75,7 @@ func setOwned(cur, want client.Object) (bool, error) {
 func setRulesAndSelector(rules *[]admissionregv1.RuleWithOperations, sel **metav1.LabelSelector,
 	wantRules []admissionregv1.RuleWithOperations, wantSel *metav1.LabelSelector) bool {
 	wantRules = withDefaultScope(wantRules)
+	wantSel = ownSelector(*sel, wantSel)
 	if equality.Semantic.DeepEqual(*rules, wantRules) && equality.Semantic.DeepEqual(*sel, wantSel) {
 		return false
 	}
@@ -88,6 +90,32 @@ func withDefaultScope(rules []admissionregv1.RuleWithOperations) []admissionregv
 	for i, r := range rules {
 		r.Scope = ptr.To(ptr.Deref(r.Scope, admissionregv1.AllScopes))
 		out[i] = r
+	}
+	return out
+}
+
+// ownSelector is cur with pullsafe's part of the selector, want's
+// expressions on a key (the namespace name NotIn list), set: what an
+// operator added (matchLabels, expressions on other keys) stays, so a
+// namespace they excluded is never sent back through pullsafe.
+func ownSelector(cur, want *metav1.LabelSelector) *metav1.LabelSelector {
+	if cur == nil || want == nil {
+		return want
+	}
+	out := cur.DeepCopy()
+	for _, w := range want.MatchExpressions {
+		i := slices.IndexFunc(out.MatchExpressions, func(e metav1.LabelSelectorRequirement) bool {
+			return e.Key == w.Key && e.Operator == w.Operator
+		})
+		if i >= 0 {
+			out.MatchExpressions[i] = *w.DeepCopy()
+		} else {
+			out.MatchExpressions = append(out.MatchExpressions, *w.DeepCopy())
+		}
+	}
+	maps.Copy(out.MatchLabels, want.MatchLabels)
+	if out.MatchLabels == nil && len(want.MatchLabels) > 0 {
+		out.MatchLabels = maps.Clone(want.MatchLabels)
 	}
 	return out
 }

@@ -117,3 +117,37 @@ func TestReconcileMissing(t *testing.T) {
 		t.Error("a configuration without validate.pullsafe.io reconciled without error")
 	}
 }
+
+// An operator's own additions to the namespaceSelector (a kustomize patch
+// excluding namespaces by label) stay: pullsafe sets only its namespace
+// name exclusion. Wiping them would send namespaces the operator opted out
+// back through pullsafe, to be denied in enforce mode.
+func TestReconcileKeepsTheOperatorsSelector(t *testing.T) {
+	ctx := context.Background()
+	v0, m0 := shipped()
+	theirs := []metav1.LabelSelectorRequirement{{Key: "env", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"sandbox"}}}
+	for _, sel := range []*metav1.LabelSelector{v0.Webhooks[0].NamespaceSelector, m0.Webhooks[0].NamespaceSelector} {
+		sel.MatchExpressions = append(theirs[:1:1], sel.MatchExpressions...)
+		sel.MatchLabels = map[string]string{"team": "payments"}
+	}
+	c := fake.NewClientBuilder().WithObjects(v0, m0).Build()
+	cfg := policy.DefaultConfig()
+	cfg.Namespaces.Exclude = []string{"ci"}
+	if _, err := RegistrationFor(cfg, "pullsafe", "pullsafe-system").Reconcile(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	want := &metav1.LabelSelector{MatchLabels: map[string]string{"team": "payments"}, MatchExpressions: []metav1.LabelSelectorRequirement{theirs[0],
+		{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"ci", "kube-node-lease", "kube-system", "pullsafe-system"}}}}
+	var v admissionregv1.ValidatingWebhookConfiguration
+	var m admissionregv1.MutatingWebhookConfiguration
+	for _, obj := range []client.Object{&v, &m} {
+		if err := c.Get(ctx, client.ObjectKey{Name: "pullsafe"}, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, got := range map[string]*metav1.LabelSelector{"validating": v.Webhooks[0].NamespaceSelector, "mutating": m.Webhooks[0].NamespaceSelector} {
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("%s namespaceSelector (-want +got):\n%s", name, d)
+		}
+	}
+}

@@ -34,6 +34,11 @@ type Reloader struct {
 	o     reloaderOptions
 
 	last []byte // the file's bytes last seen, applied or not
+	// lastErr is why last was not applied, "" if it was. A failure may lie
+	// outside the file (a caBundles file not mounted yet): the same bytes
+	// are tried again at each poll, and reported again only when the
+	// reason changes.
+	lastErr string
 }
 
 type reloaderOptions struct {
@@ -121,7 +126,8 @@ func (r *Reloader) Reload(ctx context.Context) {
 	if err != nil {
 		seen = []byte("\x00" + err.Error()) // the same failure is reported once
 	}
-	if r.last != nil && bytes.Equal(seen, r.last) {
+	same := r.last != nil && bytes.Equal(seen, r.last)
+	if same && r.lastErr == "" {
 		return
 	}
 	first := r.last == nil
@@ -140,6 +146,7 @@ func (r *Reloader) Reload(ctx context.Context) {
 	}
 	if err == nil && reflect.DeepEqual(cfg, cur.Config()) {
 		// Same in effect: a comment changed, or the file is back to what runs.
+		r.lastErr = ""
 		if !first {
 			r.live.clearFailure()
 			r.m.loaded(cur.Loaded, false)
@@ -152,12 +159,21 @@ func (r *Reloader) Reload(ctx context.Context) {
 	}
 	log := logr.FromContextOrDiscard(ctx)
 	if err != nil {
+		if same && err.Error() == r.lastErr {
+			return // said already
+		}
+		r.lastErr = err.Error()
 		r.live.fail(err)
 		r.m.reloadFailed()
 		log.Error(err, "config reload failed; the config loaded before stays in effect", "loaded", cur.Loaded.UTC())
 		return
 	}
+	r.lastErr = ""
 	r.live.apply(next)
+	if cur.resolver != nil && next.resolver != cur.resolver {
+		// Reviews still using it finish; only its idle connections go.
+		cur.resolver.CloseIdleConnections()
+	}
 	r.m.loaded(next.Loaded, true)
 	log.Info("config reloaded", "mode", cfg.Mode, "resolverKept", next.resolver == cur.resolver)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/pullsafe/pullsafe/certs"
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/test/configmapvol"
 )
@@ -275,5 +277,30 @@ func TestReloadDuringAReview(t *testing.T) {
 	}
 	if resp := rb.validate.Handle(ctx, rb.missing(t)); !resp.Allowed {
 		t.Errorf("the next review still ran under enforce: %v", resp.Result)
+	}
+}
+
+// A config naming a CA file that is not there yet (a Secret volume the
+// kubelet updates after the ConfigMap one) fails to load; once the file
+// appears the same config bytes must apply on the next reload (the poll),
+// not stay refused until someone edits the config again.
+func TestReloadRetriesWhatFailedOutsideTheFile(t *testing.T) {
+	rb := newReloadBed(t)
+	ctx := context.Background()
+	ca := filepath.Join(t.TempDir(), "corp.pem")
+	rb.writeRaw(t, fmt.Sprintf("apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmode: enforce\nregistries:\n  mirrors: {docker.io: [%q]}\n  allowLoopback: true\n  caBundles: {registry.corp.example: %q}\n", rb.open.Host, ca))
+	rb.reloader.Reload(ctx)
+	rb.wantReloads(t, "failure", 1)
+	corp, err := certs.NewCA("corp", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, corp.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rb.reloader.Reload(ctx) // the poll: same config bytes
+	rb.wantReloads(t, "success", 1)
+	if resp := rb.validate.Handle(ctx, rb.missing(t)); resp.Allowed {
+		t.Errorf("the enforce config never applied once its CA file appeared: warnings %q", resp.Warnings)
 	}
 }

@@ -197,17 +197,19 @@ func TestInClusterCertificatesTwoReplicasRace(t *testing.T) {
 	if err := b.Namespace(ctx, ns, nil); err != nil {
 		t.Fatal(err)
 	}
-	// Configurations as the manifests create them, but selecting no
-	// namespace until pullsafe reconciles them (it owns the selector; the
-	// Service it then names does not exist, and failurePolicy is Ignore).
+	// Configurations as the manifests create them, but with pullsafe's
+	// namespace-name exclusion missing this namespace until pullsafe
+	// reconciles them (it owns that list, not the rest of the selector;
+	// the Service named does not exist, and failurePolicy is Ignore).
 	reg := webhook.Registration{Name: name, Service: &admissionregv1.ServiceReference{Namespace: ns, Name: "pullsafe", Port: ptr.To[int32](443)}}
 	kc, err := client.New(b.RestConfig(), client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, m := reg.Configurations()
-	none := &metav1.LabelSelector{MatchLabels: map[string]string{"pullsafe-e2e": "never"}}
-	v.Webhooks[0].NamespaceSelector, m.Webhooks[0].NamespaceSelector = none, none
+	stale := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name",
+		Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-node-lease", "kube-system"}}}}
+	v.Webhooks[0].NamespaceSelector, m.Webhooks[0].NamespaceSelector = stale, stale.DeepCopy()
 	for _, obj := range []client.Object{v, m} {
 		if err := kc.Create(ctx, obj); err != nil {
 			t.Fatal(err)

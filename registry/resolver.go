@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -52,6 +53,7 @@ func (i *Image) Pinned(keepTag bool) string {
 // shared.
 type Resolver struct {
 	o         *options
+	retired   *atomic.Bool // set by CloseIdleConnections: its caches are emptied, not evicted
 	base      http.RoundTripper
 	pool      http.RoundTripper // base's connection pools, for CloseIdleConnections
 	metrics   *metrics
@@ -81,8 +83,14 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	if base == nil {
 		base = newBaseTransport(o)
 	}
-	evicted := func(string, any) { m.cacheEvent("eviction") }
+	retired := new(atomic.Bool)
+	evicted := func(string, any) {
+		if !retired.Load() { // emptying a replaced resolver evicts nothing that was in use
+			m.cacheEvent("eviction")
+		}
+	}
 	r := &Resolver{
+		retired:  retired,
 		o:        o,
 		base:     containedTransport{next: newGuard(o, instrumented{next: base, m: m})},
 		pool:     base,
@@ -106,10 +114,23 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 // using. A resolver replaced by a config reload is otherwise only dropped:
 // its idle connections (a socket and two goroutines each) would stay until
 // the idle timeout, 90s, and pile up under frequent reloads.
+//
+// It also empties the resolver's caches: golang-lru v2.0.7's expirable LRU
+// starts a cleanup goroutine it cannot stop (its Close is commented out
+// upstream), so each replaced resolver leaves its caches' goroutines (5)
+// behind; emptied, they hold no answers, credentials or transports. Reviews
+// still running on it only miss the cache.
 func (r *Resolver) CloseIdleConnections() {
 	if c, ok := r.pool.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+	r.retired.Store(true)
+	r.tags.Purge()
+	r.digests.Purge()
+	r.negative.Purge()
+	r.auth.Purge()
+	r.pings.Purge()
+	r.refs.Purge()
 }
 
 // Resolve looks image up with the credentials the kubelet would use from kc

@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pullsafe/pullsafe/certs"
@@ -719,5 +721,27 @@ func TestMirrorUnverifiableOutranksUpstreamRefusal(t *testing.T) {
 		if upstream.Count("", "/manifests/") == 0 {
 			t.Errorf("upstream auth %q: the upstream was never asked: the test proves nothing", upstreamAuth)
 		}
+	}
+}
+
+// TestCloseIdleConnectionsEmptiesTheCaches: a resolver replaced by a reload
+// keeps goroutines golang-lru cannot stop; emptied, they hold no answers, and
+// emptying is not counted as evictions.
+func TestCloseIdleConnectionsEmptiesTheCaches(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
+	r := newTestResolver(t, WithMetrics(prometheus.NewRegistry()))
+	if _, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.tags.Len()+r.digests.Len() == 0 {
+		t.Fatal("nothing cached: the test proves nothing")
+	}
+	r.CloseIdleConnections()
+	if n := r.tags.Len() + r.digests.Len() + r.negative.Len() + r.auth.Len() + r.pings.Len() + r.refs.Len(); n != 0 {
+		t.Errorf("%d entries left in a replaced resolver's caches", n)
+	}
+	if got := promtestutil.ToFloat64(r.metrics.cache.WithLabelValues("eviction")); got != 0 {
+		t.Errorf("emptying counted as %v evictions", got)
 	}
 }

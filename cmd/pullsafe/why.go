@@ -215,13 +215,18 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 	if name == "" {
 		return nil, fmt.Errorf("%q: no name", target)
 	}
+	gk, ok := workloadKinds[kind]
+	isPod := kind == "pod" || kind == "pods" || kind == "po"
+	if !ok && !isPod {
+		return nil, usageError{fmt.Errorf("%q: pullsafe why explains pods, deployments, replicasets, statefulsets, daemonsets and jobs", kind)}
+	}
 	nodes, err := e.readNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
 	e.nodes = nodes
 	out := &whyResult{Namespace: e.ns}
-	if kind == "pod" || kind == "pods" || kind == "po" {
+	if isPod {
 		pod, err := e.cs.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, err
@@ -234,10 +239,6 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 		out.Pods = []whyPod{p}
 		out.Notes = e.notes
 		return out, nil
-	}
-	gk, ok := workloadKinds[kind]
-	if !ok {
-		return nil, usageError{fmt.Errorf("%q: pullsafe why explains pods, deployments, replicasets, statefulsets, daemonsets and jobs", kind)}
 	}
 	raw, selector, err := e.readWorkload(ctx, gk, name)
 	if err != nil {

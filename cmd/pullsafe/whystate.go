@@ -34,9 +34,12 @@ type kubeletEvent struct {
 
 // pullEventPrefixes are the beginnings of those messages, before the
 // quoted image.
+// "Pulling image %q" and "Successfully pulled image %q ..." (reasons
+// Pulling, Pulled) are read too: they say a later try is under way or done.
 var pullEventPrefixes = []string{
 	"Failed to pull image ", "Back-off pulling image ", "Container image ",
 	"Failed to apply default image tag ", "Failed to inspect image ",
+	"Pulling image ", "Successfully pulled image ",
 }
 
 // stuckImage is one image of a pod the kubelet failed to pull, with what the

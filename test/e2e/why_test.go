@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/pullsafe/pullsafe/registry/registrytest"
 	"github.com/pullsafe/pullsafe/test/bed"
 )
 
@@ -159,7 +160,10 @@ func TestWhyNamesTheCause(t *testing.T) {
 	}
 	// Docker Hub's answer past its pull limit, on loopback.
 	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "3600")
+		if r.URL.Path == "/v2/" {
+			return // 200: anonymous pulls allowed, as on Docker Hub's mirror-less path
+		}
+		w.Header().Set("Retry-After", "120")
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusTooManyRequests)
 		fmt.Fprint(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading"}]}`)
@@ -171,8 +175,18 @@ func TestWhyNamesTheCause(t *testing.T) {
 	secret("good", b.Private.Addr, bed.PrivateUser, bed.PrivatePass)
 
 	private := b.Private.Addr + "/team/secret:v1"
+	hole, err := registrytest.NewBlackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	timeoutConfig := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(timeoutConfig, []byte("apiVersion: pullsafe.io/v1alpha1\nkind: Config\nlookupTimeout: 2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
+		args []string
 		pod  func() stuckPod
 		code int
 		want []string
@@ -217,7 +231,7 @@ func TestWhyNamesTheCause(t *testing.T) {
 			return stuckPod{image: img, node: "node-0-amd64", reason: r, message: m, events: e}
 		},
 		code: 1,
-		want: []string{"cause [rate-limited]", "rate limiting pulls", "pull rate limit"},
+		want: []string{"cause [rate-limited]", "rate limiting pulls", "pull rate limit", "retry after 2m0s"},
 	}, {
 		// A name that cannot resolve, without asking any DNS server: Go's
 		// resolver refuses .onion itself (RFC 7686); .invalid would be
@@ -229,7 +243,19 @@ func TestWhyNamesTheCause(t *testing.T) {
 			return stuckPod{image: img, node: "node-0-amd64", reason: r, message: m, events: e}
 		},
 		code: 1,
-		want: []string{"cause [unreachable]", "dns", "no such host", "DNS and egress from the nodes"},
+		want: []string{"cause [unreachable]", "cannot verify: registry registry.pullsafe-e2e.onion unreachable", "no such host", "DNS and egress from the nodes"},
+	}, {
+		// A registry that accepts connections and never answers: the
+		// lookup ends at the config's lookupTimeout.
+		name: "timeout",
+		args: []string{"--config", timeoutConfig},
+		pod: func() stuckPod {
+			img := hole.Addr + "/team/api:v1"
+			r, m, e := backingOff(img, fmt.Sprintf(`rpc error: code = Canceled desc = failed to pull and unpack image %q: failed to resolve reference %q: failed to do request: Head "https://%s/v2/team/api/manifests/v1": dial tcp %s: i/o timeout`, img, img, hole.Addr, hole.Addr))
+			return stuckPod{image: img, node: "node-0-amd64", reason: r, message: m, events: e}
+		},
+		code: 1,
+		want: []string{"cause [unreachable]", "timeout", "no answer before the lookup deadline", "DNS and egress from the nodes"},
 	}, {
 		name: "platform",
 		pod: func() stuckPod {
@@ -291,12 +317,12 @@ func TestWhyNamesTheCause(t *testing.T) {
 			p := tc.pod()
 			p.name = tc.name
 			p.create(t)
-			out, code := runWhy(t, "pod/"+tc.name)
+			out, code := runWhy(t, append([]string{"pod/" + tc.name}, tc.args...)...)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d", code, tc.code)
 			}
 			mustContain(t, out, tc.want...)
-			js, code := runWhy(t, tc.name, "-o", "json")
+			js, code := runWhy(t, append([]string{tc.name, "-o", "json"}, tc.args...)...)
 			var parsed map[string]any
 			if err := json.Unmarshal([]byte(js), &parsed); err != nil || code != tc.code {
 				t.Errorf("-o json: exit %d, %v", code, err)

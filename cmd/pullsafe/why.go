@@ -257,18 +257,21 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 		return nil, err
 	}
 	for i := range pods.Items {
+		if len(out.Pods) == maxPods {
+			// Counted from their statuses only: no events read, no
+			// lookups, however many replicas are stuck.
+			if waitingOnPull(&pods.Items[i]) {
+				out.MorePods++
+			}
+			continue
+		}
 		p, err := e.explainPod(ctx, &pods.Items[i])
 		if err != nil {
 			return nil, err
 		}
-		if !p.Stuck {
-			continue // a workload's healthy pods are not news
+		if p.Stuck {
+			out.Pods = append(out.Pods, p) // a workload's healthy pods are not news
 		}
-		if len(out.Pods) == maxPods {
-			out.MorePods++
-			continue
-		}
-		out.Pods = append(out.Pods, p)
 	}
 	out.Notes = e.notes
 	return out, nil

@@ -148,3 +148,15 @@ func eventTime(e *corev1.Event) time.Time {
 	}
 	return e.FirstTimestamp.Time
 }
+
+// waitingOnPull reports whether a container of pod waits with a pull reason.
+func waitingOnPull(pod *corev1.Pod) bool {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for _, s := range list {
+			if s.State.Waiting != nil && slices.Contains(pullReasons, s.State.Waiting.Reason) {
+				return true
+			}
+		}
+	}
+	return false
+}

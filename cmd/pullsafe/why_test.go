@@ -170,6 +170,11 @@ func TestExplainCauses(t *testing.T) {
 			want{statusFails, "platform", "offers linux/amd64 only", "multi-arch"}},
 		{"never pull", tr.Host + "/team/api:local", "ErrImageNeverPull", "node-a",
 			want{statusFails, "never-pull", "not in node node-a's image store", "imagePullPolicy: IfNotPresent"}},
+		// The image is fine in the registry: the node is the cause.
+		{"inspect failed on the node", tr.Host + "/team/api:v1.4.1", "ImageInspectError", "node-a",
+			want{statusFails, "node-inspect", "failed to inspect the image", "journalctl"}},
+		{"signature refused on the node", tr.Host + "/team/api:v1.4.1", "SignatureValidationFailed", "node-a",
+			want{statusFails, "signature", "refused the image's signature", "sign the image"}},
 		{"invalid name", tr.Host + "/Team/API:v1", "InvalidImageName", "node-a",
 			want{statusFails, "invalid-reference", "must be lowercase", "lowercase"}},
 	} {

@@ -81,6 +81,20 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		ex.Fix = "load the image onto the node (ctr -n k8s.io images import, kind load docker-image ...), or set imagePullPolicy: IfNotPresent so the kubelet pulls it"
 		return ex
 	}
+	// Failures on the node's side, which a registry lookup cannot see:
+	// answering "fine now" for them would send a person the wrong way.
+	switch si.Reason {
+	case "ImageInspectError":
+		ex.Status, ex.Rule = statusFails, "node-inspect"
+		ex.Cause = "the node's container runtime failed to inspect the image (a problem on the node, not in the registry: pullsafe cannot see it)"
+		ex.Fix = "read the kubelet's message above and the runtime's logs on the node (journalctl -u containerd); the registry is not the cause"
+		return ex
+	case "SignatureValidationFailed":
+		ex.Status, ex.Rule = statusFails, "signature"
+		ex.Cause = "the node's runtime refused the image's signature (its signature policy; pullsafe does not check signatures)"
+		ex.Fix = "sign the image as the nodes' policy requires, or use an image that is signed"
+		return ex
+	}
 	for _, r := range pullFailing {
 		i := slices.IndexFunc(findings, func(f policy.Finding) bool { return f.Rule == r })
 		if i < 0 {

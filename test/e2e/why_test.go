@@ -370,4 +370,9 @@ func TestWhyDeployment(t *testing.T) {
 		t.Errorf("kubectl pullsafe why: %v, want exit 1", err)
 	}
 	mustContain(t, string(po), "pod/web-7d9c-x2x in namespace stuck on node node-0-amd64: stuck pulling 1 image(s)", "cause [not-found]")
+
+	// A pod that does not exist is a cluster error, exit 2, said on stderr.
+	if _, code := runWhy(t, "pod/nope"); code != 2 {
+		t.Errorf("why pod/nope: exit %d, want 2", code)
+	}
 }

@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -118,6 +116,10 @@ type whyResult struct {
 // maxPods bounds the pods of a workload explained one by one: a Deployment
 // of 500 stuck replicas has one cause, said ten times at most.
 const maxPods = 10
+
+// maxEvents bounds the events read for one pod (one page): the kubelet
+// aggregates repeats into one event with a count, so a pod has few.
+const maxEvents = 500
 
 func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseWhyFlags(args, stderr)
@@ -277,48 +279,28 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 	return out, nil
 }
 
-// readWorkload returns the object's JSON and its pod selector.
+// readWorkload returns the object's JSON as the API server sent it (no
+// typed round trip: fields newer than the vendored types stay) and its pod
+// selector; a nil one selects no pods (LabelSelectorAsSelector), never the
+// whole namespace.
 func (e *whyExplainer) readWorkload(ctx context.Context, gk schema.GroupKind, name string) ([]byte, *metav1.LabelSelector, error) {
-	var (
-		obj any
-		sel *metav1.LabelSelector
-		err error
-	)
-	switch gk.Kind {
-	case "Deployment":
-		var d *appsv1.Deployment
-		if d, err = e.cs.AppsV1().Deployments(e.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			obj, sel = d, d.Spec.Selector
-		}
-	case "ReplicaSet":
-		var d *appsv1.ReplicaSet
-		if d, err = e.cs.AppsV1().ReplicaSets(e.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			obj, sel = d, d.Spec.Selector
-		}
-	case "StatefulSet":
-		var d *appsv1.StatefulSet
-		if d, err = e.cs.AppsV1().StatefulSets(e.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			obj, sel = d, d.Spec.Selector
-		}
-	case "DaemonSet":
-		var d *appsv1.DaemonSet
-		if d, err = e.cs.AppsV1().DaemonSets(e.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			obj, sel = d, d.Spec.Selector
-		}
-	case "Job":
-		var d *batchv1.Job
-		if d, err = e.cs.BatchV1().Jobs(e.ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			obj, sel = d, d.Spec.Selector
-		}
+	rc := e.cs.AppsV1().RESTClient()
+	if gk.Group == "batch" {
+		rc = e.cs.BatchV1().RESTClient()
 	}
+	raw, err := rc.Get().Namespace(e.ns).Resource(strings.ToLower(gk.Kind) + "s").Name(name).Do(ctx).Raw()
 	if err != nil {
 		return nil, nil, err
 	}
-	if sel == nil {
-		sel = &metav1.LabelSelector{} // never nil from the API server; selects nothing useful otherwise
+	var obj struct {
+		Spec struct {
+			Selector *metav1.LabelSelector `json:"selector"`
+		} `json:"spec"`
 	}
-	raw, err := json.Marshal(obj)
-	return raw, sel, err
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, nil, fmt.Errorf("decoding %s/%s: %w", gk.Kind, name, err)
+	}
+	return raw, obj.Spec.Selector, nil
 }
 
 // readNodes returns the cluster's nodes, or nil (platform not checked) when
@@ -370,7 +352,7 @@ func (e *whyExplainer) explainPod(ctx context.Context, pod *corev1.Pod) (whyPod,
 	}
 	evs, err := e.cs.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.uid", string(pod.UID)),
-			fields.OneTermEqualSelector("involvedObject.kind", "Pod")).String()})
+			fields.OneTermEqualSelector("involvedObject.kind", "Pod")).String(), Limit: maxEvents})
 	if apierrors.IsForbidden(err) {
 		e.addNote("events not read (forbidden): the kubelet's last errors are not shown")
 		evs, err = &corev1.EventList{}, nil

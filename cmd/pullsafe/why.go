@@ -229,12 +229,12 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 	e.nodes = nodes
 	out := &whyResult{Namespace: e.ns}
 	if isPod {
-		pod, err := e.cs.CoreV1().Pods(e.ns).Get(ctx, name, metav1.GetOptions{})
+		raw, err := e.cs.CoreV1().RESTClient().Get().Namespace(e.ns).Resource("pods").Name(name).Do(ctx).Raw()
 		if err != nil {
 			return nil, err
 		}
-		out.Object = "pod/" + pod.Name
-		p, err := e.explainPod(ctx, pod)
+		out.Object = "pod/" + name
+		p, err := e.explainPod(ctx, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -254,20 +254,28 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 	if err != nil {
 		return nil, err
 	}
-	pods, err := e.cs.CoreV1().Pods(e.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	rawList, err := e.cs.CoreV1().RESTClient().Get().Namespace(e.ns).Resource("pods").
+		VersionedParams(&metav1.ListOptions{LabelSelector: sel.String()}, metav1.ParameterCodec).Do(ctx).Raw()
 	if err != nil {
 		return nil, err
 	}
-	for i := range pods.Items {
+	var pods struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal(rawList, &pods); err != nil {
+		return nil, fmt.Errorf("decoding the pods of %s: %w", out.Object, err)
+	}
+	for _, raw := range pods.Items {
 		if len(out.Pods) == maxPods {
 			// Counted from their statuses only: no events read, no
 			// lookups, however many replicas are stuck.
-			if waitingOnPull(&pods.Items[i]) {
+			var pod corev1.Pod
+			if json.Unmarshal(raw, &pod) == nil && waitingOnPull(&pod) {
 				out.MorePods++
 			}
 			continue
 		}
-		p, err := e.explainPod(ctx, &pods.Items[i])
+		p, err := e.explainPod(ctx, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -340,12 +348,15 @@ func (e *whyExplainer) explainTemplate(ctx context.Context, gk schema.GroupKind,
 // explainPod reads the pod's events and, for each stuck image, looks it up
 // again with the pod's own pull secrets (an admitted Pod holds its service
 // account's already) and its node.
-func (e *whyExplainer) explainPod(ctx context.Context, pod *corev1.Pod) (whyPod, error) {
-	p := whyPod{Name: pod.Name, Node: pod.Spec.NodeName, Phase: string(pod.Status.Phase), Images: []explanation{}}
-	raw, err := json.Marshal(pod)
-	if err != nil {
-		return p, err
+//
+// raw is the pod as the API server sent it: its images are read from it
+// (policy.ExtractWorkload), its statuses from the typed decoding.
+func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, error) {
+	pod := &corev1.Pod{}
+	if err := json.Unmarshal(raw, pod); err != nil {
+		return whyPod{}, fmt.Errorf("decoding a pod: %w", err)
 	}
+	p := whyPod{Name: pod.Name, Node: pod.Spec.NodeName, Phase: string(pod.Status.Phase), Images: []explanation{}}
 	w, err := policy.ExtractWorkload(schema.GroupKind{Kind: "Pod"}, raw)
 	if err != nil {
 		return p, err

@@ -376,3 +376,24 @@ func TestWhyDeployment(t *testing.T) {
 		t.Errorf("why pod/nope: exit %d, want 2", code)
 	}
 }
+
+// TestWhyHostileKubeletMessage: the kubelet's messages quote registry
+// responses; as stored by the API server they reach the terminal cleaned
+// and bounded.
+func TestWhyHostileKubeletMessage(t *testing.T) {
+	whySetup(t)
+	img := b.Open.Addr + "/team/api:v1.4.2"
+	hostile := "denied\x1b]0;pwned\x07\x1b[2J\r\n[ok] image pulled \u202e" + strings.Repeat("A", 20000)
+	r, _, e := pullFailed(img, hostile)
+	stuckPod{name: "hostile", image: img, node: "node-0-amd64", reason: r, message: hostile, events: e}.create(t)
+	out, code := runWhy(t, "pod/hostile")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	mustContain(t, out, "cause [not-found]", "kubelet: denied")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "[ok]") || strings.ContainsAny(line, "\x1b\x07\r\u202e") || len(line) > 1200 {
+			t.Errorf("unsafe line (%d bytes): %.200q", len(line), line)
+		}
+	}
+}

@@ -274,3 +274,52 @@ func TestWhyUnknownKindIsUsage(t *testing.T) {
 		t.Errorf("err %v (exit %d), want a usage error", err, exitCode(err))
 	}
 }
+
+// TestWhyTextAndExit: the text a person reads for a workload, and whether
+// it exits 1: a template that would fail is a cause even with no pod
+// stuck; an image fine now is not.
+func TestWhyTextAndExit(t *testing.T) {
+	fine := explanation{Source: policy.SourceContainer, Container: "app", Image: "reg/x:v1", KubeletReason: "ImagePullBackOff",
+		Status: statusFineNow, Cause: "the registry answered now", Fix: "nothing to change"}
+	for _, tc := range []struct {
+		name      string
+		r         whyResult
+		want      string
+		wantCause bool
+	}{{
+		name: "not stuck",
+		r: whyResult{Namespace: "shop", Object: "pod/p", Pods: []whyPod{{Name: "p", Phase: "Running",
+			Waiting: []string{`container "app" is waiting: CrashLoopBackOff`}}}},
+		want: "pod/p in namespace shop: not stuck on an image (phase Running)\n  container \"app\" is waiting: CrashLoopBackOff\n",
+	}, {
+		name: "fine now",
+		r:    whyResult{Namespace: "shop", Object: "pod/p", Pods: []whyPod{{Name: "p", Node: "n1", Stuck: true, Images: []explanation{fine}}}},
+		want: "pod/p in namespace shop on node n1: stuck pulling 1 image(s)\n  container \"app\" image \"reg/x:v1\": ImagePullBackOff\n" +
+			"    now fine: the registry answered now\n    fix: nothing to change\n",
+	}, {
+		name: "template fails, pods counted",
+		r: whyResult{Namespace: "shop", Object: "deployment/web", MorePods: 3, Notes: []string{"platform not checked: nodes unknown"},
+			Template: []policy.Finding{{Rule: policy.RuleNotFound, Action: policy.ActionDeny, Container: "web", Source: policy.SourceContainer,
+				Image: "reg/x:v2", Cause: "manifest unknown", Fix: "did you mean v1?"}}},
+		want: "deployment/web in namespace shop: new pods would fail to pull:\n  [not-found] container \"web\" image \"reg/x:v2\": manifest unknown\n" +
+			"  fix: did you mean v1?\n… 3 more stuck pods not shown\nnote: platform not checked: nodes unknown\n",
+		wantCause: true,
+	}, {
+		name: "workload healthy",
+		r:    whyResult{Namespace: "shop", Object: "deployment/web"},
+		want: "deployment/web in namespace shop: no pod stuck on an image, and new pods would pull\n",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := whyText(&tc.r, &b, false); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, b.String()); d != "" {
+				t.Errorf("(-want +got)\n%s", d)
+			}
+			if got := tc.r.causeFound(); got != tc.wantCause {
+				t.Errorf("causeFound %v, want %v", got, tc.wantCause)
+			}
+		})
+	}
+}

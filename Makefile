@@ -17,6 +17,10 @@ help: ## List the targets.
 build: ## Build bin/pullsafe.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/pullsafe ./cmd/pullsafe
 
+.PHONY: plugin
+plugin: ## Build bin/kubectl-pullsafe: the same binary under kubectl's plugin name (kubectl pullsafe why pod/NAME).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/kubectl-pullsafe ./cmd/pullsafe
+
 .PHONY: test
 test: ## Run every test: gofmt, go vet, unit tests with -race, then the end-to-end suite.
 	./test/run.sh

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// Status of one stuck image, as `why` found it now.
+const (
+	statusFails   = "fails"    // the lookup now fails the way the kubelet's pull does: the cause is named
+	statusFineNow = "fine-now" // the registry answers now: the kubelet will succeed at its next try
+)
+
+// pullFailing are the rules whose findings make a pull fail, in the order
+// a person should read them; the other rules (mutable tags, anonymous
+// Docker Hub pulls) are advice about images that pull.
+var pullFailing = []policy.Rule{policy.RuleInvalidReference, policy.RuleNotFound, policy.RuleUnauthorized,
+	policy.RuleRateLimited, policy.RuleUnreachable, policy.RulePlatform}
+
+// whyConfig is cfg for explaining pulls: every pull-failing rule reported
+// (whatever the config ignores: the pod is already stuck), the advice
+// rules off, mode enforce.
+func whyConfig(cfg *policy.Config) {
+	cfg.Mode = policy.ModeEnforce
+	rules := map[policy.Rule]policy.Action{}
+	for _, r := range policy.AllRules {
+		rules[r] = policy.ActionIgnore
+	}
+	for _, r := range pullFailing {
+		rules[r] = policy.ActionDeny
+	}
+	cfg.Rules = rules
+}
+
+// explanation is pullsafe's answer for one stuck image.
+type explanation struct {
+	Source    policy.Source `json:"source"`
+	Container string        `json:"container"`
+	Image     string        `json:"image"`
+	// Kubelet is the container's waiting reason and message (empty for
+	// an image volume); LastError the kubelet's last "Failed to pull
+	// image" event, when the events still exist.
+	KubeletReason  string     `json:"kubeletReason,omitempty"`
+	KubeletMessage string     `json:"kubeletMessage,omitempty"`
+	LastError      string     `json:"lastError,omitempty"`
+	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
+	LastErrorCount int32      `json:"lastErrorCount,omitempty"`
+	Status         string     `json:"status"`
+	Rule           string     `json:"rule,omitempty"`
+	Cause          string     `json:"cause"`
+	Fix            string     `json:"fix,omitempty"`
+}
+
+// explain maps what the kubelet said and what the lookup finds now to a
+// cause and a fix. findings are the verdict's for this image (any rule);
+// node is the pod's node ("" when not scheduled); owned says a controller
+// replaces the pod when it is deleted.
+func explain(si stuckImage, findings []policy.Finding, node string, owned bool) explanation {
+	ct := si.Container
+	ex := explanation{Source: ct.Source, Container: ct.Name, Image: ct.Image, KubeletReason: si.Reason, KubeletMessage: si.Message}
+	if si.LastError != nil {
+		ex.LastError, ex.LastErrorCount = si.LastError.Message, si.LastError.Count
+		if !si.LastError.Last.IsZero() {
+			t := si.LastError.Last.UTC()
+			ex.LastErrorAt = &t
+		}
+	}
+	if si.Reason == "ErrImageNeverPull" {
+		where := "the node's"
+		if node != "" {
+			where = fmt.Sprintf("node %s's", node)
+		}
+		ex.Status, ex.Rule = statusFails, "never-pull"
+		ex.Cause = fmt.Sprintf("imagePullPolicy Never: the kubelet never pulls, and the image is not in %s image store (pullsafe cannot see a node's images)", where)
+		ex.Fix = "load the image onto the node (ctr -n k8s.io images import, kind load docker-image ...), or set imagePullPolicy: IfNotPresent so the kubelet pulls it"
+		return ex
+	}
+	// Failures on the node's side, which a registry lookup cannot see:
+	// answering "fine now" for them would send a person the wrong way.
+	switch si.Reason {
+	case "ImageInspectError":
+		ex.Status, ex.Rule = statusFails, "node-inspect"
+		ex.Cause = "the node's container runtime failed to inspect the image (a problem on the node, not in the registry: pullsafe cannot see it)"
+		ex.Fix = "read the kubelet's message above and the runtime's logs on the node (journalctl -u containerd); the registry is not the cause"
+		return ex
+	case "SignatureValidationFailed":
+		ex.Status, ex.Rule = statusFails, "signature"
+		ex.Cause = "the node's runtime refused the image's signature (its signature policy; pullsafe does not check signatures)"
+		ex.Fix = "sign the image as the nodes' policy requires, or use an image that is signed"
+		return ex
+	}
+	for _, r := range pullFailing {
+		i := slices.IndexFunc(findings, func(f policy.Finding) bool { return f.Rule == r })
+		if i < 0 {
+			continue
+		}
+		f := findings[i]
+		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, string(f.Rule), f.Cause, f.Fix
+		if r == policy.RuleUnreachable {
+			ex.Fix = "check the registry, DNS and egress from the nodes (pullsafe looked it up from this machine; the nodes' network may differ)"
+		}
+		return ex
+	}
+	ex.Status = statusFineNow
+	ex.Cause = "the registry answered now: the image exists and these credentials can pull it"
+	if node != "" {
+		ex.Cause += " on node " + node + "'s platform"
+	}
+	if si.LastError != nil {
+		ex.Cause += "; the kubelet's last error was " + si.LastError.Message
+		if ex.LastErrorAt != nil {
+			ex.Cause += " at " + ex.LastErrorAt.Format(time.RFC3339)
+		}
+	}
+	retry := "delete the pod to retry now"
+	if owned {
+		retry = "delete the pod (its controller makes a new one) to retry now"
+	}
+	ex.Fix = "nothing to change: the kubelet retries at the end of its back-off (up to 5 minutes), or " + retry
+	if networkError(si) {
+		ex.Fix += "; if it fails again, the nodes may not reach the registry as this machine does (DNS, egress, proxy)"
+	}
+	return ex
+}
+
+// networkError reports whether the kubelet's words describe a failure to
+// reach the registry (containerd's and Go's net errors), not an answer.
+func networkError(si stuckImage) bool {
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	for _, s := range []string{"no such host", "i/o timeout", "dial tcp", "connection refused", "TLS handshake", "registry is unavailable"} {
+		if strings.Contains(text, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// findingsFor are the verdict's findings for one container or volume.
+func findingsFor(v *policy.Verdict, ct policy.Container) []policy.Finding {
+	var out []policy.Finding
+	for _, f := range v.Findings {
+		if f.Source == ct.Source && f.Container == ct.Name && f.Image == ct.Image {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// owned reports whether a controller (ReplicaSet, Job, ...) recreates pod
+// when it is deleted.
+func owned(pod *corev1.Pod) bool {
+	for _, o := range pod.OwnerReferences {
+		if o.Controller != nil && *o.Controller {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// The kubelet's words for a pull that failed, as it writes them into
+// containerStatuses[].state.waiting.reason (pkg/kubelet/images/types.go,
+// the CRI's crierrors): pullsafe reads them, it never invents them.
+var pullReasons = []string{
+	"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+	"ImageInspectError", "RegistryUnavailable", "SignatureValidationFailed",
+}
+
+// kubeletEvent is the last event the kubelet recorded about pulling one
+// image of a pod, from the messages of pkg/kubelet/images/image_manager.go:
+// `Failed to pull image %q: %v` (reason Failed), `Back-off pulling image %q`
+// (BackOff), `Container image %q is not present with pull policy of Never`
+// (ErrImageNeverPull), `Failed to apply default image tag %q: %v` and
+// `Failed to inspect image %q: %v` (InspectFailed).
+type kubeletEvent struct {
+	Reason  string
+	Message string
+	Count   int32
+	Last    time.Time
+}
+
+// pullEventPrefixes are the beginnings of those messages, before the
+// quoted image.
+// "Pulling image %q" and "Successfully pulled image %q ..." (reasons
+// Pulling, Pulled) are read too: they say a later try is under way or done.
+var pullEventPrefixes = []string{
+	"Failed to pull image ", "Back-off pulling image ", "Container image ",
+	"Failed to apply default image tag ", "Failed to inspect image ",
+	"Pulling image ", "Successfully pulled image ",
+}
+
+// stuckImage is one image of a pod the kubelet failed to pull, with what the
+// kubelet said.
+type stuckImage struct {
+	Container policy.Container
+	// Reason and Message are the container's waiting state (empty for an
+	// image volume, which has no status of its own: its failure shows in
+	// events only).
+	Reason  string
+	Message string
+	// LastError is the kubelet's last "Failed to pull image" event (nil
+	// when the events are gone: they live an hour by default), Latest its
+	// last pull event of any kind.
+	LastError *kubeletEvent
+	Latest    *kubeletEvent
+}
+
+// stuckImages lists the images of pod the kubelet is failing to pull, from
+// its container statuses and its events; w is the pod as policy extracted
+// it (containers and image volumes). waiting says, for a pod not stuck on
+// an image, what its containers are waiting for instead.
+func stuckImages(pod *corev1.Pod, w *policy.Workload, events []corev1.Event) (stuck []stuckImage, waiting []string) {
+	statuses := map[string]corev1.ContainerStatus{}
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for _, s := range list {
+			statuses[s.Name] = s
+		}
+	}
+	anyWaiting := false
+	for _, s := range statuses {
+		if s.State.Waiting != nil {
+			anyWaiting = true
+			if !slices.Contains(pullReasons, s.State.Waiting.Reason) {
+				waiting = append(waiting, "container "+strconv.Quote(s.Name)+" is waiting: "+s.State.Waiting.Reason)
+			}
+		}
+	}
+	slices.Sort(waiting)
+	for _, ct := range w.Containers {
+		si := stuckImage{Container: ct}
+		si.LastError, si.Latest = lastPullEvents(events, ct.Image)
+		if ct.Source == policy.SourceVolume {
+			// A volume has no status: the pod is stuck on it when the
+			// kubelet's last word about its image was a failure and some
+			// container is still waiting to be created.
+			if si.Latest == nil || !anyWaiting || !failed(si.Latest) {
+				continue
+			}
+			stuck = append(stuck, si)
+			continue
+		}
+		s, ok := statuses[ct.Name]
+		if !ok || s.State.Waiting == nil || !slices.Contains(pullReasons, s.State.Waiting.Reason) {
+			continue
+		}
+		si.Reason, si.Message = s.State.Waiting.Reason, s.State.Waiting.Message
+		stuck = append(stuck, si)
+	}
+	return stuck, waiting
+}
+
+// failed reports whether a pull event says the pull did not happen.
+func failed(e *kubeletEvent) bool {
+	return e.Reason != "Pulling" && e.Reason != "Pulled"
+}
+
+// lastPullEvents returns the newest "Failed to pull image" event naming
+// image and the newest pull event of any kind naming it. The kubelet quotes
+// the image with %q, as strconv.Quote does.
+func lastPullEvents(events []corev1.Event, image string) (lastError, latest *kubeletEvent) {
+	q := strconv.Quote(image)
+	for i := range events {
+		e := &events[i]
+		var prefix string
+		for _, p := range pullEventPrefixes {
+			if strings.HasPrefix(e.Message, p+q) {
+				prefix = p
+				break
+			}
+		}
+		if prefix == "" {
+			continue
+		}
+		ke := &kubeletEvent{Reason: e.Reason, Message: e.Message, Count: e.Count, Last: eventTime(e)}
+		if latest == nil || !ke.Last.Before(latest.Last) {
+			latest = ke
+		}
+		if prefix == "Failed to pull image " && (lastError == nil || !ke.Last.Before(lastError.Last)) {
+			lastError = ke
+		}
+	}
+	return lastError, latest
+}
+
+// eventTime is when an event last happened, whichever API wrote it: the
+// core/v1 lastTimestamp, or events.k8s.io's series and eventTime.
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case e.Series != nil && !e.Series.LastObservedTime.IsZero():
+		return e.Series.LastObservedTime.Time
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.FirstTimestamp.Time
+}
+
+// waitingOnPull reports whether a container of pod waits with a pull reason.
+func waitingOnPull(pod *corev1.Pod) bool {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for _, s := range list {
+			if s.State.Waiting != nil && slices.Contains(pullReasons, s.State.Waiting.Reason) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -82,8 +82,13 @@ func isOutage(e *Error) bool {
 }
 
 // rateLimited opens the back-off window of a 429 for ep and credential c.
+// resp nil: its headers were not seen; the default back-off applies.
 func (r *Resolver) rateLimited(ep endpoint, c Credential, resp *http.Response, e *Error) *Error {
-	d := retryAfter(resp.Header, r.o.now(), r.o.defaultBackoff)
+	var h http.Header
+	if resp != nil {
+		h = resp.Header
+	}
+	d := retryAfter(h, r.o.now(), r.o.defaultBackoff)
 	r.backoff.open(canonicalHost(ep.host)+"|"+c.Fingerprint(), 0, d, nil)
 	e.RetryAfter = d
 	return e

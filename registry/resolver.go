@@ -316,6 +316,12 @@ func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential)
 			return img, nil
 		}
 		e := mirrorRefused(classify(err, ref.String(), ep.host), ep)
+		if e.Reason == RateLimited && e.RetryAfter == 0 {
+			// A 429 from the /v2/ ping or a token endpoint comes through
+			// go-containerregistry without its headers: the default
+			// back-off, so the registry is still left alone.
+			e = r.rateLimited(ep, credentialFor(ep, c), nil, e)
+		}
 		if ep.mirror && mirrorUnknown == nil && (e.Reason == Unreachable || e.Reason == RateLimited) {
 			mirrorUnknown = e
 		}

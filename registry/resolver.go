@@ -83,7 +83,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	evicted := func(string, any) { m.cacheEvent("eviction") }
 	r := &Resolver{
 		o:        o,
-		base:     containedTransport{next: newGuard(o, instrumented{next: base, m: m})},
+		base:     containedTransport{next: newGuard(o, instrumented{next: budgeted{next: base}, m: m})},
 		metrics:  m,
 		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
 		digests:  expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),

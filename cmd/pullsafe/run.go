@@ -24,6 +24,7 @@ const usage = `pullsafe refuses images the kubelet could not pull, at kubectl ap
 Usage:
   pullsafe serve [flags]   run the admission webhook (pullsafe serve --help)
   pullsafe check -f PATH   the same rules on manifest files, for CI (pullsafe check --help)
+  pullsafe audit           look up the running Pods' images now (pullsafe audit --help)
   pullsafe version         print the version
 `
 
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "check":
 		return check(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil

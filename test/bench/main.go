@@ -39,7 +39,7 @@ func main() {
 func run(ctx context.Context) error {
 	out := flag.String("out", "docs/benchmarks.md", "where to write the results")
 	loadTime := flag.Duration("load-time", 5*time.Second, "duration of each load level")
-	sections := flag.String("only", "", "comma-separated sections to run: micro,memory,storm,cold,load,api,traffic (default all)")
+	sections := flag.String("only", "", "comma-separated sections to run: micro,memory,storm,cold,load,api,traffic,audit (default all)")
 	flag.Parse()
 	want := only(*sections)
 	start := time.Now()
@@ -128,6 +128,15 @@ func run(ctx context.Context) error {
 			return err
 		}
 		add(down...)
+	}
+
+	if want("audit") {
+		fmt.Println("== audit of running workloads: one pass over 1,000 Pods created through kube-apiserver")
+		a, err := s.auditCost(ctx)
+		if err != nil {
+			return err
+		}
+		add(a...)
 	}
 
 	md := render(rows, time.Since(start))

@@ -6,9 +6,6 @@ import (
 	"syscall"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,7 +36,7 @@ func (s *scene) auditCost(ctx context.Context) ([]row, error) {
 		return nil, err
 	}
 	for w := range workloads {
-		if err := s.auditWorkload(ctx, ns, fmt.Sprintf("app%d", w), proxy.Addr+fmt.Sprintf("/audit/app%d:v1", w%images), perWorkload); err != nil {
+		if err := s.b.RunningDeployment(ctx, ns, fmt.Sprintf("app%d", w), proxy.Addr+fmt.Sprintf("/audit/app%d:v1", w%images), perWorkload); err != nil {
 			return nil, err
 		}
 	}
@@ -59,12 +56,12 @@ func (s *scene) auditCost(ctx context.Context) ([]row, error) {
 	a := audit.New(c, webhook.NewClientCluster(c, c), func() *policy.Checker { return checker }, "pullsafe-system")
 	var rows []row
 	for _, pass := range []string{"cold cache", "warm cache"} {
-		before, cpu0, t0 := proxyTotal(proxy), cpuTime(), time.Now()
+		before, cpu0, t0 := proxy.Total(), cpuTime(), time.Now()
 		rep, err := a.Pass(ctx)
 		if err != nil {
 			return nil, err
 		}
-		cpu, wall, reqs := cpuTime()-cpu0, time.Since(t0), proxyTotal(proxy)-before
+		cpu, wall, reqs := cpuTime()-cpu0, time.Since(t0), proxy.Total()-before
 		if rep.Pods != workloads*perWorkload || rep.Failing() {
 			return nil, fmt.Errorf("audit pass: %d pods, %d failing workloads", rep.Pods, len(rep.Results))
 		}
@@ -75,40 +72,6 @@ func (s *scene) auditCost(ctx context.Context) ([]row, error) {
 				fmt.Sprintf("%s / %s", dur(cpu), dur(wall)), "budget 600 req/min/registry"})
 	}
 	return rows, nil
-}
-
-// auditWorkload creates a Deployment, its ReplicaSet and n Pods linked by
-// controller ownerReferences (no controller-manager runs in the bed).
-func (s *scene) auditWorkload(ctx context.Context, ns, name, image string, n int) error {
-	labels := map[string]string{"app": name}
-	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}
-	sel := &metav1.LabelSelector{MatchLabels: labels}
-	d, err := s.b.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
-	if err != nil {
-		return err
-	}
-	rs, err := s.b.Client.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name + "-1",
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: name, UID: d.UID, Controller: ptr.To(true)}}},
-		Spec: appsv1.ReplicaSetSpec{Selector: sel, Template: tmpl}}, metav1.CreateOptions{})
-	if err != nil {
-		return err
-	}
-	return parallel(n, 10, func(i int) error {
-		_, err := s.b.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", rs.Name, i), Labels: labels,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: ptr.To(true)}}},
-			Spec: tmpl.Spec}, metav1.CreateOptions{})
-		return err
-	})
-}
-
-func proxyTotal(p *registrytest.CountingProxy) int {
-	n := 0
-	for _, c := range p.Counts() {
-		n += c
-	}
-	return n
 }
 
 // cpuTime is this process's user + system CPU time so far.

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -54,8 +53,12 @@ func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 		}
 	}
 	// Admitted by the bed's webhook (enforce) while both tags exist.
-	runningDeployment(t, ctx, "audit-e2e", "web", proxy.Addr+"/team/web:v1", 3)
-	runningDeployment(t, ctx, "audit-e2e", "keep", proxy.Addr+"/team/keep:v1", 2)
+	if err := b.RunningDeployment(ctx, "audit-e2e", "web", proxy.Addr+"/team/web:v1", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RunningDeployment(ctx, "audit-e2e", "keep", proxy.Addr+"/team/keep:v1", 2); err != nil {
+		t.Fatal(err)
+	}
 
 	req, _ := http.NewRequest(http.MethodDelete, "http://"+reg.Addr+"/v2/team/web/manifests/"+doomed.String(), nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -101,7 +104,7 @@ func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := proxyTotal(proxy)
+	before := proxy.Total()
 	started := time.Now()
 	p, err := b.RunPullsafe(ctx, "pullsafe-audit", "--config", cfgFile, "--namespace", "audit-e2e-system",
 		"--webhook-url", fmt.Sprintf("https://127.0.0.1:%d", port), "--port", fmt.Sprint(port), "--webhook-config-name", "pullsafe-audit-e2e", "--zap-log-level", "info")
@@ -138,47 +141,10 @@ func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 	}
 	// The budget: at most 1 + perMinute·T requests (burst 1), plus the
 	// extra requests of the one lookup in flight when the bucket ran dry.
-	spent := proxyTotal(proxy) - before
+	spent := proxy.Total() - before
 	bound := 1 + int(float64(perMinute)*elapsed.Minutes()) + 2
 	t.Logf("registry requests by the audit replica: %d in %s (budget %d/min: at most %d)", spent, elapsed.Round(time.Second), perMinute, bound)
 	if spent > bound {
 		t.Errorf("%d registry requests in %s at %d/min, want at most %d", spent, elapsed, perMinute, bound)
-	}
-}
-
-func proxyTotal(p *registrytest.CountingProxy) int {
-	n := 0
-	for _, c := range p.Counts() {
-		n += c
-	}
-	return n
-}
-
-// runningDeployment creates a Deployment, its ReplicaSet and n Pods linked
-// by controller ownerReferences, as the controllers would.
-func runningDeployment(t *testing.T, ctx context.Context, ns, name, image string, n int) {
-	t.Helper()
-	yes := true
-	labels := map[string]string{"app": name}
-	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}}}
-	d, err := b.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := b.Client.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name + "-7d4b9",
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: &yes}}},
-		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", rs.Name, i), Labels: labels,
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: &yes}}},
-			Spec: tmpl.Spec}
-		if _, err := b.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

@@ -75,7 +75,7 @@ func New(pods client.Reader, cluster Cluster, checker func() *policy.Checker, ow
 // Result is one workload whose running Pods would fail to pull an image.
 type Result struct {
 	Owner Owner `json:"workload"`
-	// Pods is how many of its running Pods were audited.
+	// Pods is how many of its running Pods would fail to pull.
 	Pods     int              `json:"pods"`
 	Findings []policy.Finding `json:"findings"`
 	// Message is admission's denial message for the workload, sanitized

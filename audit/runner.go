@@ -81,7 +81,11 @@ func (r *Runner) loop(ctx context.Context) {
 		if !cfg.Audit.Enabled {
 			continue
 		}
-		rep, err := r.Auditor.Pass(ctx)
+		// A pass never runs into the next: what it has not looked up by
+		// then is "cannot verify" (a note), never a finding.
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		rep, err := r.Auditor.Pass(pctx)
+		cancel()
 		r.Metrics.record(rep, err, time.Now())
 		if err != nil {
 			logger.Error(err, "audit pass failed")

@@ -11,7 +11,8 @@ import (
 // those that would fail to pull now.
 type AuditConfig struct {
 	Enabled bool `json:"enabled"`
-	// Interval between the starts of two passes.
+	// Interval from the end of one pass to the start of the next; a pass
+	// is cut short (what is left is "cannot verify") after one Interval.
 	Interval Duration `json:"interval,omitempty"`
 	// RequestsPerMinute is the audit's budget of HTTP requests to each
 	// registry (a token bucket per registry host). Answers already cached by

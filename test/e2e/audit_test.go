@@ -25,7 +25,8 @@ import (
 // TestAuditFindsImageDeletedAfterAdmission: a Deployment admitted while its
 // tag existed, whose tag is then deleted from the registry, gets an
 // ImageWouldFailToPull Event from the audit of a serve replica within one
-// interval (plus the first-pass delay), within its request budget; and
+// interval (plus the first-pass delay), within its request budget, whose
+// count grows at the next pass instead of a second Event appearing; and
 // `pullsafe audit` reports it and exits 1. No controller-manager runs in the
 // bed, so the test creates the ReplicaSet and Pods as the controllers would.
 func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
@@ -115,14 +116,17 @@ func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 	// First pass 30s after the Lease is won, then every interval.
 	deadline := started.Add(30*time.Second + time.Minute + 15*time.Second)
 	var ev *corev1.Event
-	for ev == nil && time.Now().Before(deadline) {
+	events := func() []corev1.Event {
 		list, err := b.Client.CoreV1().Events("audit-e2e").List(ctx, metav1.ListOptions{FieldSelector: fields.Set{
 			"involvedObject.kind": "Deployment", "involvedObject.name": "web", "reason": "ImageWouldFailToPull"}.String()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list.Items) > 0 {
-			ev = &list.Items[0]
+		return list.Items
+	}
+	for ev == nil && time.Now().Before(deadline) {
+		if list := events(); len(list) > 0 {
+			ev = &list[0]
 			break
 		}
 		time.Sleep(time.Second)
@@ -146,5 +150,23 @@ func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 	t.Logf("registry requests by the audit replica: %d in %s (budget %d/min: at most %d)", spent, elapsed.Round(time.Second), perMinute, bound)
 	if spent > bound {
 		t.Errorf("%d registry requests in %s at %d/min, want at most %d", spent, elapsed, perMinute, bound)
+	}
+
+	// The next pass finds the same: the Event's count grows, no second
+	// Event appears.
+	deadline = time.Now().Add(time.Minute + 30*time.Second)
+	var list []corev1.Event
+	for time.Now().Before(deadline) {
+		if list = events(); len(list) != 1 || list[0].Count >= 2 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if len(list) != 1 || list[0].Count != 2 {
+		var counts []int32
+		for _, e := range list {
+			counts = append(counts, e.Count)
+		}
+		t.Errorf("after a second pass: %d Events on deployment/web with counts %v, want one with count 2", len(list), counts)
 	}
 }

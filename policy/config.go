@@ -36,6 +36,8 @@ type Config struct {
 	// Workloads are kinds beyond the built-in ones whose pod templates (or
 	// pod specs) are checked like a Deployment's; see WorkloadKind.
 	Workloads []WorkloadKind `json:"workloads,omitempty"`
+	// Audit is the audit of running workloads in `pullsafe serve`.
+	Audit AuditConfig `json:"audit"`
 }
 
 // PinConfig decides where tags are pinned to digests.
@@ -130,6 +132,7 @@ func DefaultConfig() *Config {
 		Registries:    RegistriesConfig{DeniedNetworks: defaultDenied()},
 		LookupTimeout: Duration{Duration: 2 * time.Second},
 		OutageWindow:  Duration{Duration: 30 * time.Second},
+		Audit:         defaultAudit(),
 	}
 }
 
@@ -220,6 +223,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := validateWorkloads(c.Workloads); err != nil {
+		return err
+	}
+	if err := c.Audit.validate(); err != nil {
 		return err
 	}
 	for host, file := range c.Registries.CABundles {

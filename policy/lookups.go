@@ -37,6 +37,15 @@ func WithLookupLimits(perReview, total int) CheckerOption {
 	}
 }
 
+// LookupsInFlight is how many of the Checker's lookup slots are taken now:
+// the audit of running workloads starts a lookup only when admission leaves
+// them free.
+func (c *Checker) LookupsInFlight() int { return len(c.slots) }
+
+// Resolver is the resolver the Checker looks images up with: the audit
+// shares it, and so its cached answers and rate-limit windows.
+func (c *Checker) Resolver() ImageResolver { return c.res }
+
 // reviewResolver is the resolver one Check sees: identical lookups in one
 // object (same image, same keychain; same resolved image for platforms)
 // are made once and shared, and each lookup holds one of the Checker's

@@ -92,7 +92,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	r := &Resolver{
 		retired:  retired,
 		o:        o,
-		base:     containedTransport{next: newGuard(o, instrumented{next: base, m: m})},
+		base:     containedTransport{next: newGuard(o, instrumented{next: budgeted{next: base}, m: m})},
 		pool:     base,
 		metrics:  m,
 		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),

@@ -252,6 +252,9 @@ func (s *server) setupHandlers(ctx context.Context, m *Metrics) error {
 	if err := cluster.TrackInformers(ctx, s.mgr.GetCache()); err != nil {
 		return fmt.Errorf("node and namespace informers: %w", err)
 	}
+	if err := s.setupAudit(cluster); err != nil {
+		return err
+	}
 	if err := s.mgr.AddReadyzCheck("webhook", readiness(&s.draining, srv.StartedChecker(), cluster)); err != nil {
 		return err
 	}

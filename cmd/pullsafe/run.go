@@ -26,6 +26,7 @@ Usage:
   pullsafe check -f PATH   the same rules on manifest files, for CI (pullsafe check --help)
   pullsafe why pod/NAME    explain a pod stuck pulling an image (pullsafe why --help);
                            also installed as kubectl-pullsafe: kubectl pullsafe why pod/NAME
+  pullsafe audit           look up the running Pods' images now (pullsafe audit --help)
   pullsafe version         print the version
 `
 
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "why":
 		return why(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil

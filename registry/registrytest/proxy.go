@@ -72,3 +72,14 @@ func (p *CountingProxy) Counts() map[string]int {
 
 // Close stops the proxy.
 func (p *CountingProxy) Close() { p.srv.Close() }
+
+// Total returns every request seen so far.
+func (p *CountingProxy) Total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.counts {
+		n += c
+	}
+	return n
+}

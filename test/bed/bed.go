@@ -187,7 +187,8 @@ func (b *Bed) startRegistry(ctx context.Context, name string, auth bool) (*Proce
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {inmemory: {}}\nhttp: {addr: %q, secret: e2e}\n", addr)
+	// Deletes enabled: the audit e2e removes a tag after admission.
+	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {inmemory: {}, delete: {enabled: true}}\nhttp: {addr: %q, secret: e2e}\n", addr)
 	if auth {
 		hash, err := bcrypt.GenerateFromPassword([]byte(PrivatePass), bcrypt.MinCost)
 		if err != nil {

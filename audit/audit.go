@@ -1,0 +1,300 @@
+// Package audit looks up the images of running Pods again, long after
+// their admission, with each Pod's own pull secrets and pullsafe's rules,
+// and reports the workloads whose images would fail to pull now (a tag
+// deleted, a secret rotated, a node pool of another architecture).
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// Cluster is what a pass reads besides the Pods: pull secrets by get, as
+// admission reads them; namespace labels (mode off skips a namespace);
+// today's nodes for the platform rule. webhook.ClientCluster is one.
+type Cluster interface {
+	policy.SecretReader
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+	// Nodes returns nil when nodes are unknown (the platform rule is then
+	// skipped with a note, as in admission).
+	Nodes(ctx context.Context) ([]policy.Node, error)
+}
+
+// Auditor runs audit passes. Passes must not overlap.
+type Auditor struct {
+	pods    client.Reader // lists Pods page by page, gets ReplicaSets and Jobs
+	cluster Cluster
+	// checker is admission's current Checker: its config, its resolver
+	// (shared cache) and its lookup slots (admission goes first).
+	checker  func() *policy.Checker
+	own      string
+	pageSize int64
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration) error
+	poll     time.Duration
+	budget   *budget
+}
+
+// Option configures an Auditor.
+type Option func(*Auditor)
+
+// WithPageSize sets how many Pods one List returns (default 500): memory
+// holds one page, not the cluster's Pods.
+func WithPageSize(n int64) Option { return func(a *Auditor) { a.pageSize = n } }
+
+// WithClock replaces the clock the budget reads and the sleep the audit
+// waits with (tests drive both).
+func WithClock(now func() time.Time, sleep func(context.Context, time.Duration) error) Option {
+	return func(a *Auditor) { a.now, a.sleep = now, sleep }
+}
+
+// New returns an Auditor listing Pods with pods (an uncached reader: a pass
+// pages through them rather than keeping every Pod in an informer), reading
+// credentials, namespaces and nodes from cluster, and looking images up
+// with checker's resolver. own is pullsafe's namespace, never audited.
+func New(pods client.Reader, cluster Cluster, checker func() *policy.Checker, own string, opts ...Option) *Auditor {
+	a := &Auditor{pods: pods, cluster: cluster, checker: checker, own: own, pageSize: 500,
+		now: time.Now, sleep: sleepCtx, poll: 50 * time.Millisecond}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Result is one workload whose running Pods would fail to pull an image.
+type Result struct {
+	Owner Owner `json:"workload"`
+	// Pods is how many of its running Pods would fail to pull.
+	Pods     int              `json:"pods"`
+	Findings []policy.Finding `json:"findings"`
+	// Message is admission's denial message for the workload, sanitized
+	// and bounded: the Event's message.
+	Message string `json:"message"`
+}
+
+// Report is one pass.
+type Report struct {
+	Started   time.Time     `json:"started"`
+	Duration  time.Duration `json:"durationNanoseconds"`
+	Pods      int           `json:"pods"`      // running Pods audited
+	Workloads int           `json:"workloads"` // distinct workloads they belong to
+	Lookups   int           `json:"lookups"`   // lookups passed to the resolver (cache hits included)
+	Results   []Result      `json:"results"`
+	// Notes are what could not be checked, once each.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Failing reports whether any workload would fail to pull.
+func (r *Report) Failing() bool { return len(r.Results) > 0 }
+
+// pass is the state of one pass.
+type pass struct {
+	a       *Auditor
+	cfg     *policy.Config
+	checker *policy.Checker
+	res     *background
+	nodes   []policy.Node
+	owners  owners
+	creds   map[string]credsOrErr
+	labels  map[string]map[string]string
+	seen    map[string]bool // owner + pod spec signature
+	results map[Owner]*Result
+	report  *Report
+}
+
+type credsOrErr struct {
+	c   policy.Credentials
+	err error
+}
+
+// Pass audits the running Pods once. An error means the Pods could not be
+// listed; everything else becomes a note or "cannot verify".
+func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
+	admission := a.checker()
+	cfg := admission.Config()
+	if a.budget == nil || a.budget.perMinute != cfg.Audit.RequestsPerMinute {
+		a.budget = newBudget(cfg.Audit.RequestsPerMinute, a.now)
+	}
+	bg := &background{next: admission.Resolver(), admission: admission, budget: a.budget, sleep: a.sleep, poll: a.poll,
+		images: map[imageKey]resolved{}, platforms: map[string]platforms{}}
+	p := &pass{a: a, cfg: cfg, res: bg,
+		// One lookup at a time: the audit never competes with admission
+		// for connections or registry quota beyond one request.
+		checker: policy.NewChecker(cfg, bg, policy.WithLookupLimits(1, 1)),
+		owners:  owners{reader: a.pods, seen: map[Owner]Owner{}},
+		creds:   map[string]credsOrErr{}, labels: map[string]map[string]string{},
+		seen: map[string]bool{}, results: map[Owner]*Result{},
+		report: &Report{Started: a.now()}}
+	var err error
+	if p.nodes, err = a.cluster.Nodes(ctx); err != nil {
+		p.nodes = nil
+	}
+	workloads := map[Owner]bool{}
+	scopes := cfg.Audit.Namespaces
+	if len(scopes) == 0 {
+		scopes = []string{""}
+	}
+	for _, ns := range scopes {
+		if err := p.list(ctx, ns, workloads); err != nil {
+			return nil, err
+		}
+	}
+	r := p.report
+	r.Workloads = len(workloads)
+	r.Lookups = bg.lookups
+	for _, res := range p.results {
+		r.Results = append(r.Results, *res)
+	}
+	slices.SortFunc(r.Results, func(x, y Result) int {
+		return strings.Compare(x.Owner.Namespace+"/"+x.Owner.String(), y.Owner.Namespace+"/"+y.Owner.String())
+	})
+	r.Duration = a.now().Sub(r.Started)
+	return r, nil
+}
+
+// list pages through the Pods of ns ("" all).
+func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) error {
+	var cont string
+	for {
+		var pods corev1.PodList
+		opts := []client.ListOption{client.Limit(p.a.pageSize)}
+		if ns != "" {
+			opts = append(opts, client.InNamespace(ns))
+		}
+		if cont != "" {
+			opts = append(opts, client.Continue(cont))
+		}
+		if err := p.a.pods.List(ctx, &pods, opts...); err != nil {
+			return fmt.Errorf("listing pods: %w", err)
+		}
+		for i := range pods.Items {
+			pod := &pods.Items[i]
+			if !running(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+				continue
+			}
+			p.report.Pods++
+			o := p.owners.of(ctx, pod)
+			workloads[o] = true
+			p.pod(ctx, o, pod)
+		}
+		if cont = pods.Continue; cont == "" {
+			return nil
+		}
+	}
+}
+
+// running: a Pod the kubelet may still (re)start containers of. A finished
+// Pod pulls nothing again; a deleted one is going.
+func running(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}
+
+// pod checks one running Pod unless an identical one of the same workload
+// (same images, same pull secrets) was checked already this pass.
+func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		return
+	}
+	w, err := policy.ExtractWorkload(schema.GroupKind{Kind: "Pod"}, raw)
+	if err != nil || w == nil {
+		return
+	}
+	w.Namespace = pod.Namespace
+	secrets := secretNames(pod)
+	sig := o.Namespace + "/" + o.String() + "|" + secrets + "|" + images(w.Containers)
+	if p.seen[sig] {
+		if r := p.results[o]; r != nil {
+			r.Pods++
+		}
+		return
+	}
+	p.seen[sig] = true
+	if len(w.Containers) == 0 {
+		return
+	}
+	labels, ok := p.labels[pod.Namespace]
+	if !ok {
+		labels, err = p.a.cluster.NamespaceLabels(ctx, pod.Namespace)
+		if err != nil {
+			p.note(fmt.Sprintf("namespace %s: cannot read its labels (%v); audited with the config's defaults", pod.Namespace, err))
+		}
+		p.labels[pod.Namespace] = labels
+	}
+	s := p.cfg.Settings(labels, false)
+	if s.Mode == policy.ModeOff {
+		return
+	}
+	ce, ok := p.creds[pod.Namespace+"|"+secrets]
+	if !ok {
+		// A running Pod holds its service account's pull secrets already:
+		// the ServiceAccount admission plugin copied them at creation.
+		ce.c, ce.err = policy.ReadCredentials(ctx, p.a.cluster, w, policy.Admitted)
+		p.creds[pod.Namespace+"|"+secrets] = ce
+	}
+	if ce.err != nil {
+		p.note(registry.Sanitize(ce.err.Error(), 512))
+		return
+	}
+	// The workload, not the Pod, is named: its Pods are many and fleeting.
+	w.Kind, w.Name = o.Kind, o.Name
+	// Enforce: a finding whose rule denies is one the kubelet would fail
+	// on, whatever the namespace's mode says admission does about it.
+	v := p.checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce,
+		Pin: s.Pin, Credentials: ce.c, Nodes: p.nodes})
+	for _, n := range v.Notes {
+		p.note(n)
+	}
+	if v.Decision() != policy.DecisionDeny {
+		return
+	}
+	r := p.results[o]
+	if r == nil {
+		r = &Result{Owner: o}
+		p.results[o] = r
+	}
+	r.Pods++
+	for _, f := range v.Findings {
+		if f.Action == policy.ActionDeny && !slices.Contains(r.Findings, f) {
+			r.Findings = append(r.Findings, f)
+		}
+	}
+	if r.Message == "" {
+		r.Message = v.DenialMessage()
+	}
+}
+
+func (p *pass) note(n string) {
+	if !slices.Contains(p.report.Notes, n) && len(p.report.Notes) < 100 {
+		p.report.Notes = append(p.report.Notes, n)
+	}
+}
+
+func secretNames(pod *corev1.Pod) string {
+	var b strings.Builder
+	for _, s := range pod.Spec.ImagePullSecrets {
+		b.WriteString(s.Name)
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+func images(cs []policy.Container) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString(c.Image)
+		b.WriteByte(',')
+	}
+	return b.String()
+}

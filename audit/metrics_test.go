@@ -1,0 +1,36 @@
+package audit
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// Namespaces past maxNamespaceSeries share one series: the label set stays
+// bounded however many namespaces have findings.
+func TestFindingCountsBoundNamespaces(t *testing.T) {
+	r := &Report{}
+	for i := range 80 {
+		n := 1
+		if i < 10 {
+			n = 3 // the namespaces with most findings keep their own series
+		}
+		res := Result{Owner: Owner{Kind: "Deployment", Namespace: fmt.Sprintf("ns%02d", i), Name: "web"}}
+		for range n {
+			res.Findings = append(res.Findings, policy.Finding{Rule: policy.RuleNotFound})
+		}
+		r.Results = append(r.Results, res)
+	}
+	got := findingCounts(r)
+	namespaces := map[string]bool{}
+	for k := range got {
+		namespaces[k.namespace] = true
+	}
+	if len(namespaces) != maxNamespaceSeries+1 {
+		t.Errorf("%d namespace label values, want %d", len(namespaces), maxNamespaceSeries+1)
+	}
+	if got[ruleNamespace{policy.RuleNotFound, "ns03"}] != 3 || got[ruleNamespace{policy.RuleNotFound, "_other"}] != 30 {
+		t.Errorf("counts: ns03 %d (want 3), _other %d (want 30)", got[ruleNamespace{policy.RuleNotFound, "ns03"}], got[ruleNamespace{policy.RuleNotFound, "_other"}])
+	}
+}

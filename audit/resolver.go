@@ -1,0 +1,136 @@
+package audit
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+)
+
+// background is the resolver one audit pass looks images up with. It
+// shares admission's resolver (its cached answers and rate-limit windows:
+// a registry's Retry-After holds for both) and gives way to admission:
+//
+//   - a lookup starts only while no admission lookup holds a slot of the
+//     admission Checker, and the audit runs one lookup at a time, so an
+//     admission never waits for a slot behind the audit;
+//   - it waits for the registry's budget before each lookup and charges
+//     the budget for each request the lookup sends (registry.WithBudget);
+//   - each (image, credentials) is looked up once a pass, whatever the
+//     number of Pods and workloads naming it.
+type background struct {
+	next      policy.ImageResolver
+	admission *policy.Checker
+	budget    *budget
+	sleep     func(context.Context, time.Duration) error
+	poll      time.Duration
+
+	mu        sync.Mutex
+	images    map[imageKey]resolved
+	platforms map[string]platforms
+	lookups   int // lookups passed on to next
+	waits     int // times a lookup waited for admission or the budget
+}
+
+type imageKey struct {
+	image string
+	kc    *registry.Keychain // one pointer per distinct pull secrets (pass.credentials)
+}
+
+type resolved struct {
+	img *registry.Image
+	err error
+}
+
+type platforms struct {
+	p   []v1.Platform
+	err error
+}
+
+func (b *background) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
+	k := imageKey{image, kc}
+	b.mu.Lock()
+	r, ok := b.images[k]
+	b.mu.Unlock()
+	if ok {
+		return r.img, r.err
+	}
+	if err := b.turn(ctx, hostOf(image)); err != nil {
+		return nil, err
+	}
+	img, err := b.next.Resolve(registry.WithBudget(ctx, b.budget), image, kc)
+	b.mu.Lock()
+	b.images[k] = resolved{img, err}
+	b.lookups++
+	b.mu.Unlock()
+	return img, err
+}
+
+func (b *background) Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error) {
+	k := img.Registry + "/" + img.Repository + "@" + img.Digest.String()
+	b.mu.Lock()
+	r, ok := b.platforms[k]
+	b.mu.Unlock()
+	if ok {
+		return r.p, r.err
+	}
+	if err := b.turn(ctx, img.Registry); err != nil {
+		return nil, err
+	}
+	p, err := b.next.Platforms(registry.WithBudget(ctx, b.budget), img)
+	b.mu.Lock()
+	b.platforms[k] = platforms{p, err}
+	b.lookups++
+	b.mu.Unlock()
+	return p, err
+}
+
+func (b *background) HasMirror(registry string) bool { return b.next.HasMirror(registry) }
+
+// turn waits until admission holds no lookup slot and host's budget has a
+// token. A pass cut short by ctx gets "cannot verify", never a finding.
+func (b *background) turn(ctx context.Context, host string) error {
+	for {
+		d := b.budget.delay(host)
+		if d == 0 && b.admission.LookupsInFlight() == 0 {
+			return nil
+		}
+		if d == 0 {
+			d = b.poll
+		}
+		b.mu.Lock()
+		b.waits++
+		b.mu.Unlock()
+		if err := b.sleep(ctx, d); err != nil {
+			return &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourTimeout, Registry: host,
+				Message: "the audit pass ended before its turn for this registry", Err: err}
+		}
+	}
+}
+
+// hostOf is the registry host of an image as the kubelet names it.
+func hostOf(image string) string {
+	name, err := registry.KubeletName(image)
+	if err != nil {
+		return ""
+	}
+	host, _, _ := strings.Cut(name, "/")
+	return host
+}
+
+// sleepCtx sleeps d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

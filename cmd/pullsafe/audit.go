@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"text/tabwriter"
+
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pullsafe/pullsafe/audit"
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
+	"github.com/pullsafe/pullsafe/webhook"
+)
+
+const auditUsage = `Usage: pullsafe audit [flags]
+
+Looks up the images of the cluster's running Pods now, with each Pod's own
+pull secrets and the same rules and messages as admission (one pass of the
+audit pullsafe serve runs with audit.enabled), and prints the workloads that
+would fail to pull. Needs list on pods cluster-wide, get on secrets,
+replicasets and jobs. Exit 0: nothing would fail; 1: something would;
+2: usage error or unreachable cluster.
+
+`
+
+type auditOptions struct {
+	configFile   string
+	kube         kubeFlags
+	output       string
+	ownNamespace string
+	namespaces   stringList
+	rate         int
+}
+
+func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
+	var o auditOptions
+	fset := flag.NewFlagSet("pullsafe audit", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() { fmt.Fprint(stderr, auditUsage); fset.PrintDefaults() }
+	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
+	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config")
+	fset.StringVar(&o.output, "o", "text", "output: text or json")
+	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never audited, like kube-system and kube-node-lease")
+	fset.Var(&o.namespaces, "n", "audit only this namespace; repeatable (default: the config's audit.namespaces, else all)")
+	fset.IntVar(&o.rate, "requests-per-minute", 0, "registry requests a minute, per registry (default: the config's audit.requestsPerMinute)")
+	if err := fset.Parse(args); err != nil {
+		return nil, err
+	}
+	switch {
+	case fset.NArg() > 0:
+		return nil, fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	case o.output != "text" && o.output != "json":
+		return nil, fmt.Errorf("-o %q: want text or json", o.output)
+	case o.rate < 0 || o.rate > policy.MaxAuditRequestsRate:
+		return nil, fmt.Errorf("--requests-per-minute %d: want 1 to %d", o.rate, policy.MaxAuditRequestsRate)
+	}
+	return &o, nil
+}
+
+// auditCmd runs one audit pass against the cluster, without serve.
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseAuditFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := policy.LoadConfig(o.configFile)
+	if err != nil {
+		return usageError{err}
+	}
+	if len(o.namespaces) > 0 {
+		cfg.Audit.Namespaces = o.namespaces
+	}
+	if o.rate > 0 {
+		cfg.Audit.RequestsPerMinute = o.rate
+	}
+	if cfg.Registries.AllowLoopback == nil {
+		cfg.Registries.AllowLoopback = ptr.To(true) // runs on your machine, as check
+	}
+	cl, err := o.kube.load(clientcmd.NewDefaultClientConfigLoadingRules())
+	if err != nil {
+		return usageError{err}
+	}
+	cluster, err := liveCluster(ctx, cl)
+	if err != nil {
+		return usageError{err}
+	}
+	kc, err := client.New(cl.rest, client.Options{})
+	if err != nil {
+		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
+	}
+	res, err := webhook.NewResolver(cfg, nil, registry.WithUserAgent(webhook.UserAgent(version)))
+	if err != nil {
+		return usageError{err}
+	}
+	checker := policy.NewChecker(cfg, res)
+	rep, err := audit.New(kc, cluster, func() *policy.Checker { return checker }, o.ownNamespace).Pass(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cl.name, err)
+	}
+	if err := printAudit(rep, o.output, stdout); err != nil {
+		return err
+	}
+	if rep.Failing() {
+		return errWouldDeny
+	}
+	return nil
+}
+
+// printAudit writes the report as a table (one row per finding) or JSON.
+func printAudit(rep *audit.Report, output string, w io.Writer) error {
+	if output == "json" {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if rep.Failing() {
+		fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tPODS\tRULE\tCONTAINER\tIMAGE\tCAUSE")
+	}
+	var fixes []string
+	for _, r := range rep.Results {
+		for _, f := range r.Findings {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", clean(r.Owner.Namespace), clean(r.Owner.String()), r.Pods, f.Rule,
+				clean(f.Container), clean(f.Image), registry.Sanitize(f.Cause, 300))
+			if fix := registry.Sanitize(f.Fix, 300); fix != "" && !slices.Contains(fixes, fix) {
+				fixes = append(fixes, fix)
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, fix := range fixes {
+		fmt.Fprintln(w, "fix: "+fix)
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(w, "note: "+registry.Sanitize(n, 512))
+	}
+	fmt.Fprintf(w, "%d running pods of %d workloads audited, %s would fail to pull\n", rep.Pods, rep.Workloads, plural(len(rep.Results), "workload"))
+	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}

@@ -6,9 +6,9 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"time"
 	"k8s.io/utils/ptr"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"

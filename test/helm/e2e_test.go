@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,9 +174,13 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(b.PullsafeURL)
+	// Killed, pullsafe cannot delete its out-of-cluster registration: the
+	// API server still calls it and fails open, which its own fail-open
+	// counter records.
+	if err := syscall.Kill(b.Pullsafe.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 	b.Pullsafe.Stop()
-	// pullsafe is down, its configuration still registered: the API server
-	// fails open, which its own fail-open counter records.
 	if out, errOut, err := b.Run("", "-n", "monitoring-e2e", "run", "failopen", "--image=docker.io/team/api:v1.4.0", "--dry-run=server"); err != nil {
 		t.Fatalf("create while pullsafe is down (fail open expected): %v\n%s%s", err, out, errOut)
 	}
@@ -193,14 +198,14 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 	}
 	// A failed reload, then a good one.
 	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-	for _, c := range []string{cfg + "bogus: 1\n", cfg} {
-		if err := os.WriteFile(cfgFile, []byte(c), 0o600); err != nil {
+	for _, step := range []struct{ cfg, want string }{
+		{cfg + "bogus: 1\n", `pullsafe_config_reloads_total{result="failure"}`},
+		{cfg + "outageWindow: 31s\n", `pullsafe_config_reloads_total{result="success"}`},
+	} {
+		if err := os.WriteFile(cfgFile, []byte(step.cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		want := `pullsafe_config_reloads_total{result="failure"}`
-		if c == cfg {
-			want = `pullsafe_config_reloads_total{result="success"}`
-		}
+		want := step.want
 		deadline := time.Now().Add(20 * time.Second)
 		for !strings.Contains(scrape(t, metricsURL), want) {
 			if time.Now().After(deadline) {

@@ -63,11 +63,7 @@ func (m *Metrics) review(mutating bool, kind string, d policy.Decision) {
 	if m == nil {
 		return
 	}
-	w := "validate"
-	if mutating {
-		w = "mutate"
-	}
-	m.reviews.WithLabelValues(w, kind, string(d)).Inc()
+	m.reviews.WithLabelValues(webhookLabel(mutating), kind, string(d)).Inc()
 }
 
 // observe records the time since start of one review; deferred at its start.
@@ -75,11 +71,15 @@ func (m *Metrics) observe(mutating bool, kind string, start time.Time) {
 	if m == nil {
 		return
 	}
-	w := "validate"
+	m.duration.WithLabelValues(webhookLabel(mutating), kind).Observe(time.Since(start).Seconds())
+}
+
+// webhookLabel is the webhook label value: validate or mutate.
+func webhookLabel(mutating bool) string {
 	if mutating {
-		w = "mutate"
+		return "mutate"
 	}
-	m.duration.WithLabelValues(w, kind).Observe(time.Since(start).Seconds())
+	return "validate"
 }
 
 func (m *Metrics) recordFindings(kind string, fs []policy.Finding) {

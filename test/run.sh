@@ -28,6 +28,11 @@ go test -race -count=1 ./...
 echo "== keychain vs the kubelet's own keyring (differential, separate module)"
 (cd test/kubeletdiff && go vet ./... && go test -count=1 ./...)
 
+echo "== Helm chart vs kustomize, helm lint, PromQL of alerts and dashboard (separate module)"
+# Helm's SDK, kustomize and Prometheus's parser stay out of pullsafe's
+# go.mod; a cold build of this module takes ~4 minutes on 2 cores.
+(cd test/helm && go vet ./... && go test -count=1 ./...)
+
 if [ -n "${PULLSAFE_SKIP_E2E:-}" ]; then
   echo "!!! PULLSAFE_SKIP_E2E is set: the end-to-end suite did NOT run"
   exit 0
@@ -40,6 +45,10 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ >"$log" 2>&1 || status=$?
+if [ "$status" -eq 0 ]; then
+  echo "== chart and kustomize objects, ServiceMonitor, PrometheusRule: server dry-run; metric names on /metrics"
+  (cd test/helm && go test -tags e2e -count=1 -timeout 15m ./...) >>"$log" 2>&1 || status=$?
+fi
 if [ "$status" -eq 0 ]; then
   grep -v '^\[' "$log"   # the kubectl transcript; process logs ("[pullsafe] ...") only on failure
 else

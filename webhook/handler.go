@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"k8s.io/utils/ptr"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -46,6 +47,7 @@ var _ admission.Handler = (*Handler)(nil)
 // denial that failurePolicy: Ignore does not turn into an admission, so any
 // internal failure, a panic included, is an explicit allow with a warning.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	defer h.metrics.observe(h.mutating, req.Kind.Kind, time.Now())
 	defer func() {
 		if p := recover(); p != nil {
 			logr.FromContextOrDiscard(ctx).Error(fmt.Errorf("%v", p), "panic in admission handler", "uid", req.UID)

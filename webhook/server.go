@@ -182,6 +182,9 @@ func setup(ctx context.Context, o ServerOptions) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ctrlmetrics.Registry.Register(certs.NewExpiryCollector(o.CertDir)); err != nil {
+		return nil, err
+	}
 	if err := s.setupPolicy(m); err != nil {
 		return nil, err
 	}

@@ -154,6 +154,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 		{"overlays/warn", map[string]any{"mode": "warn"}},
 		{"overlays/enforce", map[string]any{"mode": "enforce"}},
 		{"overlays/cert-manager", map[string]any{"certs": map[string]any{"mode": "cert-manager"}}},
+		{"overlays/audit", map[string]any{"audit": map[string]any{"enabled": true, "interval": "1h", "requestsPerMinute": 60}}},
 		{"overlays/monitoring", map[string]any{"monitoring": map[string]any{
 			"serviceMonitor": map[string]any{"enabled": true},
 			"prometheusRule": map[string]any{"enabled": true},

@@ -111,10 +111,11 @@ func TestServerDryRun(t *testing.T) {
 		"chart, monitoring":  all,
 		"chart, enforce":     {"mode": "enforce", "replicas": 3, "priorityClassName": "system-cluster-critical", "image": map[string]any{"repository": "r.example/pullsafe", "tag": "v1", "digest": "sha256:" + strings.Repeat("a", 64)}},
 		"chart, certmanager": {"certs": map[string]any{"mode": "cert-manager"}},
+		"chart, audit":       {"audit": map[string]any{"enabled": true, "interval": "30m", "requestsPerMinute": 30, "namespaces": []any{"shop"}}},
 	} {
 		t.Run(name, func(t *testing.T) { dryRun(t, name, mustRenderChart(t, values)) })
 	}
-	for _, overlay := range []string{"overlays/warn", "overlays/enforce", "overlays/cert-manager", "overlays/monitoring"} {
+	for _, overlay := range []string{"overlays/warn", "overlays/enforce", "overlays/cert-manager", "overlays/monitoring", "overlays/audit"} {
 		t.Run(overlay, func(t *testing.T) { dryRun(t, overlay, kustomize(t, overlay)) })
 	}
 }

@@ -42,7 +42,10 @@ func (s *server) setupAudit(cluster *ClientCluster) error {
 	// Pods are listed page by page with the uncached reader: no informer
 	// holds every Pod of the cluster in memory between passes.
 	a := audit.New(s.mgr.GetAPIReader(), cluster, current, s.o.Namespace)
+	// core/v1 Events through client-go's correlator: a finding repeated
+	// pass after pass bumps one Event's count instead of adding Events.
+	//lint:ignore SA1019 the events.k8s.io recorder replacing it has no such aggregation of identical Events across passes
+	recorder := s.mgr.GetEventRecorderFor("pullsafe-audit")
 	return s.mgr.Add(&audit.Runner{Auditor: a, Config: func() *policy.Config { return current().Config() },
-		Recorder: s.mgr.GetEventRecorderFor("pullsafe-audit"), //nolint:staticcheck // core/v1 Events: their correlator counts repeats
-		Metrics:  m, Lock: lock, FirstDelay: 30 * time.Second})
+		Recorder: recorder, Metrics: m, Lock: lock, FirstDelay: 30 * time.Second})
 }

@@ -109,16 +109,22 @@ func failed(e *kubeletEvent) bool {
 
 // lastPullEvents returns the newest "Failed to pull image" event naming
 // image and the newest pull event of any kind naming it. The kubelet quotes
-// the image with %q, as strconv.Quote does.
+// the image with %q, as strconv.Quote does: as written (older kubelets) or
+// with ":latest" appended when it has no tag or digest (applyDefaultImageTag
+// runs first, and newer kubelets name that result).
 func lastPullEvents(events []corev1.Event, image string) (lastError, latest *kubeletEvent) {
-	q := strconv.Quote(image)
+	names := []string{strconv.Quote(image)}
+	if last := image[strings.LastIndex(image, "/")+1:]; !strings.ContainsAny(last, ":@") {
+		names = append(names, strconv.Quote(image+":latest"))
+	}
 	for i := range events {
 		e := &events[i]
 		var prefix string
 		for _, p := range pullEventPrefixes {
-			if strings.HasPrefix(e.Message, p+q) {
-				prefix = p
-				break
+			for _, q := range names {
+				if strings.HasPrefix(e.Message, p+q) {
+					prefix = p
+				}
 			}
 		}
 		if prefix == "" {

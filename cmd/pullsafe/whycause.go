@@ -25,9 +25,11 @@ var pullFailing = []policy.Rule{policy.RuleInvalidReference, policy.RuleNotFound
 
 // whyConfig is cfg for explaining pulls: every pull-failing rule reported
 // (whatever the config ignores: the pod is already stuck), the advice
-// rules off, mode enforce.
+// rules off, mode enforce, and no registry skipped: a skipped image is
+// never looked up, and "the registry answered now" would be invented.
 func whyConfig(cfg *policy.Config) {
 	cfg.Mode = policy.ModeEnforce
+	cfg.Registries.Skip = nil
 	rules := map[policy.Rule]policy.Action{}
 	for _, r := range policy.AllRules {
 		rules[r] = policy.ActionIgnore

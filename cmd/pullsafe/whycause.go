@@ -109,6 +109,10 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		}
 		return ex
 	}
+	if c, ok := nodeSideCause(si, node); ok {
+		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
+		return ex
+	}
 	ex.Status = statusFineNow
 	ex.Cause = "the registry answered now: the image exists and these credentials can pull it"
 	if node != "" {
@@ -129,6 +133,46 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		ex.Fix += "; if it fails again, the nodes may not reach the registry as this machine does (DNS, egress, proxy)"
 	}
 	return ex
+}
+
+// nodeCause is a failure the kubelet's words place on the node itself.
+type nodeCause struct{ rule, cause, fix string }
+
+// nodeSideCauses are containerd's and Go's texts for failures a registry
+// lookup from elsewhere cannot see and a retry does not cure: the image is
+// fine, the node is not.
+var nodeSideCauses = []struct {
+	texts []string
+	nodeCause
+}{
+	{[]string{"no space left on device"}, nodeCause{"node-disk",
+		"the node's disk is full (\"no space left on device\" in the kubelet's error): the registry answered pullsafe, the node cannot store the image",
+		"free space on the node (crictl rmi --prune; check the kubelet's imageGCHighThresholdPercent and /var/lib/containerd), or drain it"}},
+	{[]string{"x509: ", "failed to verify certificate"}, nodeCause{"node-tls",
+		"the node does not trust the registry's certificate (x509 in the kubelet's error): pullsafe trusts it from this machine, the node's runtime does not",
+		"give the nodes the registry's CA (containerd: /etc/containerd/certs.d/HOST/hosts.toml ca = ..., or the node's trust store), then delete the pod to retry"}},
+	{[]string{"server gave HTTP response to HTTPS client"}, nodeCause{"node-http",
+		"the registry speaks plain HTTP and the node's runtime asked with HTTPS (\"server gave HTTP response to HTTPS client\")",
+		"declare the registry as plain HTTP on the nodes (containerd: /etc/containerd/certs.d/HOST/hosts.toml server = \"http://HOST\"), or serve it over TLS"}},
+}
+
+// nodeSideCause reports a node-side failure in the kubelet's words.
+func nodeSideCause(si stuckImage, node string) (nodeCause, bool) {
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	for _, c := range nodeSideCauses {
+		for _, t := range c.texts {
+			if strings.Contains(text, t) {
+				if node != "" {
+					c.cause += " (node " + node + ")"
+				}
+				return c.nodeCause, true
+			}
+		}
+	}
+	return nodeCause{}, false
 }
 
 // networkError reports whether the kubelet's words describe a failure to

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// TestExplainNodeSideErrors: the registry answers pullsafe, but the
+// kubelet's error says the node itself fails (disk, trust, plain HTTP):
+// "nothing to change" would leave the pod stuck.
+func TestExplainNodeSideErrors(t *testing.T) {
+	for _, tc := range []struct{ name, msg, want string }{
+		{"disk full", `failed to pull and unpack image "reg/x:v1": failed to extract layer sha256:ab: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/9/fs/a: no space left on device: unknown`, "disk"},
+		{"node trust", `failed to pull and unpack image "reg/x:v1": failed to resolve reference "reg/x:v1": failed to do request: Head "https://reg/v2/x/manifests/v1": tls: failed to verify certificate: x509: certificate signed by unknown authority`, "CA"},
+		{"plain http", `failed to pull and unpack image "reg/x:v1": failed to resolve reference "reg/x:v1": failed to do request: Head "https://reg/v2/x/manifests/v1": http: server gave HTTP response to HTTPS client`, "HTTP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			si := stuckImage{Container: policy.Container{Name: "app", Image: "reg/x:v1", Source: policy.SourceContainer},
+				Reason: "ErrImagePull", Message: tc.msg}
+			ex := explain(si, nil, "node-a", false)
+			if ex.Status != statusFails || !strings.HasPrefix(ex.Rule, "node-") || !strings.Contains(ex.Cause+ex.Fix, tc.want) {
+				t.Errorf("got %+v\nwant a node-side cause naming %q", ex, tc.want)
+			}
+			if strings.Contains(ex.Fix, "nothing to change") {
+				t.Errorf("fix %q", ex.Fix)
+			}
+		})
+	}
+}

@@ -117,6 +117,14 @@ type whyResult struct {
 // of 500 stuck replicas has one cause, said ten times at most.
 const maxPods = 10
 
+// podPage is the page size for a workload's pods; maxExamined bounds the
+// waiting pods whose events are read (pods waiting on something else, such
+// as a crash loop, are not stuck on an image but cost a read to tell).
+const (
+	podPage     = 500
+	maxExamined = 5 * maxPods
+)
+
 // maxEvents bounds the events read for one pod (one page): the kubelet
 // aggregates repeats into one event with a count, so a pod has few.
 const maxEvents = 500
@@ -254,33 +262,51 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 	if err != nil {
 		return nil, err
 	}
-	rawList, err := e.cs.CoreV1().RESTClient().Get().Namespace(e.ns).Resource("pods").
-		VersionedParams(&metav1.ListOptions{LabelSelector: sel.String()}, metav1.ParameterCodec).Do(ctx).Raw()
-	if err != nil {
-		return nil, err
-	}
-	var pods struct {
-		Items []json.RawMessage `json:"items"`
-	}
-	if err := json.Unmarshal(rawList, &pods); err != nil {
-		return nil, fmt.Errorf("decoding the pods of %s: %w", out.Object, err)
-	}
-	for _, raw := range pods.Items {
-		if len(out.Pods) == maxPods {
-			// Counted from their statuses only: no events read, no
-			// lookups, however many replicas are stuck.
-			var pod corev1.Pod
-			if json.Unmarshal(raw, &pod) == nil && waitingOnPull(&pod) {
-				out.MorePods++
-			}
-			continue
-		}
-		p, err := e.explainPod(ctx, raw)
+	// Read in pages: a workload of thousands of pods is never held whole,
+	// and only pods with a waiting container cost an events read.
+	examined, cont := 0, ""
+	for {
+		rawList, err := e.cs.CoreV1().RESTClient().Get().Namespace(e.ns).Resource("pods").
+			VersionedParams(&metav1.ListOptions{LabelSelector: sel.String(), Limit: podPage, Continue: cont}, metav1.ParameterCodec).Do(ctx).Raw()
 		if err != nil {
 			return nil, err
 		}
-		if p.Stuck {
-			out.Pods = append(out.Pods, p) // a workload's healthy pods are not news
+		var pods struct {
+			Metadata struct {
+				Continue string `json:"continue"`
+			} `json:"metadata"`
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(rawList, &pods); err != nil {
+			return nil, fmt.Errorf("decoding the pods of %s: %w", out.Object, err)
+		}
+		for _, raw := range pods.Items {
+			var pod corev1.Pod
+			if err := json.Unmarshal(raw, &pod); err != nil {
+				return nil, fmt.Errorf("decoding a pod of %s: %w", out.Object, err)
+			}
+			if !anyWaiting(&pod) {
+				continue // nothing waits: not stuck on an image, no events to read
+			}
+			if len(out.Pods) == maxPods || examined == maxExamined {
+				// Counted from their statuses only: no events read, no
+				// lookups, however many replicas are stuck.
+				if waitingOnPull(&pod) {
+					out.MorePods++
+				}
+				continue
+			}
+			examined++
+			p, err := e.explainPod(ctx, raw)
+			if err != nil {
+				return nil, err
+			}
+			if p.Stuck {
+				out.Pods = append(out.Pods, p) // a workload's healthy pods are not news
+			}
+		}
+		if cont = pods.Metadata.Continue; cont == "" {
+			break
 		}
 	}
 	out.Notes = e.notes

@@ -166,3 +166,17 @@ func waitingOnPull(pod *corev1.Pod) bool {
 	}
 	return false
 }
+
+// anyWaiting reports whether a container of pod waits, for any reason: a
+// pod without one is stuck on no image (an image volume's failure keeps
+// its containers waiting too).
+func anyWaiting(pod *corev1.Pod) bool {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for _, s := range list {
+			if s.State.Waiting != nil {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -38,7 +38,8 @@ The cluster: --kubeconfig/--context, else the kubeconfig kubectl would use.
 
 Exit status: 0 nothing is wrong now (not stuck, or the registry now answers
 and the kubelet will succeed at its next try); 1 a cause was found (an image
-still fails, or would fail for new pods); 2 usage or cluster errors.
+still fails, or would fail for new pods), or pullsafe cannot tell from here
+why an image fails; 2 usage or cluster errors.
 
 Flags:
 `
@@ -189,7 +190,7 @@ func (r *whyResult) causeFound() bool {
 	}
 	for _, p := range r.Pods {
 		for _, im := range p.Images {
-			if im.Status == statusFails {
+			if im.Status == statusFails || im.Status == statusCannotTell {
 				return true
 			}
 		}

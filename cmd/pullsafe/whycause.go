@@ -15,6 +15,11 @@ import (
 const (
 	statusFails   = "fails"    // the lookup now fails the way the kubelet's pull does: the cause is named
 	statusFineNow = "fine-now" // the registry answers now: the kubelet will succeed at its next try
+	// statusCannotTell: pullsafe's own lookup could not see what the
+	// node sees (unreachable from this machine while the kubelet's error
+	// is not a network one; credentials only the nodes hold): the
+	// kubelet's error is the evidence, and no cause is named.
+	statusCannotTell = "cannot-tell"
 )
 
 // pullFailing are the rules whose findings make a pull fail, in the order
@@ -104,8 +109,21 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		}
 		f := findings[i]
 		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, string(f.Rule), f.Cause, f.Fix
-		if r == policy.RuleUnreachable {
+		switch {
+		case r == policy.RuleUnreachable && !networkError(si):
+			// This machine's failure is not the node's: the kubelet got
+			// further (or said nothing left to read).
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: its own lookup from this machine failed (" + f.Cause + "), and the kubelet's error is not a network one"
+			ex.Fix = "read the kubelet's error above, or run pullsafe why where the registry is reachable as from the nodes (VPN, bastion)"
+		case r == policy.RuleUnreachable:
 			ex.Fix = "check the registry, DNS and egress from the nodes (pullsafe looked it up from this machine; the nodes' network may differ)"
+		case r == policy.RuleUnauthorized && f.Action != policy.ActionDeny:
+			// Credentials pullsafe does not hold (registries.nodeCredentials,
+			// a service account not created yet): not a cause it found.
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: " + f.Cause
+			ex.Fix = "read the kubelet's error above; check the nodes' credentials for this registry (kubelet credential provider, containerd config)"
 		}
 		return ex
 	}

@@ -165,7 +165,7 @@ func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	e := &whyExplainer{cs: cs, checker: policy.NewChecker(cfg, res), ns: o.namespace}
+	e := &whyExplainer{cs: cs, checker: policy.NewChecker(cfg, res), ns: o.namespace, mirrors: cfg.Registries.Mirrors}
 	out, err := e.explainTarget(ctx, o.target)
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
@@ -205,6 +205,9 @@ type whyExplainer struct {
 	ns      string
 	nodes   []policy.Node
 	notes   []string
+	// mirrors are the config's registries.mirrors: hosts the kubelet's
+	// errors may name that pullsafe asks too.
+	mirrors map[string][]string
 }
 
 // workloadKinds are the kinds why explains besides Pods, with kubectl's
@@ -417,6 +420,7 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 		e.addNote(n)
 	}
 	for _, s := range stuck {
+		s.OtherHost = nodeAskedElsewhere(s, e.mirrors)
 		p.Images = append(p.Images, explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod)))
 	}
 	return p, nil

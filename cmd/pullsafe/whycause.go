@@ -131,6 +131,12 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
 		return ex
 	}
+	if si.OtherHost != "" {
+		ex.Status, ex.Rule = statusCannotTell, "mirror"
+		ex.Cause = "pullsafe cannot tell: the node's runtime asked " + si.OtherHost + " (a mirror configured on the nodes?), pullsafe asked the image's registry, which answers"
+		ex.Fix = "check the image on " + si.OtherHost + ", or give pullsafe why the nodes' mirrors (--config with registries.mirrors)"
+		return ex
+	}
 	ex.Status = statusFineNow
 	ex.Cause = "the registry answered now: the image exists and these credentials can pull it"
 	if node != "" {

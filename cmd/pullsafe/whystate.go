@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 )
 
 // The kubelet's words for a pull that failed, as it writes them into
@@ -56,6 +57,9 @@ type stuckImage struct {
 	// last pull event of any kind.
 	LastError *kubeletEvent
 	Latest    *kubeletEvent
+	// OtherHost is a registry host the kubelet's error names that is
+	// neither the image's nor a mirror pullsafe knows (nodeAskedElsewhere).
+	OtherHost string
 }
 
 // stuckImages lists the images of pod the kubelet is failing to pull, from
@@ -179,4 +183,49 @@ func anyWaiting(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// nodeAskedElsewhere returns a host the node's runtime asked, as its error
+// names it (containerd: Head "https://HOST/v2/..."), that is neither the
+// image's registry nor one of mirrors (the config's registries.mirrors):
+// a mirror configured on the nodes only, whose answers pullsafe never saw.
+func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
+	ref, err := registry.ParseReference(si.Container.Image)
+	if err != nil {
+		return ""
+	}
+	known := map[string]bool{strings.ToLower(ref.Domain): true}
+	if ref.Domain == "docker.io" {
+		known["registry-1.docker.io"], known["index.docker.io"] = true, true
+	}
+	for reg, hosts := range mirrors {
+		if strings.EqualFold(reg, ref.Domain) || (reg == "*" && len(hosts) > 0) {
+			for _, h := range hosts {
+				h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+				h, _, _ = strings.Cut(h, "/")
+				known[strings.ToLower(h)] = true
+			}
+		}
+	}
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	for _, scheme := range []string{"https://", "http://"} {
+		for rest := text; ; {
+			i := strings.Index(rest, scheme)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(scheme):]
+			host, path, ok := strings.Cut(rest, "/")
+			if !ok || !strings.HasPrefix(path, "v2/") || strings.ContainsAny(host, " \"'") {
+				continue
+			}
+			if h := strings.ToLower(host); !known[h] {
+				return h
+			}
+		}
+	}
+	return ""
 }

@@ -366,12 +366,17 @@ func (e *whyExplainer) explainTemplate(ctx context.Context, gk schema.GroupKind,
 	if err != nil || w == nil {
 		return err
 	}
-	cr, err := policy.ReadCredentials(ctx, secretReader{e.cs}, w, policy.Admitted)
+	cr, unread, err := e.readCredentials(ctx, w)
 	if err != nil {
 		return err
 	}
 	v := e.checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce, Credentials: cr, Nodes: e.nodes})
-	out.Template = v.Findings
+	for _, f := range v.Findings {
+		if unread && (f.Rule == policy.RuleUnauthorized || f.Rule == policy.RuleNotFound) {
+			continue // looked up without the template's secrets: not a cause
+		}
+		out.Template = append(out.Template, f)
+	}
 	return nil
 }
 
@@ -407,7 +412,7 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 		return p, nil
 	}
 	p.Stuck = true
-	cr, err := policy.ReadCredentials(ctx, secretReader{e.cs}, w, policy.Admitted)
+	cr, unread, err := e.readCredentials(ctx, w)
 	if err != nil {
 		return p, err
 	}
@@ -421,9 +426,29 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 	}
 	for _, s := range stuck {
 		s.OtherHost = nodeAskedElsewhere(s, e.mirrors)
-		p.Images = append(p.Images, explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod)))
+		ex := explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod))
+		if unread && ex.Status == statusFails && (ex.Rule == string(policy.RuleUnauthorized) || ex.Rule == string(policy.RuleNotFound)) {
+			// Looked up without the pod's secrets: a private image
+			// answers 401, or 404 on registries that hide it.
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: looked up without the pod's pull secrets (this account may not read them): " + ex.Cause
+			ex.Fix = "run pullsafe why with an account that may get secrets in this namespace, or read the kubelet's error above"
+		}
+		p.Images = append(p.Images, ex)
 	}
 	return p, nil
+}
+
+// readCredentials reads w's pull secrets; unread says this account may not
+// get secrets or service accounts (the "view" ClusterRole cannot): the
+// lookup then runs without them, and a note says so.
+func (e *whyExplainer) readCredentials(ctx context.Context, w *policy.Workload) (cr policy.Credentials, unread bool, err error) {
+	cr, err = policy.ReadCredentials(ctx, secretReader{e.cs}, w, policy.Admitted)
+	if apierrors.IsForbidden(err) {
+		e.addNote("pull secrets not read (forbidden): images were looked up without them; credential causes are not named")
+		return policy.Credentials{Keychain: registry.NewKeychain(nil)}, true, nil
+	}
+	return cr, false, err
 }
 
 func (e *whyExplainer) addNote(n string) {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -56,6 +58,12 @@ func apiServerOf(t *testing.T, image string, pods []corev1.Pod) (*kubernetes.Cli
 		}
 		write(w, list)
 	})
+	mux.HandleFunc("GET /api/v1/namespaces/shop/secrets/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		write(w, metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: "Failure", Reason: metav1.StatusReasonForbidden, Code: 403,
+			Message: `secrets is forbidden: User "sre" cannot get resource "secrets" in API group "" in the namespace "shop"`})
+	})
 	mux.HandleFunc("GET /api/v1/namespaces/shop/events", func(w http.ResponseWriter, r *http.Request) {
 		eventLists.Add(1)
 		write(w, corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}})
@@ -100,5 +108,33 @@ func TestWhyWorkloadManyPodsIsBounded(t *testing.T) {
 	}
 	if n := podPages.Load(); n < 2 {
 		t.Errorf("pods read in %d page(s): 2,030 pods in one response", n)
+	}
+}
+
+// TestWhySecretsForbidden: the "view" ClusterRole cannot get secrets. why
+// still explains the pod, says so in a note, and names no credential
+// cause it could not check (the lookup ran without the pod's secrets).
+func TestWhySecretsForbidden(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
+	tr.SetAuth("basic")
+	image := tr.Host + "/team/api:v1"
+	p := whyPodOf(image, "ImagePullBackOff", "", "")
+	p.Name, p.Labels = "web-0", map[string]string{"app": "web"}
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
+	cs, _, _ := apiServerOf(t, image, []corev1.Pod{*p})
+	e := &whyExplainer{cs: cs, checker: whyChecker(t), ns: "shop"}
+	out, err := e.explainTarget(context.Background(), "deployment/web")
+	if err != nil {
+		t.Fatalf("why failed as a whole: %v", err)
+	}
+	if len(out.Pods) != 1 || len(out.Pods[0].Images) != 1 {
+		t.Fatalf("pods %+v", out.Pods)
+	}
+	if ex := out.Pods[0].Images[0]; ex.Status != statusCannotTell {
+		t.Errorf("status %s (%s), want %s", ex.Status, ex.Cause, statusCannotTell)
+	}
+	if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, "secrets not read (forbidden)") }) {
+		t.Errorf("notes %q", out.Notes)
 	}
 }

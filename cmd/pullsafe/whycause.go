@@ -206,7 +206,8 @@ func networkError(si stuckImage) bool {
 	if si.LastError != nil {
 		text += " " + si.LastError.Message
 	}
-	for _, s := range []string{"no such host", "i/o timeout", "dial tcp", "connection refused", "TLS handshake", "registry is unavailable"} {
+	for _, s := range []string{"no such host", "i/o timeout", "dial tcp", "connection refused", "TLS handshake", "registry is unavailable",
+		"connection reset by peer", "context deadline exceeded", "network is unreachable", "no route to host"} {
 		if strings.Contains(text, s) {
 			return true
 		}

@@ -29,3 +29,19 @@ func TestExplainNodeSideErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNetworkErrorWords: Go's and containerd's words for a connection that
+// broke after it was made are network failures too: a fine-now answer
+// warns that the nodes may not reach the registry as this machine does.
+func TestNetworkErrorWords(t *testing.T) {
+	for _, msg := range []string{
+		`failed to copy: httpReadSeeker: failed open: failed to do request: Get "https://reg/v2/x/blobs/sha256:ab": read tcp 10.0.0.5:51234->10.0.0.7:443: read: connection reset by peer`,
+		`failed to resolve reference "reg/x:v1": failed to do request: Head "https://reg/v2/x/manifests/v1": context deadline exceeded`,
+		`failed to copy: read tcp 10.0.0.5:51234->10.0.0.7:443: read: network is unreachable`,
+	} {
+		si := stuckImage{Container: policy.Container{Name: "app", Image: "reg/x:v1", Source: policy.SourceContainer}, Reason: "ErrImagePull", Message: msg}
+		if !networkError(si) {
+			t.Errorf("not a network error: %s", msg)
+		}
+	}
+}

@@ -62,6 +62,9 @@ type stuckImage struct {
 	OtherHost string
 }
 
+// maxWaiting bounds the "is waiting" lines said for one pod.
+const maxWaiting = 20
+
 // stuckImages lists the images of pod the kubelet is failing to pull, from
 // its container statuses and its events; w is the pod as policy extracted
 // it (containers and image volumes). waiting says, for a pod not stuck on
@@ -83,6 +86,9 @@ func stuckImages(pod *corev1.Pod, w *policy.Workload, events []corev1.Event) (st
 		}
 	}
 	slices.Sort(waiting)
+	if n := len(waiting); n > maxWaiting {
+		waiting = append(waiting[:maxWaiting], strconv.Itoa(n-maxWaiting)+" more containers are waiting")
+	}
 	for _, ct := range w.Containers {
 		si := stuckImage{Container: ct}
 		si.LastError, si.Latest = lastPullEvents(events, ct.Image)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,5 +31,20 @@ func TestStuckImagesUntaggedMatchesKubeletEvents(t *testing.T) {
 				t.Fatalf("stuck %+v: want one image with the kubelet's last error", stuck)
 			}
 		})
+	}
+}
+
+// TestStuckImagesWaitingIsBounded: a pod of 2,000 containers waiting on
+// something else is said in a bounded number of lines.
+func TestStuckImagesWaitingIsBounded(t *testing.T) {
+	pod := whyPodOf("reg.example/x:v1", "CrashLoopBackOff", "", "")
+	st := pod.Status.ContainerStatuses[0]
+	for i := range 2000 {
+		st.Name = "c" + strconv.Itoa(i)
+		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, st)
+	}
+	_, waiting := stuckImages(pod, workloadOf(t, pod), nil)
+	if len(waiting) > maxWaiting+1 || !strings.Contains(waiting[len(waiting)-1], "1981 more") {
+		t.Errorf("%d waiting lines, the last %q", len(waiting), waiting[len(waiting)-1])
 	}
 }

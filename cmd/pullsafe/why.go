@@ -126,9 +126,13 @@ const (
 	maxExamined = 5 * maxPods
 )
 
-// maxEvents bounds the events read for one pod (one page): the kubelet
-// aggregates repeats into one event with a count, so a pod has few.
-const maxEvents = 500
+// maxEvents is the page size of a pod's events, maxEventPages the pages
+// read: the kubelet aggregates repeats into one event with a count, so a
+// pod has few, but a pod of many containers (or a noisy writer) may not.
+const (
+	maxEvents     = 500
+	maxEventPages = 4
+)
 
 func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseWhyFlags(args, stderr)
@@ -396,17 +400,11 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 	if err != nil {
 		return p, err
 	}
-	evs, err := e.cs.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.uid", string(pod.UID)),
-			fields.OneTermEqualSelector("involvedObject.kind", "Pod")).String(), Limit: maxEvents})
-	if apierrors.IsForbidden(err) {
-		e.addNote("events not read (forbidden): the kubelet's last errors are not shown")
-		evs, err = &corev1.EventList{}, nil
-	}
+	evs, err := e.readEvents(ctx, pod)
 	if err != nil {
 		return p, err
 	}
-	stuck, waiting := stuckImages(pod, w, evs.Items)
+	stuck, waiting := stuckImages(pod, w, evs)
 	p.Waiting = waiting
 	if len(stuck) == 0 {
 		return p, nil
@@ -449,6 +447,31 @@ func (e *whyExplainer) readCredentials(ctx context.Context, w *policy.Workload) 
 		return policy.Credentials{Keychain: registry.NewKeychain(nil)}, true, nil
 	}
 	return cr, false, err
+}
+
+// readEvents reads the pod's events in pages of maxEvents, at most
+// maxEventPages of them: the API server orders events by name, not time, so
+// the kubelet's newest word may be on any page.
+func (e *whyExplainer) readEvents(ctx context.Context, pod *corev1.Pod) ([]corev1.Event, error) {
+	var out []corev1.Event
+	opts := metav1.ListOptions{FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.uid", string(pod.UID)),
+		fields.OneTermEqualSelector("involvedObject.kind", "Pod")).String(), Limit: maxEvents}
+	for range maxEventPages {
+		evs, err := e.cs.CoreV1().Events(e.ns).List(ctx, opts)
+		if apierrors.IsForbidden(err) {
+			e.addNote("events not read (forbidden): the kubelet's last errors are not shown")
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs.Items...)
+		if opts.Continue = evs.Continue; opts.Continue == "" {
+			return out, nil
+		}
+	}
+	e.addNote(fmt.Sprintf("more than %d events for pod %s: the rest not read", maxEvents*maxEventPages, pod.Name))
+	return out, nil
 }
 
 func (e *whyExplainer) addNote(n string) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +25,7 @@ import (
 // apiServerOf serves, as the API server would, a Deployment "web" in
 // namespace shop and its pods (paged when the client asks for pages); it
 // counts the event lists and the pod list pages asked for.
-func apiServerOf(t *testing.T, image string, pods []corev1.Pod) (*kubernetes.Clientset, *atomic.Int32, *atomic.Int32) {
+func apiServerOf(t *testing.T, image string, pods []corev1.Pod, events ...corev1.Event) (*kubernetes.Clientset, *atomic.Int32, *atomic.Int32) {
 	t.Helper()
 	var eventLists, podPages atomic.Int32
 	dep := appsv1.Deployment{TypeMeta: metav1.TypeMeta{Kind: "Deployment", APIVersion: "apps/v1"},
@@ -66,7 +67,16 @@ func apiServerOf(t *testing.T, image string, pods []corev1.Pod) (*kubernetes.Cli
 	})
 	mux.HandleFunc("GET /api/v1/namespaces/shop/events", func(w http.ResponseWriter, r *http.Request) {
 		eventLists.Add(1)
-		write(w, corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}})
+		from, _ := strconv.Atoi(r.URL.Query().Get("continue"))
+		to := len(events)
+		if l, _ := strconv.Atoi(r.URL.Query().Get("limit")); l > 0 && from+l < to {
+			to = from + l
+		}
+		list := corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, Items: events[from:to]}
+		if to < len(events) {
+			list.Continue = strconv.Itoa(to)
+		}
+		write(w, list)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -136,5 +146,30 @@ func TestWhySecretsForbidden(t *testing.T) {
 	}
 	if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, "secrets not read (forbidden)") }) {
 		t.Errorf("notes %q", out.Notes)
+	}
+}
+
+// TestWhyReadsEventsPastOnePage: the API server orders events by name, not
+// time; the kubelet's newest failure may sit past the first page.
+func TestWhyReadsEventsPastOnePage(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("team/api", "v1", "linux", "amd64")
+	image := tr.Host + "/team/api:v2" // missing: the cause is not-found
+	p := whyPodOf(image, "ImagePullBackOff", "", "")
+	p.Name, p.Labels = "web-0", map[string]string{"app": "web"}
+	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	var evs []corev1.Event
+	for i := range maxEvents + 100 {
+		evs = append(evs, event("Pulling", `Pulling image "`+image+`"`, t0.Add(time.Duration(i)*time.Second)))
+	}
+	evs = append(evs, event("Failed", `Failed to pull image "`+image+`": newest`, t0.Add(time.Hour)))
+	cs, _, _ := apiServerOf(t, image, []corev1.Pod{*p}, evs...)
+	e := &whyExplainer{cs: cs, checker: whyChecker(t), ns: "shop"}
+	out, err := e.explainTarget(context.Background(), "deployment/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Pods) != 1 || len(out.Pods[0].Images) != 1 || !strings.HasSuffix(out.Pods[0].Images[0].LastError, "newest") {
+		t.Errorf("pods %+v: want the newest failure, on the second page", out.Pods)
 	}
 }

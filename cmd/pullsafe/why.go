@@ -66,6 +66,7 @@ func parseWhyFlags(args []string, stderr io.Writer) (*whyOptions, error) {
 	fs.StringVar(&o.output, "o", "text", "output: text or json")
 	fs.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve, for its registries settings (mirrors, CA bundles)")
 	o.kube.bind(fs, "as kubectl: $KUBECONFIG's files, else ~/.kube/config")
+	args = splitShorthands(args)
 	var targets []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -85,6 +86,23 @@ func parseWhyFlags(args []string, stderr io.Writer) (*whyOptions, error) {
 	}
 	o.target = targets[0]
 	return &o, nil
+}
+
+// splitShorthands spells kubectl's joined short flags (-nshop, -ojson:
+// pflag takes them) as the flag package reads them (-n shop).
+func splitShorthands(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && (a[1] == 'n' || a[1] == 'o') && a[2] != '=' && !strings.HasPrefix(a, "-namespace") {
+			out = append(out, a[:2], a[2:])
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // errCauseFound makes the process exit 1 without an extra message.

@@ -48,3 +48,16 @@ func TestStuckImagesWaitingIsBounded(t *testing.T) {
 		t.Errorf("%d waiting lines, the last %q", len(waiting), waiting[len(waiting)-1])
 	}
 }
+
+// TestParseWhyFlagsKubectlShorthands: kubectl (pflag) takes -nshop and
+// -ojson; people type them after `kubectl pullsafe why`, which passes them
+// on verbatim.
+func TestParseWhyFlagsKubectlShorthands(t *testing.T) {
+	o, err := parseWhyFlags([]string{"pod/x", "-nshop", "-ojson"}, &strings.Builder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.namespace != "shop" || !o.namespaceSet || o.output != "json" {
+		t.Errorf("%+v", o)
+	}
+}

@@ -48,15 +48,8 @@ func apiServerOf(t *testing.T, image string, pods []corev1.Pod, events ...corev1
 	})
 	mux.HandleFunc("GET /api/v1/namespaces/shop/pods", func(w http.ResponseWriter, r *http.Request) {
 		podPages.Add(1)
-		from, _ := strconv.Atoi(r.URL.Query().Get("continue"))
-		to := len(pods)
-		if l, _ := strconv.Atoi(r.URL.Query().Get("limit")); l > 0 && from+l < to {
-			to = from + l
-		}
-		list := corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}, Items: pods[from:to]}
-		if to < len(pods) {
-			list.Continue = strconv.Itoa(to)
-		}
+		list := corev1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
+		list.Items, list.Continue = page(r, pods)
 		write(w, list)
 	})
 	mux.HandleFunc("GET /api/v1/namespaces/shop/secrets/", func(w http.ResponseWriter, r *http.Request) {
@@ -67,15 +60,8 @@ func apiServerOf(t *testing.T, image string, pods []corev1.Pod, events ...corev1
 	})
 	mux.HandleFunc("GET /api/v1/namespaces/shop/events", func(w http.ResponseWriter, r *http.Request) {
 		eventLists.Add(1)
-		from, _ := strconv.Atoi(r.URL.Query().Get("continue"))
-		to := len(events)
-		if l, _ := strconv.Atoi(r.URL.Query().Get("limit")); l > 0 && from+l < to {
-			to = from + l
-		}
-		list := corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}, Items: events[from:to]}
-		if to < len(events) {
-			list.Continue = strconv.Itoa(to)
-		}
+		list := corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}}
+		list.Items, list.Continue = page(r, events)
 		write(w, list)
 	})
 	srv := httptest.NewServer(mux)
@@ -85,6 +71,21 @@ func apiServerOf(t *testing.T, image string, pods []corev1.Pod, events ...corev1
 		t.Fatal(err)
 	}
 	return cs, &eventLists, &podPages
+}
+
+// page is the page of items a list request asks for (limit, continue) and
+// the continue token of the next, as the API server pages.
+func page[T any](r *http.Request, items []T) ([]T, string) {
+	from, _ := strconv.Atoi(r.URL.Query().Get("continue"))
+	to := len(items)
+	if l, _ := strconv.Atoi(r.URL.Query().Get("limit")); l > 0 && from+l < to {
+		to = from + l
+	}
+	next := ""
+	if to < len(items) {
+		next = strconv.Itoa(to)
+	}
+	return items[from:to], next
 }
 
 // TestWhyWorkloadManyPodsIsBounded: a Deployment of 2,000 running pods and

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pullsafe/pullsafe/policy"
-	"github.com/pullsafe/pullsafe/registry"
 )
 
 // TestExplainCannotTellFromHere: when this machine cannot reach the
@@ -16,27 +13,12 @@ import (
 // "unreachable" as the pod's cause. When the kubelet's error is a network
 // one too, both agree and the cause stands.
 func TestExplainCannotTellFromHere(t *testing.T) {
-	cfg, err := policy.LoadConfig("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	whyConfig(cfg)
-	res, err := registry.NewResolver(registry.WithAllowLoopback(true), registry.WithLookupTimeout(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checker := policy.NewChecker(cfg, res)
 	for _, tc := range []struct{ name, msg, status string }{
 		{"kubelet says not found", `rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:1/team/api:v1": not found`, statusCannotTell},
 		{"kubelet says unreachable too", `failed to do request: Head "https://127.0.0.1:1/v2/team/api/manifests/v1": dial tcp 127.0.0.1:1: connect: connection refused`, statusFails},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pod := whyPodOf("127.0.0.1:1/team/api:v1", "ErrImagePull", tc.msg, "")
-			w := workloadOf(t, pod)
-			stuck, _ := stuckImages(pod, w, nil)
-			v := checker.Check(context.Background(), policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce,
-				Credentials: policy.Credentials{Keychain: registry.NewKeychain(nil)}})
-			ex := explain(stuck[0], findingsFor(v, stuck[0].Container), "node-a", false)
+			ex := explainNow(t, func(*policy.Config) {}, whyPodOf("127.0.0.1:1/team/api:v1", "ErrImagePull", tc.msg, ""))
 			if ex.Status != tc.status || ex.Rule != string(policy.RuleUnreachable) {
 				t.Errorf("got %+v\nwant status %s", ex, tc.status)
 			}

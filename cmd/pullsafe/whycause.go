@@ -127,6 +127,14 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		}
 		return ex
 	}
+	if si.Reason == "InvalidImageName" {
+		// The kubelet's parse failed and does not retry into success;
+		// pullsafe's parser disagreeing is no evidence it will.
+		ex.Status, ex.Rule = statusCannotTell, string(policy.RuleInvalidReference)
+		ex.Cause = "pullsafe cannot tell: the kubelet could not parse the image reference (its message above), pullsafe's parser accepts it"
+		ex.Fix = "rewrite the image as [registry/]repository[:tag][@sha256:digest], lowercase, as the kubelet's message says"
+		return ex
+	}
 	if c, ok := nodeSideCause(si, node); ok {
 		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
 		return ex

@@ -45,3 +45,14 @@ func TestNetworkErrorWords(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainInvalidNameNeverFine: InvalidImageName is the kubelet's own
+// parse failure and is final until the pod's image changes; when pullsafe's
+// parser accepts the reference, "fine now, the kubelet retries" is false.
+func TestExplainInvalidNameNeverFine(t *testing.T) {
+	si := stuckImage{Container: policy.Container{Name: "app", Image: "reg/x:v1", Source: policy.SourceContainer},
+		Reason: "InvalidImageName", Message: `Failed to apply default image tag "reg/x:v1": couldn't parse image name "reg/x:v1": invalid reference format`}
+	if ex := explain(si, nil, "node-a", false); ex.Status == statusFineNow {
+		t.Errorf("%+v", ex)
+	}
+}

@@ -442,6 +442,7 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 	}
 	for _, s := range stuck {
 		s.OtherHost = nodeAskedElsewhere(s, e.mirrors)
+		s.PlatformUnchecked = e.nodes == nil || slices.ContainsFunc(v.Notes, func(n string) bool { return strings.HasPrefix(n, "platform not checked") })
 		ex := explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod))
 		if unread && ex.Status == statusFails && (ex.Rule == string(policy.RuleUnauthorized) || ex.Rule == string(policy.RuleNotFound)) {
 			// Looked up without the pod's secrets: a private image

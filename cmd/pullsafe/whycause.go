@@ -116,6 +116,12 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 			ex.Status = statusCannotTell
 			ex.Cause = "pullsafe cannot tell: its own lookup from this machine failed (" + f.Cause + "), and the kubelet's error is not a network one"
 			ex.Fix = "read the kubelet's error above, or run pullsafe why where the registry is reachable as from the nodes (VPN, bastion)"
+		case r == policy.RuleRateLimited && !rateLimitedToo(si):
+			// Registries count pulls per client IP: this machine's
+			// limit is not the node's.
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: its own lookup was rate limited (" + f.Cause + "), and the kubelet's error is not a rate limit"
+			ex.Fix = "read the kubelet's error above, or retry pullsafe why later"
 		case r == policy.RuleUnreachable:
 			ex.Fix = "check the registry, DNS and egress from the nodes (pullsafe looked it up from this machine; the nodes' network may differ)"
 		case r == policy.RuleUnauthorized && f.Action != policy.ActionDeny:
@@ -147,7 +153,10 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 	}
 	ex.Status = statusFineNow
 	ex.Cause = "the registry answered now: the image exists and these credentials can pull it"
-	if node != "" {
+	switch {
+	case si.PlatformUnchecked:
+		ex.Cause += " (the node's platform not checked)"
+	case node != "":
 		ex.Cause += " on node " + node + "'s platform"
 	}
 	if si.LastError != nil {
@@ -205,6 +214,15 @@ func nodeSideCause(si stuckImage, node string) (nodeCause, bool) {
 		}
 	}
 	return nodeCause{}, false
+}
+
+// rateLimitedToo reports whether the kubelet's words are a rate limit.
+func rateLimitedToo(si stuckImage) bool {
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	return strings.Contains(text, "toomanyrequests") || strings.Contains(text, "429") || strings.Contains(strings.ToLower(text), "rate limit")
 }
 
 // networkError reports whether the kubelet's words describe a failure to

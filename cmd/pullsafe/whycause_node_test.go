@@ -56,3 +56,32 @@ func TestExplainInvalidNameNeverFine(t *testing.T) {
 		t.Errorf("%+v", ex)
 	}
 }
+
+// TestExplainFineNowClaimsOnlyWhatWasChecked: with nodes unread
+// (forbidden) or the pod's node not matched, the platform was not checked:
+// "fine now" must not claim the node's platform.
+func TestExplainFineNowClaimsOnlyWhatWasChecked(t *testing.T) {
+	si := stuckImage{Container: policy.Container{Name: "app", Image: "reg/x:v1", Source: policy.SourceContainer}, Reason: "ImagePullBackOff",
+		PlatformUnchecked: true}
+	if ex := explain(si, nil, "node-a", false); strings.Contains(ex.Cause, "platform") && !strings.Contains(ex.Cause, "not checked") {
+		t.Errorf("cause %q", ex.Cause)
+	}
+}
+
+// TestExplainRateLimitedHereOnly: registries rate-limit by client IP; a
+// 429 to this machine says nothing of the node's pull unless the kubelet
+// was refused the same way.
+func TestExplainRateLimitedHereOnly(t *testing.T) {
+	f := []policy.Finding{{Rule: policy.RuleRateLimited, Action: policy.ActionDeny, Container: "app", Image: "docker.io/library/nginx:1.27",
+		Source: policy.SourceContainer, Cause: "registry index.docker.io is rate limiting pulls (toomanyrequests)"}}
+	for _, tc := range []struct{ msg, want string }{
+		{`failed to pull and unpack image "docker.io/library/nginx:1.27": failed to resolve reference: docker.io/library/nginx:1.27: not found`, statusCannotTell},
+		{`failed to pull and unpack image "docker.io/library/nginx:1.27": 429 Too Many Requests - Server message: toomanyrequests: You have reached your unauthenticated pull rate limit`, statusFails},
+	} {
+		si := stuckImage{Container: policy.Container{Name: "app", Image: "docker.io/library/nginx:1.27", Source: policy.SourceContainer},
+			Reason: "ErrImagePull", Message: tc.msg}
+		if ex := explain(si, f, "node-a", false); ex.Status != tc.want {
+			t.Errorf("%s: status %s, want %s", tc.msg, ex.Status, tc.want)
+		}
+	}
+}

@@ -60,6 +60,9 @@ type stuckImage struct {
 	// OtherHost is a registry host the kubelet's error names that is
 	// neither the image's nor a mirror pullsafe knows (nodeAskedElsewhere).
 	OtherHost string
+	// PlatformUnchecked says the lookup did not compare the image's
+	// platforms with the pod's node (nodes unread, node not matched).
+	PlatformUnchecked bool
 }
 
 // maxWaiting bounds the "is waiting" lines said for one pod.

@@ -28,3 +28,15 @@ func TestExplainCannotTellFromHere(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainNodeCredentialsCannotTell: registries.nodeCredentials means
+// the nodes pull with credentials pullsafe does not hold; its own 401 is
+// no cause.
+func TestExplainNodeCredentialsCannotTell(t *testing.T) {
+	f := []policy.Finding{{Rule: policy.RuleUnauthorized, Action: policy.ActionWarn, Container: "app", Image: "123.dkr.ecr.example/x:v1", Source: policy.SourceContainer,
+		Cause: "cannot verify: nodes pull from 123.dkr.ecr.example with their own credentials (registries.nodeCredentials); pullsafe does not"}}
+	si := stuckImage{Container: policy.Container{Name: "app", Image: "123.dkr.ecr.example/x:v1", Source: policy.SourceContainer}, Reason: "ImagePullBackOff"}
+	if ex := explain(si, f, "node-a", false); ex.Status != statusCannotTell {
+		t.Errorf("%+v", ex)
+	}
+}

@@ -38,7 +38,8 @@ The cluster: --kubeconfig/--context, else the kubeconfig kubectl would use.
 
 Exit status: 0 nothing is wrong now (not stuck, or the registry now answers
 and the kubelet will succeed at its next try); 1 a cause was found (an image
-still fails, or would fail for new pods); 2 usage or cluster errors.
+still fails, or would fail for new pods), or pullsafe cannot tell from here
+why an image fails; 2 usage or cluster errors.
 
 Flags:
 `
@@ -65,6 +66,7 @@ func parseWhyFlags(args []string, stderr io.Writer) (*whyOptions, error) {
 	fs.StringVar(&o.output, "o", "text", "output: text or json")
 	fs.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve, for its registries settings (mirrors, CA bundles)")
 	o.kube.bind(fs, "as kubectl: $KUBECONFIG's files, else ~/.kube/config")
+	args = splitShorthands(args)
 	var targets []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -84,6 +86,23 @@ func parseWhyFlags(args []string, stderr io.Writer) (*whyOptions, error) {
 	}
 	o.target = targets[0]
 	return &o, nil
+}
+
+// splitShorthands spells kubectl's joined short flags (-nshop, -ojson:
+// pflag takes them) as the flag package reads them (-n shop).
+func splitShorthands(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && (a[1] == 'n' || a[1] == 'o') && a[2] != '=' && !strings.HasPrefix(a, "-namespace") {
+			out = append(out, a[:2], a[2:])
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // errCauseFound makes the process exit 1 without an extra message.
@@ -117,9 +136,21 @@ type whyResult struct {
 // of 500 stuck replicas has one cause, said ten times at most.
 const maxPods = 10
 
-// maxEvents bounds the events read for one pod (one page): the kubelet
-// aggregates repeats into one event with a count, so a pod has few.
-const maxEvents = 500
+// podPage is the page size for a workload's pods; maxExamined bounds the
+// waiting pods whose events are read (pods waiting on something else, such
+// as a crash loop, are not stuck on an image but cost a read to tell).
+const (
+	podPage     = 500
+	maxExamined = 5 * maxPods
+)
+
+// maxEvents is the page size of a pod's events, maxEventPages the pages
+// read: the kubelet aggregates repeats into one event with a count, so a
+// pod has few, but a pod of many containers (or a noisy writer) may not.
+const (
+	maxEvents     = 500
+	maxEventPages = 4
+)
 
 func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseWhyFlags(args, stderr)
@@ -156,7 +187,7 @@ func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	e := &whyExplainer{cs: cs, checker: policy.NewChecker(cfg, res), ns: o.namespace}
+	e := &whyExplainer{cs: cs, checker: policy.NewChecker(cfg, res), ns: o.namespace, mirrors: cfg.Registries.Mirrors}
 	out, err := e.explainTarget(ctx, o.target)
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
@@ -181,7 +212,7 @@ func (r *whyResult) causeFound() bool {
 	}
 	for _, p := range r.Pods {
 		for _, im := range p.Images {
-			if im.Status == statusFails {
+			if im.Status == statusFails || im.Status == statusCannotTell {
 				return true
 			}
 		}
@@ -196,6 +227,9 @@ type whyExplainer struct {
 	ns      string
 	nodes   []policy.Node
 	notes   []string
+	// mirrors are the config's registries.mirrors: hosts the kubelet's
+	// errors may name that pullsafe asks too.
+	mirrors map[string][]string
 }
 
 // workloadKinds are the kinds why explains besides Pods, with kubectl's
@@ -254,33 +288,51 @@ func (e *whyExplainer) explainTarget(ctx context.Context, target string) (*whyRe
 	if err != nil {
 		return nil, err
 	}
-	rawList, err := e.cs.CoreV1().RESTClient().Get().Namespace(e.ns).Resource("pods").
-		VersionedParams(&metav1.ListOptions{LabelSelector: sel.String()}, metav1.ParameterCodec).Do(ctx).Raw()
-	if err != nil {
-		return nil, err
-	}
-	var pods struct {
-		Items []json.RawMessage `json:"items"`
-	}
-	if err := json.Unmarshal(rawList, &pods); err != nil {
-		return nil, fmt.Errorf("decoding the pods of %s: %w", out.Object, err)
-	}
-	for _, raw := range pods.Items {
-		if len(out.Pods) == maxPods {
-			// Counted from their statuses only: no events read, no
-			// lookups, however many replicas are stuck.
-			var pod corev1.Pod
-			if json.Unmarshal(raw, &pod) == nil && waitingOnPull(&pod) {
-				out.MorePods++
-			}
-			continue
-		}
-		p, err := e.explainPod(ctx, raw)
+	// Read in pages: a workload of thousands of pods is never held whole,
+	// and only pods with a waiting container cost an events read.
+	examined, cont := 0, ""
+	for {
+		rawList, err := e.cs.CoreV1().RESTClient().Get().Namespace(e.ns).Resource("pods").
+			VersionedParams(&metav1.ListOptions{LabelSelector: sel.String(), Limit: podPage, Continue: cont}, metav1.ParameterCodec).Do(ctx).Raw()
 		if err != nil {
 			return nil, err
 		}
-		if p.Stuck {
-			out.Pods = append(out.Pods, p) // a workload's healthy pods are not news
+		var pods struct {
+			Metadata struct {
+				Continue string `json:"continue"`
+			} `json:"metadata"`
+			Items []json.RawMessage `json:"items"`
+		}
+		if err := json.Unmarshal(rawList, &pods); err != nil {
+			return nil, fmt.Errorf("decoding the pods of %s: %w", out.Object, err)
+		}
+		for _, raw := range pods.Items {
+			var pod corev1.Pod
+			if err := json.Unmarshal(raw, &pod); err != nil {
+				return nil, fmt.Errorf("decoding a pod of %s: %w", out.Object, err)
+			}
+			if !anyWaiting(&pod) {
+				continue // nothing waits: not stuck on an image, no events to read
+			}
+			if len(out.Pods) == maxPods || examined == maxExamined {
+				// Counted from their statuses only: no events read, no
+				// lookups, however many replicas are stuck.
+				if waitingOnPull(&pod) {
+					out.MorePods++
+				}
+				continue
+			}
+			examined++
+			p, err := e.explainPod(ctx, raw)
+			if err != nil {
+				return nil, err
+			}
+			if p.Stuck {
+				out.Pods = append(out.Pods, p) // a workload's healthy pods are not news
+			}
+		}
+		if cont = pods.Metadata.Continue; cont == "" {
+			break
 		}
 	}
 	out.Notes = e.notes
@@ -336,12 +388,17 @@ func (e *whyExplainer) explainTemplate(ctx context.Context, gk schema.GroupKind,
 	if err != nil || w == nil {
 		return err
 	}
-	cr, err := policy.ReadCredentials(ctx, secretReader{e.cs}, w, policy.Admitted)
+	cr, unread, err := e.readCredentials(ctx, w)
 	if err != nil {
 		return err
 	}
 	v := e.checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce, Credentials: cr, Nodes: e.nodes})
-	out.Template = v.Findings
+	for _, f := range v.Findings {
+		if unread && (f.Rule == policy.RuleUnauthorized || f.Rule == policy.RuleNotFound) {
+			continue // looked up without the template's secrets: not a cause
+		}
+		out.Template = append(out.Template, f)
+	}
 	return nil
 }
 
@@ -361,23 +418,17 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 	if err != nil {
 		return p, err
 	}
-	evs, err := e.cs.CoreV1().Events(e.ns).List(ctx, metav1.ListOptions{
-		FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.uid", string(pod.UID)),
-			fields.OneTermEqualSelector("involvedObject.kind", "Pod")).String(), Limit: maxEvents})
-	if apierrors.IsForbidden(err) {
-		e.addNote("events not read (forbidden): the kubelet's last errors are not shown")
-		evs, err = &corev1.EventList{}, nil
-	}
+	evs, err := e.readEvents(ctx, pod)
 	if err != nil {
 		return p, err
 	}
-	stuck, waiting := stuckImages(pod, w, evs.Items)
+	stuck, waiting := stuckImages(pod, w, evs)
 	p.Waiting = waiting
 	if len(stuck) == 0 {
 		return p, nil
 	}
 	p.Stuck = true
-	cr, err := policy.ReadCredentials(ctx, secretReader{e.cs}, w, policy.Admitted)
+	cr, unread, err := e.readCredentials(ctx, w)
 	if err != nil {
 		return p, err
 	}
@@ -390,9 +441,56 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 		e.addNote(n)
 	}
 	for _, s := range stuck {
-		p.Images = append(p.Images, explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod)))
+		s.OtherHost = nodeAskedElsewhere(s, e.mirrors)
+		s.PlatformUnchecked = e.nodes == nil || slices.ContainsFunc(v.Notes, func(n string) bool { return strings.HasPrefix(n, "platform not checked") })
+		ex := explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod))
+		if unread && ex.Status == statusFails && (ex.Rule == string(policy.RuleUnauthorized) || ex.Rule == string(policy.RuleNotFound)) {
+			// Looked up without the pod's secrets: a private image
+			// answers 401, or 404 on registries that hide it.
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: looked up without the pod's pull secrets (this account may not read them): " + ex.Cause
+			ex.Fix = "run pullsafe why with an account that may get secrets in this namespace, or read the kubelet's error above"
+		}
+		p.Images = append(p.Images, ex)
 	}
 	return p, nil
+}
+
+// readCredentials reads w's pull secrets; unread says this account may not
+// get secrets or service accounts (the "view" ClusterRole cannot): the
+// lookup then runs without them, and a note says so.
+func (e *whyExplainer) readCredentials(ctx context.Context, w *policy.Workload) (cr policy.Credentials, unread bool, err error) {
+	cr, err = policy.ReadCredentials(ctx, secretReader{e.cs}, w, policy.Admitted)
+	if apierrors.IsForbidden(err) {
+		e.addNote("pull secrets not read (forbidden): images were looked up without them; credential causes are not named")
+		return policy.Credentials{Keychain: registry.NewKeychain(nil)}, true, nil
+	}
+	return cr, false, err
+}
+
+// readEvents reads the pod's events in pages of maxEvents, at most
+// maxEventPages of them: the API server orders events by name, not time, so
+// the kubelet's newest word may be on any page.
+func (e *whyExplainer) readEvents(ctx context.Context, pod *corev1.Pod) ([]corev1.Event, error) {
+	var out []corev1.Event
+	opts := metav1.ListOptions{FieldSelector: fields.AndSelectors(fields.OneTermEqualSelector("involvedObject.uid", string(pod.UID)),
+		fields.OneTermEqualSelector("involvedObject.kind", "Pod")).String(), Limit: maxEvents}
+	for range maxEventPages {
+		evs, err := e.cs.CoreV1().Events(e.ns).List(ctx, opts)
+		if apierrors.IsForbidden(err) {
+			e.addNote("events not read (forbidden): the kubelet's last errors are not shown")
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs.Items...)
+		if opts.Continue = evs.Continue; opts.Continue == "" {
+			return out, nil
+		}
+	}
+	e.addNote(fmt.Sprintf("more than %d events for pod %s: the rest not read", maxEvents*maxEventPages, pod.Name))
+	return out, nil
 }
 
 func (e *whyExplainer) addNote(n string) {

@@ -15,6 +15,11 @@ import (
 const (
 	statusFails   = "fails"    // the lookup now fails the way the kubelet's pull does: the cause is named
 	statusFineNow = "fine-now" // the registry answers now: the kubelet will succeed at its next try
+	// statusCannotTell: pullsafe's own lookup could not see what the
+	// node sees (unreachable from this machine while the kubelet's error
+	// is not a network one; credentials only the nodes hold): the
+	// kubelet's error is the evidence, and no cause is named.
+	statusCannotTell = "cannot-tell"
 )
 
 // pullFailing are the rules whose findings make a pull fail, in the order
@@ -25,9 +30,11 @@ var pullFailing = []policy.Rule{policy.RuleInvalidReference, policy.RuleNotFound
 
 // whyConfig is cfg for explaining pulls: every pull-failing rule reported
 // (whatever the config ignores: the pod is already stuck), the advice
-// rules off, mode enforce.
+// rules off, mode enforce, and no registry skipped: a skipped image is
+// never looked up, and "the registry answered now" would be invented.
 func whyConfig(cfg *policy.Config) {
 	cfg.Mode = policy.ModeEnforce
+	cfg.Registries.Skip = nil
 	rules := map[policy.Rule]policy.Action{}
 	for _, r := range policy.AllRules {
 		rules[r] = policy.ActionIgnore
@@ -102,14 +109,54 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		}
 		f := findings[i]
 		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, string(f.Rule), f.Cause, f.Fix
-		if r == policy.RuleUnreachable {
+		switch {
+		case r == policy.RuleUnreachable && !networkError(si):
+			// This machine's failure is not the node's: the kubelet got
+			// further (or said nothing left to read).
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: its own lookup from this machine failed (" + f.Cause + "), and the kubelet's error is not a network one"
+			ex.Fix = "read the kubelet's error above, or run pullsafe why where the registry is reachable as from the nodes (VPN, bastion)"
+		case r == policy.RuleRateLimited && !rateLimitedToo(si):
+			// Registries count pulls per client IP: this machine's
+			// limit is not the node's.
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: its own lookup was rate limited (" + f.Cause + "), and the kubelet's error is not a rate limit"
+			ex.Fix = "read the kubelet's error above, or retry pullsafe why later"
+		case r == policy.RuleUnreachable:
 			ex.Fix = "check the registry, DNS and egress from the nodes (pullsafe looked it up from this machine; the nodes' network may differ)"
+		case r == policy.RuleUnauthorized && f.Action != policy.ActionDeny:
+			// Credentials pullsafe does not hold (registries.nodeCredentials,
+			// a service account not created yet): not a cause it found.
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: " + f.Cause
+			ex.Fix = "read the kubelet's error above; check the nodes' credentials for this registry (kubelet credential provider, containerd config)"
 		}
+		return ex
+	}
+	if si.Reason == "InvalidImageName" {
+		// The kubelet's parse failed and does not retry into success;
+		// pullsafe's parser disagreeing is no evidence it will.
+		ex.Status, ex.Rule = statusCannotTell, string(policy.RuleInvalidReference)
+		ex.Cause = "pullsafe cannot tell: the kubelet could not parse the image reference (its message above), pullsafe's parser accepts it"
+		ex.Fix = "rewrite the image as [registry/]repository[:tag][@sha256:digest], lowercase, as the kubelet's message says"
+		return ex
+	}
+	if c, ok := nodeSideCause(si, node); ok {
+		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
+		return ex
+	}
+	if si.OtherHost != "" {
+		ex.Status, ex.Rule = statusCannotTell, "mirror"
+		ex.Cause = "pullsafe cannot tell: the node's runtime asked " + si.OtherHost + " (a mirror configured on the nodes?), pullsafe asked the image's registry, which answers"
+		ex.Fix = "check the image on " + si.OtherHost + ", or give pullsafe why the nodes' mirrors (--config with registries.mirrors)"
 		return ex
 	}
 	ex.Status = statusFineNow
 	ex.Cause = "the registry answered now: the image exists and these credentials can pull it"
-	if node != "" {
+	switch {
+	case si.PlatformUnchecked:
+		ex.Cause += " (the node's platform not checked)"
+	case node != "":
 		ex.Cause += " on node " + node + "'s platform"
 	}
 	if si.LastError != nil {
@@ -129,6 +176,55 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 	return ex
 }
 
+// nodeCause is a failure the kubelet's words place on the node itself.
+type nodeCause struct{ rule, cause, fix string }
+
+// nodeSideCauses are containerd's and Go's texts for failures a registry
+// lookup from elsewhere cannot see and a retry does not cure: the image is
+// fine, the node is not.
+var nodeSideCauses = []struct {
+	texts []string
+	nodeCause
+}{
+	{[]string{"no space left on device"}, nodeCause{"node-disk",
+		"the node's disk is full (\"no space left on device\" in the kubelet's error): the registry answered pullsafe, the node cannot store the image",
+		"free space on the node (crictl rmi --prune; check the kubelet's imageGCHighThresholdPercent and /var/lib/containerd), or drain it"}},
+	{[]string{"x509: ", "failed to verify certificate"}, nodeCause{"node-tls",
+		"the node does not trust the registry's certificate (x509 in the kubelet's error): pullsafe trusts it from this machine, the node's runtime does not",
+		"give the nodes the registry's CA (containerd: /etc/containerd/certs.d/HOST/hosts.toml ca = ..., or the node's trust store), then delete the pod to retry"}},
+	{[]string{"server gave HTTP response to HTTPS client"}, nodeCause{"node-http",
+		"the registry speaks plain HTTP and the node's runtime asked with HTTPS (\"server gave HTTP response to HTTPS client\")",
+		"declare the registry as plain HTTP on the nodes (containerd: /etc/containerd/certs.d/HOST/hosts.toml server = \"http://HOST\"), or serve it over TLS"}},
+}
+
+// nodeSideCause reports a node-side failure in the kubelet's words.
+func nodeSideCause(si stuckImage, node string) (nodeCause, bool) {
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	for _, c := range nodeSideCauses {
+		for _, t := range c.texts {
+			if strings.Contains(text, t) {
+				if node != "" {
+					c.cause += " (node " + node + ")"
+				}
+				return c.nodeCause, true
+			}
+		}
+	}
+	return nodeCause{}, false
+}
+
+// rateLimitedToo reports whether the kubelet's words are a rate limit.
+func rateLimitedToo(si stuckImage) bool {
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	return strings.Contains(text, "toomanyrequests") || strings.Contains(text, "429") || strings.Contains(strings.ToLower(text), "rate limit")
+}
+
 // networkError reports whether the kubelet's words describe a failure to
 // reach the registry (containerd's and Go's net errors), not an answer.
 func networkError(si stuckImage) bool {
@@ -136,7 +232,8 @@ func networkError(si stuckImage) bool {
 	if si.LastError != nil {
 		text += " " + si.LastError.Message
 	}
-	for _, s := range []string{"no such host", "i/o timeout", "dial tcp", "connection refused", "TLS handshake", "registry is unavailable"} {
+	for _, s := range []string{"no such host", "i/o timeout", "dial tcp", "connection refused", "TLS handshake", "registry is unavailable",
+		"connection reset by peer", "context deadline exceeded", "network is unreachable", "no route to host"} {
 		if strings.Contains(text, s) {
 			return true
 		}

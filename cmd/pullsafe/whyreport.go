@@ -67,6 +67,8 @@ func whyText(r *whyResult, w io.Writer, color bool) error {
 			switch im.Status {
 			case statusFineNow:
 				fmt.Fprintf(w, "    %s %s\n", paint("32", "now fine:"), clean(im.Cause))
+			case statusCannotTell:
+				fmt.Fprintf(w, "    %s %s\n", paint("33", "cannot tell ["+clean(im.Rule)+"]:"), clean(im.Cause))
 			default:
 				fmt.Fprintf(w, "    %s %s\n", paint("31;1", "cause ["+clean(im.Rule)+"]:"), clean(im.Cause))
 			}

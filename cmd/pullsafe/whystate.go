@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 )
 
 // The kubelet's words for a pull that failed, as it writes them into
@@ -56,7 +57,16 @@ type stuckImage struct {
 	// last pull event of any kind.
 	LastError *kubeletEvent
 	Latest    *kubeletEvent
+	// OtherHost is a registry host the kubelet's error names that is
+	// neither the image's nor a mirror pullsafe knows (nodeAskedElsewhere).
+	OtherHost string
+	// PlatformUnchecked says the lookup did not compare the image's
+	// platforms with the pod's node (nodes unread, node not matched).
+	PlatformUnchecked bool
 }
+
+// maxWaiting bounds the "is waiting" lines said for one pod.
+const maxWaiting = 20
 
 // stuckImages lists the images of pod the kubelet is failing to pull, from
 // its container statuses and its events; w is the pod as policy extracted
@@ -79,6 +89,9 @@ func stuckImages(pod *corev1.Pod, w *policy.Workload, events []corev1.Event) (st
 		}
 	}
 	slices.Sort(waiting)
+	if n := len(waiting); n > maxWaiting {
+		waiting = append(waiting[:maxWaiting], strconv.Itoa(n-maxWaiting)+" more containers are waiting")
+	}
 	for _, ct := range w.Containers {
 		si := stuckImage{Container: ct}
 		si.LastError, si.Latest = lastPullEvents(events, ct.Image)
@@ -109,16 +122,22 @@ func failed(e *kubeletEvent) bool {
 
 // lastPullEvents returns the newest "Failed to pull image" event naming
 // image and the newest pull event of any kind naming it. The kubelet quotes
-// the image with %q, as strconv.Quote does.
+// the image with %q, as strconv.Quote does: as written (older kubelets) or
+// with ":latest" appended when it has no tag or digest (applyDefaultImageTag
+// runs first, and newer kubelets name that result).
 func lastPullEvents(events []corev1.Event, image string) (lastError, latest *kubeletEvent) {
-	q := strconv.Quote(image)
+	names := []string{strconv.Quote(image)}
+	if last := image[strings.LastIndex(image, "/")+1:]; !strings.ContainsAny(last, ":@") {
+		names = append(names, strconv.Quote(image+":latest"))
+	}
 	for i := range events {
 		e := &events[i]
 		var prefix string
 		for _, p := range pullEventPrefixes {
-			if strings.HasPrefix(e.Message, p+q) {
-				prefix = p
-				break
+			for _, q := range names {
+				if strings.HasPrefix(e.Message, p+q) {
+					prefix = p
+				}
 			}
 		}
 		if prefix == "" {
@@ -159,4 +178,63 @@ func waitingOnPull(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// anyWaiting reports whether a container of pod waits, for any reason: a
+// pod without one is stuck on no image (an image volume's failure keeps
+// its containers waiting too).
+func anyWaiting(pod *corev1.Pod) bool {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses, pod.Status.EphemeralContainerStatuses} {
+		for _, s := range list {
+			if s.State.Waiting != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nodeAskedElsewhere returns a host the node's runtime asked, as its error
+// names it (containerd: Head "https://HOST/v2/..."), that is neither the
+// image's registry nor one of mirrors (the config's registries.mirrors):
+// a mirror configured on the nodes only, whose answers pullsafe never saw.
+func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
+	ref, err := registry.ParseReference(si.Container.Image)
+	if err != nil {
+		return ""
+	}
+	known := map[string]bool{strings.ToLower(ref.Domain): true}
+	if ref.Domain == "docker.io" {
+		known["registry-1.docker.io"], known["index.docker.io"] = true, true
+	}
+	for reg, hosts := range mirrors {
+		if strings.EqualFold(reg, ref.Domain) || (reg == "*" && len(hosts) > 0) {
+			for _, h := range hosts {
+				h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+				h, _, _ = strings.Cut(h, "/")
+				known[strings.ToLower(h)] = true
+			}
+		}
+	}
+	text := si.Message
+	if si.LastError != nil {
+		text += " " + si.LastError.Message
+	}
+	for _, scheme := range []string{"https://", "http://"} {
+		for rest := text; ; {
+			i := strings.Index(rest, scheme)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(scheme):]
+			host, path, ok := strings.Cut(rest, "/")
+			if !ok || !strings.HasPrefix(path, "v2/") || strings.ContainsAny(host, " \"'") {
+				continue
+			}
+			if h := strings.ToLower(host); !known[h] {
+				return h
+			}
+		}
+	}
+	return ""
 }

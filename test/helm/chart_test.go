@@ -40,6 +40,12 @@ func chartDir(t testing.TB) string { return filepath.Join(root(t), "charts", "pu
 // (client-only: no cluster), values schema included, and returns its objects.
 func renderChart(t testing.TB, values map[string]any) ([]*unstructured.Unstructured, string, error) {
 	t.Helper()
+	return renderChartIn(t, namespace, values)
+}
+
+// renderChartIn is renderChart into namespace ns (helm install -n ns).
+func renderChartIn(t testing.TB, ns string, values map[string]any) ([]*unstructured.Unstructured, string, error) {
+	t.Helper()
 	ch, err := loader.Load(chartDir(t))
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +53,7 @@ func renderChart(t testing.TB, values map[string]any) ([]*unstructured.Unstructu
 	cfg := &action.Configuration{}
 	install := action.NewInstall(cfg)
 	install.DryRun, install.ClientOnly, install.Replace = true, true, true
-	install.ReleaseName, install.Namespace = "pullsafe", namespace
+	install.ReleaseName, install.Namespace = "pullsafe", ns
 	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.3", Major: "1", Minor: "36"}
 	rel, err := install.Run(ch, values)
 	if err != nil {

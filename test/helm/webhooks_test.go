@@ -1,0 +1,94 @@
+package helm
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/webhook"
+)
+
+// TestChartWebhooksFollowConfig: the chart's webhook rules and
+// namespaceSelector are the ones the running pullsafe reconciles them to
+// (webhook.RegistrationFor of the rendered config). Otherwise every
+// `helm upgrade` puts the chart's back (Helm's three-way merge patches live
+// fields that differ from the chart): an excluded namespace is reviewed,
+// and in enforce mode refused, until the next resync up to 10 minutes later.
+func TestChartWebhooksFollowConfig(t *testing.T) {
+	rollout := map[string]any{"apiGroup": "argoproj.io", "kind": "Rollout", "apiVersions": []any{"v1alpha1"}, "resource": "rollouts", "podTemplatePath": "spec.template"}
+	anyVersion := map[string]any{"apiGroup": "example.com", "kind": "Thing", "resource": "things", "podSpecPath": "spec.pod"}
+	for name, tc := range map[string]struct {
+		ns     string
+		values map[string]any
+	}{
+		"defaults":                  {namespace, nil},
+		"namespace sorting first":   {"apps", nil},
+		"excluded namespaces":       {namespace, map[string]any{"namespaces": map[string]any{"exclude": []any{"sandbox", "a-team", "kube-system"}}}},
+		"workloads":                 {namespace, map[string]any{"workloads": []any{rollout, anyVersion}}},
+		"pinned templates":          {namespace, map[string]any{"pin": map[string]any{"templates": true}}},
+		"pinned templates and kind": {"zz", map[string]any{"pin": map[string]any{"templates": true}, "workloads": []any{rollout}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs, _, err := renderChartIn(t, tc.ns, tc.values)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg *policy.Config
+			var gotV admissionregv1.ValidatingWebhookConfiguration
+			var gotM admissionregv1.MutatingWebhookConfiguration
+			for _, u := range objs {
+				switch {
+				case u.GetKind() == "ConfigMap" && u.GetName() == "pullsafe-config":
+					data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+					if cfg, err = policy.ParseConfig([]byte(data)); err != nil {
+						t.Fatalf("pullsafe refuses the chart's config: %v", err)
+					}
+				case u.GetKind() == "ValidatingWebhookConfiguration":
+					fromUnstructured(t, u, &gotV)
+				case u.GetKind() == "MutatingWebhookConfiguration":
+					fromUnstructured(t, u, &gotM)
+				}
+			}
+			wantV, wantM := webhook.RegistrationFor(cfg, "pullsafe", tc.ns).Configurations()
+			for _, c := range []struct {
+				name      string
+				got, want owned
+			}{
+				{"validating", owned{gotV.Webhooks[0].Rules, gotV.Webhooks[0].NamespaceSelector}, owned{wantV.Webhooks[0].Rules, wantV.Webhooks[0].NamespaceSelector}},
+				{"mutating", owned{gotM.Webhooks[0].Rules, gotM.Webhooks[0].NamespaceSelector}, owned{wantM.Webhooks[0].Rules, wantM.Webhooks[0].NamespaceSelector}},
+			} {
+				if diff := cmp.Diff(defaultScope(c.want), defaultScope(c.got)); diff != "" {
+					t.Errorf("%s webhook: chart (+) and what pullsafe reconciles (-) differ:\n%s", c.name, diff)
+				}
+			}
+		})
+	}
+}
+
+// owned is what the reconciler keeps: rules and namespaceSelector.
+type owned struct {
+	Rules    []admissionregv1.RuleWithOperations
+	Selector *metav1.LabelSelector
+}
+
+// defaultScope spells the scope the API server defaults, as the reconciler
+// compares rules.
+func defaultScope(o owned) owned {
+	for i := range o.Rules {
+		o.Rules[i].Scope = ptr.To(ptr.Deref(o.Rules[i].Scope, admissionregv1.AllScopes))
+	}
+	return o
+}
+
+func fromUnstructured(t *testing.T, u *unstructured.Unstructured, into any) {
+	t.Helper()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
+		t.Fatal(err)
+	}
+}

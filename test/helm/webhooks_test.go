@@ -1,6 +1,7 @@
 package helm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -90,5 +91,29 @@ func fromUnstructured(t *testing.T, u *unstructured.Unstructured, into any) {
 	t.Helper()
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestChartFollowsReleaseNamespace: installed with -n other, nothing the
+// chart renders names pullsafe-system: RBAC subjects, the webhooks'
+// service and excluded namespace, certificate SANs and CA injection, and
+// the namespace the alerts' fixes tell you to look in.
+func TestChartFollowsReleaseNamespace(t *testing.T) {
+	for _, certs := range []string{"secret", "cert-manager"} {
+		_, out, err := renderChartIn(t, "platform-webhooks", map[string]any{
+			"certs": map[string]any{"mode": certs},
+			"monitoring": map[string]any{
+				"serviceMonitor": map[string]any{"enabled": true},
+				"prometheusRule": map[string]any{"enabled": true},
+				"dashboard":      map[string]any{"enabled": true},
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, namespace) {
+				t.Errorf("certs %s: line %d names %s:\n%s", certs, i+1, namespace, line)
+			}
+		}
 	}
 }

@@ -1,11 +1,14 @@
 package helm
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -116,4 +119,35 @@ func TestChartFollowsReleaseNamespace(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestChartMountsRegistryCAs: registries.caBundles names files pullsafe
+// reads at start (it refuses to start when one is missing), so the chart
+// must be able to mount them: extraVolumes and extraVolumeMounts.
+func TestChartMountsRegistryCAs(t *testing.T) {
+	objs, _, err := renderChartIn(t, namespace, map[string]any{
+		"registries":        map[string]any{"caBundles": map[string]any{"registry.corp.example": "/etc/registry-cas/corp.pem"}},
+		"extraVolumes":      []any{map[string]any{"name": "registry-cas", "configMap": map[string]any{"name": "registry-cas"}}},
+		"extraVolumeMounts": []any{map[string]any{"name": "registry-cas", "mountPath": "/etc/registry-cas", "readOnly": true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		fromUnstructured(t, u, &d)
+		pod := d.Spec.Template.Spec
+		mounted := slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+			return m.Name == "registry-cas" && m.MountPath == "/etc/registry-cas"
+		})
+		volume := slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "registry-cas" && v.ConfigMap != nil })
+		if !mounted || !volume {
+			t.Errorf("volume registry-cas mounted %v, in the pod %v", mounted, volume)
+		}
+		return
+	}
+	t.Fatal("no Deployment")
 }

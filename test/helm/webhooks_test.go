@@ -1,6 +1,7 @@
 package helm
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -150,4 +152,78 @@ func TestChartMountsRegistryCAs(t *testing.T) {
 		return
 	}
 	t.Fatal("no Deployment")
+}
+
+// TestChartUpgradeKeepsCABundle replays what `helm upgrade` sends for the
+// webhook configurations (Helm 3's three-way strategic merge patch of the
+// previous release's manifest, the new one and the live object): the
+// caBundle injected at run time (pullsafe --cert-secret, cert-manager's
+// cainjector) is not in the chart, and must survive, or every call fails
+// TLS and is admitted unchecked until the next injection.
+func TestChartUpgradeKeepsCABundle(t *testing.T) {
+	render := func(values map[string]any) map[string][]byte {
+		out := map[string][]byte{}
+		for _, u := range mustRenderChart(t, values) {
+			if strings.HasSuffix(u.GetKind(), "WebhookConfiguration") {
+				b, err := u.MarshalJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[u.GetKind()] = b
+			}
+		}
+		return out
+	}
+	before := render(nil)
+	after := render(map[string]any{"namespaces": map[string]any{"exclude": []any{"sandbox"}}, "pin": map[string]any{"templates": true}})
+	ca := []byte("-----BEGIN CERTIFICATE-----")
+	for kind, obj := range map[string]runtime.Object{
+		"ValidatingWebhookConfiguration": &admissionregv1.ValidatingWebhookConfiguration{},
+		"MutatingWebhookConfiguration":   &admissionregv1.MutatingWebhookConfiguration{},
+	} {
+		t.Run(kind, func(t *testing.T) {
+			// Live: the old release plus the injected CA.
+			live := map[string]any{}
+			if err := json.Unmarshal(before[kind], &live); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range live["webhooks"].([]any) {
+				w.(map[string]any)["clientConfig"].(map[string]any)["caBundle"] = ca
+			}
+			current, _ := json.Marshal(live)
+			meta, err := strategicpatch.NewPatchMetaFromStruct(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			patch, err := strategicpatch.CreateThreeWayMergePatch(before[kind], after[kind], current, meta, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := strategicpatch.StrategicMergePatchUsingLookupPatchMeta(current, patch, meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotObj, wantObj unstructured.Unstructured
+			if err := gotObj.UnmarshalJSON(got); err != nil {
+				t.Fatal(err)
+			}
+			if err := wantObj.UnmarshalJSON(after[kind]); err != nil {
+				t.Fatal(err)
+			}
+			gw, _, _ := unstructured.NestedSlice(gotObj.Object, "webhooks")
+			ww, _, _ := unstructured.NestedSlice(wantObj.Object, "webhooks")
+			if len(gw) != 1 || len(ww) != 1 {
+				t.Fatalf("webhooks: %d after the patch, %d in the chart", len(gw), len(ww))
+			}
+			g, w := gw[0].(map[string]any), ww[0].(map[string]any)
+			if b, _, _ := unstructured.NestedString(g, "clientConfig", "caBundle"); b == "" {
+				t.Errorf("helm upgrade drops the injected caBundle:\n%s", patch)
+			}
+			for _, f := range []string{"rules", "namespaceSelector"} {
+				if diff := cmp.Diff(w[f], g[f]); diff != "" {
+					t.Errorf("%s after the upgrade (+) is not the chart's (-):\n%s", f, diff)
+				}
+			}
+		})
+	}
 }

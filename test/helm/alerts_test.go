@@ -38,6 +38,10 @@ func TestAlertsFire(t *testing.T) {
 		{"registry not answering", "PullsafeRegistryUnreachable", `pullsafe_registry_requests_total{registry="docker.io",method="GET",code="0"} 0+10x200`, 150 * time.Minute, true},
 		{"reload ok", "PullsafeConfigReloadFailed", `pullsafe_config_last_reload_successful{pod="a"} 1x200`, 150 * time.Minute, false},
 		{"reload failed on one pod", "PullsafeConfigReloadFailed", `pullsafe_config_last_reload_successful{pod="a"} 1x200` + "\n  " + `pullsafe_config_last_reload_successful{pod="b"} 0x200`, 150 * time.Minute, true},
+		{"certificate expires in 3 days", "PullsafeCertificateExpiresSoon", `pullsafe_certificate_expiry_timestamp_seconds{pod="a"} 268200x200`, 150 * time.Minute, true},
+		{"certificate expires in 30 days", "PullsafeCertificateExpiresSoon", `pullsafe_certificate_expiry_timestamp_seconds{pod="a"} 2601000x200`, 150 * time.Minute, false},
+		{"rate-limited", "PullsafeRegistryRateLimited", `pullsafe_registry_requests_total{registry="docker.io",method="GET",code="429"} 0+1x200`, 150 * time.Minute, true},
+		{"not rate-limited", "PullsafeRegistryRateLimited", `pullsafe_registry_requests_total{registry="docker.io",method="GET",code="200"} 0+100x200`, 150 * time.Minute, false},
 		{"fail open", "PullsafeAdmissionsFailingOpen", `apiserver_admission_webhook_fail_open_count{name="validate.pullsafe.io",type="validating"} 0+1x200`, 150 * time.Minute, true},
 		{"another webhook fails open", "PullsafeAdmissionsFailingOpen", `apiserver_admission_webhook_fail_open_count{name="validate.kyverno.svc",type="validating"} 0+1x200`, 150 * time.Minute, false},
 	} {

@@ -227,3 +227,20 @@ func TestChartUpgradeKeepsCABundle(t *testing.T) {
 		})
 	}
 }
+
+// TestChartPDBNeverBlocksDrains: a PodDisruptionBudget that keeps every
+// replica (minAvailable 1 with replicas 1) refuses every eviction, and
+// `kubectl drain` of that node waits forever.
+func TestChartPDBNeverBlocksDrains(t *testing.T) {
+	for _, replicas := range []int{1, 2, 3} {
+		for _, u := range mustRenderChart(t, map[string]any{"replicas": replicas}) {
+			if u.GetKind() != "PodDisruptionBudget" {
+				continue
+			}
+			v, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "minAvailable")
+			if min, ok := v.(float64); !ok || min >= float64(replicas) {
+				t.Errorf("replicas %d: PodDisruptionBudget minAvailable %v allows no eviction", replicas, v)
+			}
+		}
+	}
+}

@@ -36,7 +36,16 @@ func TestChartSchemaAgreesWithPullsafe(t *testing.T) {
 			}
 			return m
 		}()},
-		"zero cache size": {"cache": map[string]any{"size": 0}},
+		"zero cache size":        {"cache": map[string]any{"size": 0}},
+		"workload":               {"workloads": []any{wl(nil)}},
+		"workload by pod spec":   {"workloads": []any{wl(map[string]any{"podTemplatePath": nil, "podSpecPath": "spec.pod"})}},
+		"workload, no path":      {"workloads": []any{wl(map[string]any{"podTemplatePath": nil})}},
+		"workload, both paths":   {"workloads": []any{wl(map[string]any{"podSpecPath": "spec.pod"})}},
+		"workload, key typo":     {"workloads": []any{wl(map[string]any{"podTemplatePath": nil, "podTemplatPath": "spec.template"})}},
+		"workload, core group":   {"workloads": []any{wl(map[string]any{"apiGroup": ""})}},
+		"workload, no resource":  {"workloads": []any{wl(map[string]any{"resource": nil})}},
+		"workload, subresource":  {"workloads": []any{wl(map[string]any{"resource": "rollouts/status"})}},
+		"workload, group no dot": {"workloads": []any{wl(map[string]any{"apiGroup": "argoproj"})}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := map[string]any{"apiVersion": "pullsafe.io/v1alpha1", "kind": "Config"}
@@ -57,4 +66,17 @@ func TestChartSchemaAgreesWithPullsafe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wl is a valid workloads entry with changes (nil deletes a key).
+func wl(change map[string]any) map[string]any {
+	w := map[string]any{"apiGroup": "argoproj.io", "kind": "Rollout", "resource": "rollouts", "apiVersions": []any{"v1alpha1"}, "podTemplatePath": "spec.template"}
+	for k, v := range change {
+		if v == nil {
+			delete(w, k)
+		} else {
+			w[k] = v
+		}
+	}
+	return w
 }

@@ -40,6 +40,12 @@ func chartDir(t testing.TB) string { return filepath.Join(root(t), "charts", "pu
 // (client-only: no cluster), values schema included, and returns its objects.
 func renderChart(t testing.TB, values map[string]any) ([]*unstructured.Unstructured, string, error) {
 	t.Helper()
+	return renderChartIn(t, namespace, values)
+}
+
+// renderChartIn is renderChart into namespace ns (helm install -n ns).
+func renderChartIn(t testing.TB, ns string, values map[string]any) ([]*unstructured.Unstructured, string, error) {
+	t.Helper()
 	ch, err := loader.Load(chartDir(t))
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +53,7 @@ func renderChart(t testing.TB, values map[string]any) ([]*unstructured.Unstructu
 	cfg := &action.Configuration{}
 	install := action.NewInstall(cfg)
 	install.DryRun, install.ClientOnly, install.Replace = true, true, true
-	install.ReleaseName, install.Namespace = "pullsafe", namespace
+	install.ReleaseName, install.Namespace = "pullsafe", ns
 	install.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.3", Major: "1", Minor: "36"}
 	rel, err := install.Run(ch, values)
 	if err != nil {
@@ -338,7 +344,10 @@ func TestChartNotes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, w := range []string{"--dry-run=server", want, "delete validatingwebhookconfiguration,mutatingwebhookconfiguration pullsafe"} {
+		// pullsafe-certs (the CA's private key) is made by pullsafe, not by
+		// Helm: helm uninstall leaves it behind.
+		for _, w := range []string{"--dry-run=server", want, "delete validatingwebhookconfiguration,mutatingwebhookconfiguration pullsafe",
+			"delete secret pullsafe-certs"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("mode %s: NOTES.txt does not say %q", mode, w)
 			}

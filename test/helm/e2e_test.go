@@ -112,6 +112,11 @@ func TestServerDryRun(t *testing.T) {
 		"chart, enforce":     {"mode": "enforce", "replicas": 3, "priorityClassName": "system-cluster-critical", "image": map[string]any{"repository": "r.example/pullsafe", "tag": "v1", "digest": "sha256:" + strings.Repeat("a", 64)}},
 		"chart, certmanager": {"certs": map[string]any{"mode": "cert-manager"}},
 		"chart, audit":       {"audit": map[string]any{"enabled": true, "interval": "30m", "requestsPerMinute": 30, "namespaces": []any{"shop"}}},
+		"chart, config in the webhooks": {"namespaces": map[string]any{"exclude": []any{"sandbox"}}, "pin": map[string]any{"templates": true},
+			"workloads":         []any{map[string]any{"apiGroup": "argoproj.io", "kind": "Rollout", "resource": "rollouts", "podTemplatePath": "spec.template"}},
+			"extraVolumes":      []any{map[string]any{"name": "registry-cas", "configMap": map[string]any{"name": "registry-cas"}}},
+			"extraVolumeMounts": []any{map[string]any{"name": "registry-cas", "mountPath": "/etc/registry-cas", "readOnly": true}},
+			"replicas":          1},
 	} {
 		t.Run(name, func(t *testing.T) { dryRun(t, name, mustRenderChart(t, values)) })
 	}

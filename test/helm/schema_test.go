@@ -1,0 +1,82 @@
+package helm
+
+import (
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/pullsafe/pullsafe/policy"
+)
+
+// TestChartSchemaAgreesWithPullsafe: values.schema.json refuses a policy
+// value at `helm install` exactly when pullsafe's own parser would refuse it
+// at start. A false refusal blocks an install pullsafe would run; a false
+// acceptance gives pods that never start (a fresh install then fails open).
+func TestChartSchemaAgreesWithPullsafe(t *testing.T) {
+	for name, values := range map[string]map[string]any{
+		"bare zero outage window":       {"outageWindow": "0"},
+		"fraction without integer part": {"lookupTimeout": ".5s"},
+		"integer with a dot":            {"lookupTimeout": "1.s"},
+		"explicit plus":                 {"lookupTimeout": "+2s"},
+		"compound":                      {"cache": map[string]any{"tagTTL": "1h30m", "notFoundTTL": "1.5s"}},
+		"negative outage window":        {"outageWindow": "-1s"},
+		"zero lookup timeout":           {"lookupTimeout": "0s"},
+		"zero lookup timeout, bare":     {"lookupTimeout": "0"},
+		"zero TTL with a fraction":      {"cache": map[string]any{"tagTTL": "0.0m"}},
+		"small TTL":                     {"cache": map[string]any{"notFoundTTL": "0.5s"}},
+		"greek mu":                      {"lookupTimeout": "1500000\u03bcs"},
+		"micro sign":                    {"lookupTimeout": "1500000\u00b5s"},
+		"no unit":                       {"lookupTimeout": "2"},
+		"unknown rule":                  {"rules": map[string]any{"mutable-tags": "deny"}},
+		"every rule": {"rules": func() map[string]any {
+			m := map[string]any{}
+			for _, r := range policy.AllRules {
+				m[string(r)] = "warn"
+			}
+			return m
+		}()},
+		"zero cache size":        {"cache": map[string]any{"size": 0}},
+		"workload":               {"workloads": []any{wl(nil)}},
+		"workload by pod spec":   {"workloads": []any{wl(map[string]any{"podTemplatePath": nil, "podSpecPath": "spec.pod"})}},
+		"workload, no path":      {"workloads": []any{wl(map[string]any{"podTemplatePath": nil})}},
+		"workload, both paths":   {"workloads": []any{wl(map[string]any{"podSpecPath": "spec.pod"})}},
+		"workload, key typo":     {"workloads": []any{wl(map[string]any{"podTemplatePath": nil, "podTemplatPath": "spec.template"})}},
+		"workload, core group":   {"workloads": []any{wl(map[string]any{"apiGroup": ""})}},
+		"workload, no resource":  {"workloads": []any{wl(map[string]any{"resource": nil})}},
+		"workload, subresource":  {"workloads": []any{wl(map[string]any{"resource": "rollouts/status"})}},
+		"workload, group no dot": {"workloads": []any{wl(map[string]any{"apiGroup": "argoproj"})}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := map[string]any{"apiVersion": "pullsafe.io/v1alpha1", "kind": "Config"}
+			for k, v := range values {
+				cfg[k] = v
+			}
+			data, err := yaml.Marshal(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, perr := policy.ParseConfig(data)
+			_, _, rerr := renderChart(t, values)
+			if rerr != nil && !strings.Contains(rerr.Error(), "values don't meet the specifications of the schema") {
+				t.Fatalf("rendering: %v", rerr)
+			}
+			if (perr == nil) != (rerr == nil) {
+				t.Errorf("values %v: pullsafe's parser says %v, the chart's schema says %v", values, perr, rerr)
+			}
+		})
+	}
+}
+
+// wl is a valid workloads entry with changes (nil deletes a key).
+func wl(change map[string]any) map[string]any {
+	w := map[string]any{"apiGroup": "argoproj.io", "kind": "Rollout", "resource": "rollouts", "apiVersions": []any{"v1alpha1"}, "podTemplatePath": "spec.template"}
+	for k, v := range change {
+		if v == nil {
+			delete(w, k)
+		} else {
+			w[k] = v
+		}
+	}
+	return w
+}

@@ -41,7 +41,7 @@ type Manager struct {
 	Webhooks     string
 	CAValidity   time.Duration // default 5 years
 	CertValidity time.Duration // default 1 year
-	Interval     time.Duration // how often Run re-checks; default 1h
+	Interval     time.Duration // how often Run re-checks; default 1m
 	// InjectDelay is how long Ensure waits after changing the caBundle
 	// before serving a new certificate: the API server sees configuration
 	// changes through an informer. Default 3s.
@@ -57,7 +57,10 @@ func (m *Manager) defaults() {
 		m.CertValidity = 365 * 24 * time.Hour
 	}
 	if m.Interval == 0 {
-		m.Interval = time.Hour
+		// A caBundle wiped by `helm upgrade --force` or `kubectl replace`
+		// makes every admission fail open until it is injected again:
+		// three GETs a minute per replica bound that to a minute.
+		m.Interval = time.Minute
 	}
 	if m.Now == nil {
 		m.Now = time.Now

@@ -180,7 +180,7 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 		}
 		for i := range pods.Items {
 			pod := &pods.Items[i]
-			if !running(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+			if !running(pod) || mirror(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
 			}
 			p.report.Pods++
@@ -200,6 +200,30 @@ func running(pod *corev1.Pod) bool {
 	return pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
 }
 
+// mirror: the API's copy of a static Pod. The kubelet runs it from its
+// manifest with the node's own credentials (NodeRestriction forbids a
+// mirror Pod to name secrets), which the audit cannot see; its owner is
+// the Node, no workload.
+func mirror(pod *corev1.Pod) bool {
+	_, ok := pod.Annotations[corev1.MirrorPodAnnotationKey]
+	return ok
+}
+
+// pullable drops the ephemeral containers the kubelet has started: it
+// never restarts them (core/v1 EphemeralContainer), and the workload's
+// next Pods do not have them, so their images are never pulled again.
+func pullable(pod *corev1.Pod, cs []policy.Container) []policy.Container {
+	started := map[string]bool{}
+	for _, st := range pod.Status.EphemeralContainerStatuses {
+		if st.State.Waiting == nil {
+			started[st.Name] = true
+		}
+	}
+	return slices.DeleteFunc(cs, func(c policy.Container) bool {
+		return c.Source == policy.SourceEphemeral && started[c.Name]
+	})
+}
+
 // pod checks one running Pod unless an identical one of the same workload
 // (same images, same pull secrets) was checked already this pass.
 func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
@@ -212,6 +236,7 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		return
 	}
 	w.Namespace = pod.Namespace
+	w.Containers = pullable(pod, w.Containers)
 	secrets := secretNames(pod)
 	sig := o.Namespace + "/" + o.String() + "|" + secrets + "|" + images(w.Containers)
 	if p.seen[sig] {

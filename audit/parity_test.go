@@ -1,0 +1,84 @@
+package audit_test
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
+)
+
+// Running Pods the kubelet would pull nothing new for, or would pull with
+// credentials the audit cannot see, are no finding: a false finding pages
+// someone as a false denial would.
+func TestPassNoFalseFindings(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Image("team/app", "v1", "linux", "amd64")
+	good, gone := reg.Host+"/team/app:v1", reg.Host+"/team/app:deleted"
+	yes := true
+	tests := []struct {
+		name  string
+		cfg   func(*policy.Config)
+		auth  string
+		objs  func() []client.Object
+	}{
+		{
+			// A static Pod's mirror: the kubelet runs it from its manifest
+			// with the node's credentials (NodeRestriction forbids a mirror
+			// Pod to name secrets); its owner is the Node.
+			name: "mirror pod of a static pod, private registry",
+			auth: "basic",
+			objs: func() []client.Object {
+				return []client.Object{&corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "etcd-node1",
+						Annotations:     map[string]string{corev1.MirrorPodAnnotationKey: "abc"},
+						OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node1", UID: "n1", Controller: &yes}}},
+					Spec:   corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "etcd", Image: good}}},
+					Status: corev1.PodStatus{Phase: corev1.PodRunning},
+				}}
+			},
+		},
+		{
+			// Ephemeral containers are never restarted (core/v1
+			// EphemeralContainer), and the Deployment's next Pods do not
+			// have them: a debug image deleted since is no finding.
+			name: "exited ephemeral container of a deployment pod",
+			objs: func() []client.Object {
+				objs := deployment("shop", "web", good, 1)
+				pod := objs[2].(*corev1.Pod)
+				pod.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: gone}}}
+				pod.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: "debugger",
+					State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0}}}}
+				return objs
+			},
+		},
+		{
+			// mutable-tag set to deny is admission's policy, not a pull
+			// the kubelet would fail: the Event says "would fail to pull".
+			name: "mutable tag with the rule set to deny",
+			cfg:  func(c *policy.Config) { c.Rules[policy.RuleMutableTag] = policy.ActionDeny },
+			objs: func() []client.Object { return deployment("shop", "web", good, 1) },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg.SetAuth(tt.auth)
+			t.Cleanup(func() { reg.SetAuth("") })
+			cfg := policy.DefaultConfig()
+			if tt.cfg != nil {
+				tt.cfg(cfg)
+			}
+			r, err := newAuditor(t, tt.objs(), newChecker(t, cfg), newFakeClock().option()).Pass(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Failing() {
+				t.Errorf("false finding: %+v", r.Results)
+			}
+		})
+	}
+}

@@ -21,10 +21,10 @@ func TestPassNoFalseFindings(t *testing.T) {
 	good, gone := reg.Host+"/team/app:v1", reg.Host+"/team/app:deleted"
 	yes := true
 	tests := []struct {
-		name  string
-		cfg   func(*policy.Config)
-		auth  string
-		objs  func() []client.Object
+		name string
+		cfg  func(*policy.Config)
+		auth string
+		objs func() []client.Object
 	}{
 		{
 			// A static Pod's mirror: the kubelet runs it from its manifest

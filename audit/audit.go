@@ -281,6 +281,12 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	for _, n := range v.Notes {
 		p.note(n)
 	}
+	for i, f := range v.Findings {
+		if f.Action == policy.ActionDeny && !pullFails(f.Rule) {
+			v.Findings[i].Action = policy.ActionWarn
+			p.note(registry.Sanitize(fmt.Sprintf("%s %s: [%s] %s", o.Namespace, o, f.Rule, f.Line()), 512))
+		}
+	}
 	if v.Decision() != policy.DecisionDeny {
 		return
 	}
@@ -298,6 +304,18 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	if r.Message == "" {
 		r.Message = v.DenialMessage()
 	}
+}
+
+// pullFails: the rules whose finding says the kubelet's pull would fail.
+// The others deny by admission's choice (mutable-tag) or because the
+// registry could not be asked just now (unreachable, rate-limited, a pass
+// cut short): a note, never "would fail to pull" on a workload.
+func pullFails(r policy.Rule) bool {
+	switch r {
+	case policy.RuleNotFound, policy.RuleUnauthorized, policy.RulePlatform, policy.RuleInvalidReference, policy.RuleDockerHubAnonymous:
+		return true
+	}
+	return false
 }
 
 func (p *pass) note(n string) {

@@ -60,8 +60,16 @@ func TestPassNoFalseFindings(t *testing.T) {
 			// mutable-tag set to deny is admission's policy, not a pull
 			// the kubelet would fail: the Event says "would fail to pull".
 			name: "mutable tag with the rule set to deny",
-			cfg:  func(c *policy.Config) { c.Rules[policy.RuleMutableTag] = policy.ActionDeny },
+			cfg:  func(c *policy.Config) { c.Rules[policy.RuleMutableTag] = policy.ActionDeny; c.Pin.Pods = false },
 			objs: func() []client.Object { return deployment("shop", "web", good, 1) },
+		},
+		{
+			// unreachable set to deny: a registry down for a minute during
+			// the pass says nothing of the pull on a restart; the audit
+			// reports what it knows to fail, and notes the rest.
+			name: "unreachable registry with the rule set to deny",
+			cfg:  func(c *policy.Config) { c.Rules[policy.RuleUnreachable] = policy.ActionDeny },
+			objs: func() []client.Object { return deployment("shop", "web", "127.0.0.1:1/team/app:v1", 1) },
 		},
 	}
 	for _, tt := range tests {

@@ -105,12 +105,14 @@ type pass struct {
 	checker *policy.Checker
 	res     *background
 	nodes   []policy.Node
-	owners  owners
-	creds   map[string]credsOrErr
-	labels  map[string]map[string]string
-	seen    map[string]bool // owner + pod spec signature
-	results map[Owner]*Result
-	report  *Report
+	// platforms is each node's platform by name, built on first use.
+	platforms map[string]string
+	owners    owners
+	creds     map[string]credsOrErr
+	labels    map[string]map[string]string
+	seen      map[string]bool // owner + pod spec signature
+	results   map[Owner]*Result
+	report    *Report
 }
 
 type credsOrErr struct {
@@ -238,7 +240,9 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	w.Namespace = pod.Namespace
 	w.Containers = pullable(pod, w.Containers)
 	secrets := secretNames(pod)
-	sig := o.Namespace + "/" + o.String() + "|" + secrets + "|" + images(w.Containers)
+	// The platform of the Pod's node is part of it: a DaemonSet's Pods are
+	// alike but for the node, and the platform rule asks about that node.
+	sig := o.Namespace + "/" + o.String() + "|" + secrets + "|" + images(w.Containers) + "|" + p.platformOf(pod.Spec.NodeName)
 	if p.seen[sig] {
 		if r := p.results[o]; r != nil {
 			r.Pods++
@@ -316,6 +320,17 @@ func pullFails(r policy.Rule) bool {
 		return true
 	}
 	return false
+}
+
+// platformOf is the platform of the named node ("" for none or unknown).
+func (p *pass) platformOf(node string) string {
+	if p.platforms == nil {
+		p.platforms = make(map[string]string, len(p.nodes))
+		for _, n := range p.nodes {
+			p.platforms[n.Name] = n.Platform()
+		}
+	}
+	return p.platforms[node]
 }
 
 func (p *pass) note(n string) {

@@ -2,10 +2,14 @@ package audit_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -88,5 +92,40 @@ func TestPassNoFalseFindings(t *testing.T) {
 				t.Errorf("false finding: %+v", r.Results)
 			}
 		})
+	}
+}
+
+// A DaemonSet's Pods have the same images and secrets but run on nodes of
+// different platforms: the Pod on the node its image cannot run on is
+// checked too, not taken for its sibling on another node.
+func TestPassChecksEachNodePlatform(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Image("team/agent", "v1", "linux", "amd64")
+	yes := true
+	node := func(name, arch string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: arch}}}
+	}
+	pod := func(name, nodeName string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID(name),
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "agent", UID: "uid-agent", Controller: &yes}}},
+			Spec:   corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "agent", Image: reg.Host + "/team/agent:v1"}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning},
+		}
+	}
+	objs := []client.Object{node("amd", "amd64"), node("arm", "arm64"), pod("agent-a", "amd"), pod("agent-b", "arm")}
+	r, err := newAuditor(t, objs, newChecker(t, policy.DefaultConfig()), newFakeClock().option()).Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, res := range r.Results {
+		for _, f := range res.Findings {
+			got = append(got, fmt.Sprintf("%s %d %s", res.Owner, res.Pods, f.Rule))
+		}
+	}
+	if d := cmp.Diff([]string{"daemonset/agent 1 platform"}, got); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
 	}
 }

@@ -177,10 +177,22 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 		if cont != "" {
 			opts = append(opts, client.Continue(cont))
 		}
+		if ctx.Err() != nil {
+			p.cutShort()
+			return nil
+		}
 		if err := p.a.pods.List(ctx, &pods, opts...); err != nil {
+			if ctx.Err() != nil {
+				p.cutShort()
+				return nil
+			}
 			return fmt.Errorf("listing pods: %w", err)
 		}
 		for i := range pods.Items {
+			if ctx.Err() != nil {
+				p.cutShort()
+				return nil
+			}
 			pod := &pods.Items[i]
 			if !running(pod) || mirror(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
@@ -194,6 +206,12 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 			return nil
 		}
 	}
+}
+
+// cutShort notes a pass whose time (one interval) ran out: what it found
+// stands, the Pods it did not reach are not audited, never a finding.
+func (p *pass) cutShort() {
+	p.note(fmt.Sprintf("pass cut short after %d running pods: the interval ended (audit.requestsPerMinute too low for the images to look up?); the other pods were not audited", p.report.Pods))
 }
 
 // running: a Pod the kubelet may still (re)start containers of. A finished

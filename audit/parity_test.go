@@ -3,6 +3,9 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -10,10 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
+	"github.com/pullsafe/pullsafe/audit"
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/registry/registrytest"
+	"github.com/pullsafe/pullsafe/webhook"
 )
 
 // Running Pods the kubelet would pull nothing new for, or would pull with
@@ -127,5 +134,68 @@ func TestPassChecksEachNodePlatform(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"daemonset/agent 1 platform"}, got); d != "" {
 		t.Errorf("findings (-want +got):\n%s", d)
+	}
+}
+
+// apiServerPods is the fake client listing Pods as the API server does and
+// the fake does not: in pages of Limit (Continue is the offset here), and
+// failing once the request's context has ended, as client-go does.
+type apiServerPods struct{ client.Reader }
+
+func (r apiServerPods) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := r.Reader.List(ctx, list, opts...); err != nil {
+		return err
+	}
+	lo := (&client.ListOptions{}).ApplyOptions(opts)
+	pods, ok := list.(*corev1.PodList)
+	if !ok || lo.Limit == 0 {
+		return nil
+	}
+	from, _ := strconv.Atoi(lo.Continue)
+	all := len(pods.Items)
+	to := min(from+int(lo.Limit), all)
+	pods.Items, pods.Continue = pods.Items[from:to], ""
+	if to < all {
+		pods.Continue = strconv.Itoa(to)
+	}
+	return nil
+}
+
+// A pass that outlasts its interval (more images than the budget allows
+// in one) reports what it found before the end and notes the rest, rather
+// than failing whole: in a large cluster it would otherwise never report.
+func TestPassCutShortReportsWhatItFound(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Image("team/app", "v1", "linux", "amd64")
+	var objs []client.Object
+	objs = append(objs, deployment("shop", "a-gone", reg.Host+"/team/app:deleted", 1)...)
+	for _, n := range []string{"b", "c", "d"} {
+		objs = append(objs, deployment("shop", n, reg.Host+"/team/app:"+n, 1)...)
+	}
+	cfg := policy.DefaultConfig()
+	cfg.Audit.RequestsPerMinute = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clock := newFakeClock()
+	clock.onWait = cancel // the interval ends at the first wait for the budget
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(objs...).Build()
+	a := audit.New(apiServerPods{c}, webhook.NewClientCluster(c, c), func() *policy.Checker { return newChecker(t, cfg) }, "pullsafe-system",
+		audit.WithPageSize(1), clock.option())
+	r, err := a.Pass(ctx)
+	if err != nil {
+		t.Fatalf("a pass cut short failed whole: %v", err)
+	}
+	var got []string
+	for _, res := range r.Results {
+		got = append(got, res.Owner.String())
+	}
+	if d := cmp.Diff([]string{"deployment/a-gone"}, got); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
+	}
+	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "cut short") }) {
+		t.Errorf("no note says the pass was cut short: %q", r.Notes)
 	}
 }

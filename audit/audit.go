@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -229,18 +230,33 @@ func mirror(pod *corev1.Pod) bool {
 	return ok
 }
 
-// pullable drops the ephemeral containers the kubelet has started: it
-// never restarts them (core/v1 EphemeralContainer), and the workload's
-// next Pods do not have them, so their images are never pulled again.
-func pullable(pod *corev1.Pod, cs []policy.Container) []policy.Container {
-	started := map[string]bool{}
-	for _, st := range pod.Status.EphemeralContainerStatuses {
-		if st.State.Waiting == nil {
-			started[st.Name] = true
+// pullable drops the containers whose image the kubelet will not pull
+// again. Ephemeral containers it has started: it never restarts them (core/v1
+// EphemeralContainer), and the workload's next Pods do not have them. In a
+// Pod no controller owns (bare), which never moves to another node, the
+// started containers whose pull policy is not Always: the kubelet restarts
+// them from the image it holds (in use, so never garbage-collected), and
+// only a new Pod on another node, which a controller would create, pulls.
+func pullable(pod *corev1.Pod, bare bool, cs []policy.Container) []policy.Container {
+	started := map[string]bool{} // list + "/" + name
+	for _, l := range []struct {
+		list string
+		sts  []corev1.ContainerStatus
+	}{{"ephemeralContainers", pod.Status.EphemeralContainerStatuses}, {"containers", pod.Status.ContainerStatuses},
+		{"initContainers", pod.Status.InitContainerStatuses}} {
+		for _, st := range l.sts {
+			// ImageID: the image is on the node (a crash-looping container
+			// waits with it); an ephemeral container that ran may not say.
+			if st.ImageID != "" || l.list == "ephemeralContainers" && st.State.Waiting == nil {
+				started[l.list+"/"+st.Name] = true
+			}
 		}
 	}
 	return slices.DeleteFunc(cs, func(c policy.Container) bool {
-		return c.Source == policy.SourceEphemeral && started[c.Name]
+		if !started[c.List+"/"+c.Name] {
+			return false
+		}
+		return c.Source == policy.SourceEphemeral || bare && c.Source != policy.SourceVolume && policy.PullPolicy(c) != corev1.PullAlways
 	})
 }
 
@@ -256,7 +272,7 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		return
 	}
 	w.Namespace = pod.Namespace
-	w.Containers = pullable(pod, w.Containers)
+	w.Containers = pullable(pod, metav1.GetControllerOf(pod) == nil, w.Containers)
 	secrets := secretNames(pod)
 	// The platform of the Pod's node is part of it: a DaemonSet's Pods are
 	// alike but for the node, and the platform rule asks about that node.

@@ -68,6 +68,34 @@ func TestPassNoFalseFindings(t *testing.T) {
 			},
 		},
 		{
+			// A Pod no controller owns never moves to another node, and the
+			// kubelet restarts its IfNotPresent containers from the image it
+			// holds (in use, so never garbage-collected): nothing to pull.
+			name: "bare pod, IfNotPresent container started, tag deleted since",
+			objs: func() []client.Object {
+				return []client.Object{&corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "adhoc"},
+					Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "app", Image: gone,
+						ImagePullPolicy: corev1.PullIfNotPresent}}},
+					Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: gone,
+						ImageID: "docker.io/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+						State:   corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}},
+				}}
+			},
+		},
+		{
+			name: "bare pod, IfNotPresent container crash-looping, tag deleted since",
+			objs: func() []client.Object {
+				return []client.Object{&corev1.Pod{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "adhoc"},
+					Spec:       corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "app", Image: gone}}},
+					Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: gone,
+						ImageID: "docker.io/x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+						State:   corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}},
+				}}
+			},
+		},
+		{
 			// mutable-tag set to deny is admission's policy, not a pull
 			// the kubelet would fail: the Event says "would fail to pull".
 			name: "mutable tag with the rule set to deny",
@@ -197,5 +225,36 @@ func TestPassCutShortReportsWhatItFound(t *testing.T) {
 	}
 	if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, "cut short") }) {
 		t.Errorf("no note says the pass was cut short: %q", r.Notes)
+	}
+}
+
+// The bare Pod's containers the kubelet would pull again are findings: one
+// with imagePullPolicy Always (pulled at each restart), one not started.
+func TestPassBarePodPullsAgain(t *testing.T) {
+	reg := registrytest.New(t)
+	gone := reg.Host + "/team/app:deleted"
+	started := corev1.ContainerStatus{ImageID: "x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
+	always, waiting := started, corev1.ContainerStatus{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}
+	always.Name, waiting.Name = "always", "waiting"
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "adhoc"},
+		Spec: corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{
+			{Name: "always", Image: gone, ImagePullPolicy: corev1.PullAlways},
+			{Name: "waiting", Image: gone, ImagePullPolicy: corev1.PullIfNotPresent}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{always, waiting}},
+	}
+	r, err := newAuditor(t, []client.Object{pod}, newChecker(t, policy.DefaultConfig()), newFakeClock().option()).Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, res := range r.Results {
+		for _, f := range res.Findings {
+			got = append(got, res.Owner.String()+" "+f.Container+" "+string(f.Rule))
+		}
+	}
+	if d := cmp.Diff([]string{"pod/adhoc always not-found", "pod/adhoc waiting not-found"}, got); d != "" {
+		t.Errorf("findings (-want +got):\n%s", d)
 	}
 }

@@ -129,7 +129,7 @@ func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
 	if a.budget == nil || a.budget.perMinute != cfg.Audit.RequestsPerMinute {
 		a.budget = newBudget(cfg.Audit.RequestsPerMinute, a.now)
 	}
-	bg := &background{next: admission.Resolver(), admission: admission, budget: a.budget, sleep: a.sleep, poll: a.poll,
+	bg := &background{next: admission.Resolver(), admission: admission, current: a.checker, budget: a.budget, sleep: a.sleep, poll: a.poll,
 		images: map[imageKey]resolved{}, platforms: map[string]platforms{}}
 	p := &pass{a: a, cfg: cfg, res: bg,
 		// One lookup at a time: the audit never competes with admission

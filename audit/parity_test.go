@@ -3,9 +3,12 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -256,5 +259,59 @@ func TestPassBarePodPullsAgain(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"pod/adhoc always not-found", "pod/adhoc waiting not-found"}, got); d != "" {
 		t.Errorf("findings (-want +got):\n%s", d)
+	}
+}
+
+// A config reload during a pass gives admission a new Checker: the audit
+// gives way to the lookups of the Checker admission uses now, not only to
+// those of the one it started the pass with.
+func TestPassWaitsForAdmissionAfterReload(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Image("team/app", "v1", "linux", "amd64")
+	reg.Image("team/slow", "v1", "linux", "amd64")
+	release, entered := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	stop := func() { released.Do(func() { close(release) }) }
+	defer stop()
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/team/slow/manifests/") {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return false
+	})
+	before, after := newChecker(t, policy.DefaultConfig()), newChecker(t, policy.DefaultConfig())
+	var calls atomic.Int64
+	current := func() *policy.Checker {
+		if calls.Add(1) == 1 {
+			return before // the pass starts, then the config is reloaded
+		}
+		return after
+	}
+	admitted := make(chan *policy.Verdict, 1)
+	go func() {
+		w := &policy.Workload{Kind: "Pod", Name: "p", Namespace: "shop",
+			Containers: []policy.Container{{Name: "c", Image: reg.Host + "/team/slow:v1"}}}
+		admitted <- after.Check(context.Background(), policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce})
+	}()
+	<-entered
+	clock := newFakeClock()
+	var auditWhileAdmission atomic.Int64
+	auditWhileAdmission.Store(-1)
+	clock.onWait = func() {
+		auditWhileAdmission.Store(int64(reg.CountPath(http.MethodHead, "/v2/team/app/manifests/v1")))
+		stop()
+	}
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(deployment("shop", "web", reg.Host+"/team/app:v1", 1)...).Build()
+	r, err := audit.New(c, webhook.NewClientCluster(c, c), current, "pullsafe-system", clock.option()).Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-admitted
+	if n := auditWhileAdmission.Load(); n != 0 {
+		t.Errorf("the audit sent %d lookups while an admission lookup of the reloaded Checker was in flight, want 0 (-1: it never waited)", n)
+	}
+	if r.Failing() {
+		t.Errorf("findings %+v", r.Results)
 	}
 }

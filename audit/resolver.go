@@ -26,9 +26,12 @@ import (
 type background struct {
 	next      policy.ImageResolver
 	admission *policy.Checker
-	budget    *budget
-	sleep     func(context.Context, time.Duration) error
-	poll      time.Duration
+	// current is admission's Checker now: a config reload during the pass
+	// replaces it, and the audit gives way to the lookups of both.
+	current func() *policy.Checker
+	budget  *budget
+	sleep   func(context.Context, time.Duration) error
+	poll    time.Duration
 
 	mu        sync.Mutex
 	images    map[imageKey]resolved
@@ -97,7 +100,7 @@ func (b *background) HasMirror(registry string) bool { return b.next.HasMirror(r
 func (b *background) turn(ctx context.Context, host string) error {
 	for {
 		d := b.budget.delay(host)
-		if d == 0 && b.admission.LookupsInFlight() == 0 {
+		if d == 0 && b.admission.LookupsInFlight() == 0 && b.current().LookupsInFlight() == 0 {
 			return nil
 		}
 		if d == 0 {

@@ -99,6 +99,14 @@ func TestPassNoFalseFindings(t *testing.T) {
 			},
 		},
 		{
+			name: "imagePullPolicy Never, tag deleted",
+			objs: func() []client.Object {
+				objs := deployment("shop", "web", gone, 1)
+				objs[2].(*corev1.Pod).Spec.Containers[0].ImagePullPolicy = corev1.PullNever
+				return objs
+			},
+		},
+		{
 			// mutable-tag set to deny is admission's policy, not a pull
 			// the kubelet would fail: the Event says "would fail to pull".
 			name: "mutable tag with the rule set to deny",

@@ -27,7 +27,8 @@ Looks up the images of the cluster's running Pods now, with each Pod's own
 pull secrets and the same rules and messages as admission (one pass of the
 audit pullsafe serve runs with audit.enabled), and prints the workloads that
 would fail to pull. Needs list on pods cluster-wide, get on secrets,
-replicasets and jobs. Exit 0: nothing would fail; 1: something would;
+replicasets, jobs and namespaces, list on nodes (without them: pullsafe's
+defaults for every namespace, no platform rule; a note says so). Exit 0: nothing would fail; 1: something would;
 2: usage error, unreachable cluster, no permission, or interrupted.
 
 `

@@ -276,18 +276,6 @@ func TestPassBarePodPullsAgain(t *testing.T) {
 func TestPassWaitsForAdmissionAfterReload(t *testing.T) {
 	reg := registrytest.New(t)
 	reg.Image("team/app", "v1", "linux", "amd64")
-	reg.Image("team/slow", "v1", "linux", "amd64")
-	release, entered := make(chan struct{}), make(chan struct{})
-	var once, released sync.Once
-	stop := func() { released.Do(func() { close(release) }) }
-	defer stop()
-	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.Contains(r.URL.Path, "/team/slow/manifests/") {
-			once.Do(func() { close(entered) })
-			<-release
-		}
-		return false
-	})
 	before, after := newChecker(t, policy.DefaultConfig()), newChecker(t, policy.DefaultConfig())
 	var calls atomic.Int64
 	current := func() *policy.Checker {
@@ -296,13 +284,8 @@ func TestPassWaitsForAdmissionAfterReload(t *testing.T) {
 		}
 		return after
 	}
-	admitted := make(chan *policy.Verdict, 1)
-	go func() {
-		w := &policy.Workload{Kind: "Pod", Name: "p", Namespace: "shop",
-			Containers: []policy.Container{{Name: "c", Image: reg.Host + "/team/slow:v1"}}}
-		admitted <- after.Check(context.Background(), policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce})
-	}()
-	<-entered
+	stop, admitted := slowAdmission(t, reg, after)
+	defer stop()
 	clock := newFakeClock()
 	var auditWhileAdmission atomic.Int64
 	auditWhileAdmission.Store(-1)
@@ -322,4 +305,30 @@ func TestPassWaitsForAdmissionAfterReload(t *testing.T) {
 	if r.Failing() {
 		t.Errorf("findings %+v", r.Results)
 	}
+}
+
+// slowAdmission starts an admission Check on checker whose lookup is held
+// in the registry until stop is called; it returns once the lookup is in
+// flight.
+func slowAdmission(t *testing.T, reg *registrytest.Registry, checker *policy.Checker) (stop func(), admitted <-chan *policy.Verdict) {
+	t.Helper()
+	reg.Image("team/slow", "v1", "linux", "amd64")
+	release, entered := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	stop = func() { released.Do(func() { close(release) }) }
+	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/team/slow/manifests/") {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return false
+	})
+	ch := make(chan *policy.Verdict, 1)
+	go func() {
+		w := &policy.Workload{Kind: "Pod", Name: "p", Namespace: "shop",
+			Containers: []policy.Container{{Name: "c", Image: reg.Host + "/team/slow:v1"}}}
+		ch <- checker.Check(context.Background(), policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce})
+	}()
+	<-entered
+	return stop, ch
 }

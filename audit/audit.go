@@ -299,12 +299,19 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	if s.Mode == policy.ModeOff {
 		return
 	}
-	ce, ok := p.creds[pod.Namespace+"|"+secrets]
+	// Pods with no pull secrets share one (empty) keychain whatever their
+	// namespace: an image they name is looked up once a pass, not once per
+	// namespace (the audit skips admission's cache).
+	ckey := ""
+	if secrets != "" {
+		ckey = pod.Namespace + "|" + secrets
+	}
+	ce, ok := p.creds[ckey]
 	if !ok {
 		// A running Pod holds its service account's pull secrets already:
 		// the ServiceAccount admission plugin copied them at creation.
 		ce.c, ce.err = policy.ReadCredentials(ctx, p.a.cluster, w, policy.Admitted)
-		p.creds[pod.Namespace+"|"+secrets] = ce
+		p.creds[ckey] = ce
 	}
 	if ce.err != nil {
 		p.note(registry.Sanitize(ce.err.Error(), 512))

@@ -332,3 +332,53 @@ func slowAdmission(t *testing.T, reg *registrytest.Registry, checker *policy.Che
 	<-entered
 	return stop, ch
 }
+
+// One public image run in many namespaces, none with pull secrets, is one
+// registry request a pass: the credentials are the same (none).
+func TestPassOneLookupPerImageAcrossNamespaces(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Image("team/app", "v1", "linux", "amd64")
+	var objs []client.Object
+	for i := range 30 {
+		objs = append(objs, deployment(fmt.Sprintf("ns%d", i), "web", reg.Host+"/team/app:v1", 1)...)
+	}
+	reg.Reset()
+	r, err := newAuditor(t, objs, newChecker(t, policy.DefaultConfig()), newFakeClock().option()).Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.Count(http.MethodHead, "/manifests/v1"); n != 1 || r.Failing() {
+		t.Errorf("%d HEADs of app:v1 for 30 namespaces, findings %v; want 1, none", n, r.Results)
+	}
+}
+
+// The audit asks the registry again: admission cached the pinned digest's
+// answer (24h for a digest, 5m for a tag), and a digest deleted since must
+// be found at the next pass, not a day later.
+func TestPassAsksAgainNotAdmissionsCache(t *testing.T) {
+	reg := registrytest.New(t)
+	d := reg.Image("team/app", "v1", "linux", "amd64")
+	image := reg.Host + "/team/app:v1@" + d.String()
+	checker := newChecker(t, policy.DefaultConfig())
+	// Admission (the validating webhook after the pin) caches the answer.
+	w := &policy.Workload{Kind: "Pod", Name: "p", Namespace: "shop", Containers: []policy.Container{{Name: "c", Image: image}}}
+	if v := checker.Check(context.Background(), policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce}); v.Decision() == policy.DecisionDeny {
+		t.Fatalf("admission: %+v", v.Findings)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, reg.Server.URL+"/v2/team/app/manifests/"+d.String(), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("deleting the manifest: %s", resp.Status)
+	}
+	r, err := newAuditor(t, deployment("shop", "web", image, 1), checker, newFakeClock().option()).Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Results) != 1 || r.Results[0].Findings[0].Rule != policy.RuleNotFound {
+		t.Errorf("a digest deleted after admission: findings %+v, want not-found on deployment/web", r.Results)
+	}
+}

@@ -13,8 +13,9 @@ import (
 )
 
 // background is the resolver one audit pass looks images up with. It
-// shares admission's resolver (its cached answers and rate-limit windows:
-// a registry's Retry-After holds for both) and gives way to admission:
+// shares admission's resolver (its rate-limit windows: a registry's
+// Retry-After holds for both; not its cached answers, which a background
+// lookup skips to ask the registry again) and gives way to admission:
 //
 //   - a lookup starts only while no admission lookup holds a slot of the
 //     admission Checker, and the audit runs one lookup at a time, so an

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -105,12 +106,14 @@ type pass struct {
 	checker *policy.Checker
 	res     *background
 	nodes   []policy.Node
-	owners  owners
-	creds   map[string]credsOrErr
-	labels  map[string]map[string]string
-	seen    map[string]bool // owner + pod spec signature
-	results map[Owner]*Result
-	report  *Report
+	// platforms is each node's platform by name, built on first use.
+	platforms map[string]string
+	owners    owners
+	creds     map[string]credsOrErr
+	labels    map[string]map[string]string
+	seen      map[string]bool // owner + pod spec signature
+	results   map[Owner]*Result
+	report    *Report
 }
 
 type credsOrErr struct {
@@ -126,7 +129,7 @@ func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
 	if a.budget == nil || a.budget.perMinute != cfg.Audit.RequestsPerMinute {
 		a.budget = newBudget(cfg.Audit.RequestsPerMinute, a.now)
 	}
-	bg := &background{next: admission.Resolver(), admission: admission, budget: a.budget, sleep: a.sleep, poll: a.poll,
+	bg := &background{next: admission.Resolver(), admission: admission, current: a.checker, budget: a.budget, sleep: a.sleep, poll: a.poll,
 		images: map[imageKey]resolved{}, platforms: map[string]platforms{}}
 	p := &pass{a: a, cfg: cfg, res: bg,
 		// One lookup at a time: the audit never competes with admission
@@ -175,12 +178,24 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 		if cont != "" {
 			opts = append(opts, client.Continue(cont))
 		}
+		if ctx.Err() != nil {
+			p.cutShort()
+			return nil
+		}
 		if err := p.a.pods.List(ctx, &pods, opts...); err != nil {
+			if ctx.Err() != nil {
+				p.cutShort()
+				return nil
+			}
 			return fmt.Errorf("listing pods: %w", err)
 		}
 		for i := range pods.Items {
+			if ctx.Err() != nil {
+				p.cutShort()
+				return nil
+			}
 			pod := &pods.Items[i]
-			if !running(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+			if !running(pod) || mirror(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
 			}
 			p.report.Pods++
@@ -194,10 +209,55 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 	}
 }
 
+// cutShort notes a pass whose time (one interval) ran out: what it found
+// stands, the Pods it did not reach are not audited, never a finding.
+func (p *pass) cutShort() {
+	p.note(fmt.Sprintf("pass cut short after %d running pods: the interval ended (audit.requestsPerMinute too low for the images to look up?); the other pods were not audited", p.report.Pods))
+}
+
 // running: a Pod the kubelet may still (re)start containers of. A finished
 // Pod pulls nothing again; a deleted one is going.
 func running(pod *corev1.Pod) bool {
 	return pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
+}
+
+// mirror: the API's copy of a static Pod. The kubelet runs it from its
+// manifest with the node's own credentials (NodeRestriction forbids a
+// mirror Pod to name secrets), which the audit cannot see; its owner is
+// the Node, no workload.
+func mirror(pod *corev1.Pod) bool {
+	_, ok := pod.Annotations[corev1.MirrorPodAnnotationKey]
+	return ok
+}
+
+// pullable drops the containers whose image the kubelet will not pull
+// again. Ephemeral containers it has started: it never restarts them (core/v1
+// EphemeralContainer), and the workload's next Pods do not have them. In a
+// Pod no controller owns (bare), which never moves to another node, the
+// started containers whose pull policy is not Always: the kubelet restarts
+// them from the image it holds (in use, so never garbage-collected), and
+// only a new Pod on another node, which a controller would create, pulls.
+func pullable(pod *corev1.Pod, bare bool, cs []policy.Container) []policy.Container {
+	started := map[string]bool{} // list + "/" + name
+	for _, l := range []struct {
+		list string
+		sts  []corev1.ContainerStatus
+	}{{"ephemeralContainers", pod.Status.EphemeralContainerStatuses}, {"containers", pod.Status.ContainerStatuses},
+		{"initContainers", pod.Status.InitContainerStatuses}} {
+		for _, st := range l.sts {
+			// ImageID: the image is on the node (a crash-looping container
+			// waits with it); an ephemeral container that ran may not say.
+			if st.ImageID != "" || l.list == "ephemeralContainers" && st.State.Waiting == nil {
+				started[l.list+"/"+st.Name] = true
+			}
+		}
+	}
+	return slices.DeleteFunc(cs, func(c policy.Container) bool {
+		if !started[c.List+"/"+c.Name] {
+			return false
+		}
+		return c.Source == policy.SourceEphemeral || bare && c.Source != policy.SourceVolume && policy.PullPolicy(c) != corev1.PullAlways
+	})
 }
 
 // pod checks one running Pod unless an identical one of the same workload
@@ -212,8 +272,11 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		return
 	}
 	w.Namespace = pod.Namespace
+	w.Containers = pullable(pod, metav1.GetControllerOf(pod) == nil, w.Containers)
 	secrets := secretNames(pod)
-	sig := o.Namespace + "/" + o.String() + "|" + secrets + "|" + images(w.Containers)
+	// The platform of the Pod's node is part of it: a DaemonSet's Pods are
+	// alike but for the node, and the platform rule asks about that node.
+	sig := o.Namespace + "/" + o.String() + "|" + secrets + "|" + images(w.Containers) + "|" + p.platformOf(pod.Spec.NodeName)
 	if p.seen[sig] {
 		if r := p.results[o]; r != nil {
 			r.Pods++
@@ -236,12 +299,19 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	if s.Mode == policy.ModeOff {
 		return
 	}
-	ce, ok := p.creds[pod.Namespace+"|"+secrets]
+	// Pods with no pull secrets share one (empty) keychain whatever their
+	// namespace: an image they name is looked up once a pass, not once per
+	// namespace (the audit skips admission's cache).
+	ckey := ""
+	if secrets != "" {
+		ckey = pod.Namespace + "|" + secrets
+	}
+	ce, ok := p.creds[ckey]
 	if !ok {
 		// A running Pod holds its service account's pull secrets already:
 		// the ServiceAccount admission plugin copied them at creation.
 		ce.c, ce.err = policy.ReadCredentials(ctx, p.a.cluster, w, policy.Admitted)
-		p.creds[pod.Namespace+"|"+secrets] = ce
+		p.creds[ckey] = ce
 	}
 	if ce.err != nil {
 		p.note(registry.Sanitize(ce.err.Error(), 512))
@@ -255,6 +325,12 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		Pin: s.Pin, Credentials: ce.c, Nodes: p.nodes})
 	for _, n := range v.Notes {
 		p.note(n)
+	}
+	for i, f := range v.Findings {
+		if f.Action == policy.ActionDeny && !pullFails(f.Rule) {
+			v.Findings[i].Action = policy.ActionWarn
+			p.note(registry.Sanitize(fmt.Sprintf("%s %s: [%s] %s", o.Namespace, o, f.Rule, f.Line()), 512))
+		}
 	}
 	if v.Decision() != policy.DecisionDeny {
 		return
@@ -273,6 +349,29 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	if r.Message == "" {
 		r.Message = v.DenialMessage()
 	}
+}
+
+// pullFails: the rules whose finding says the kubelet's pull would fail.
+// The others deny by admission's choice (mutable-tag) or because the
+// registry could not be asked just now (unreachable, rate-limited, a pass
+// cut short): a note, never "would fail to pull" on a workload.
+func pullFails(r policy.Rule) bool {
+	switch r {
+	case policy.RuleNotFound, policy.RuleUnauthorized, policy.RulePlatform, policy.RuleInvalidReference, policy.RuleDockerHubAnonymous:
+		return true
+	}
+	return false
+}
+
+// platformOf is the platform of the named node ("" for none or unknown).
+func (p *pass) platformOf(node string) string {
+	if p.platforms == nil {
+		p.platforms = make(map[string]string, len(p.nodes))
+		for _, n := range p.nodes {
+			p.platforms[n.Name] = n.Platform()
+		}
+	}
+	return p.platforms[node]
 }
 
 func (p *pass) note(n string) {

@@ -166,25 +166,8 @@ func TestPassKeepsBudget(t *testing.T) {
 func TestPassWaitsForAdmission(t *testing.T) {
 	reg := registrytest.New(t)
 	reg.Image("team/app", "v1", "linux", "amd64")
-	reg.Image("team/slow", "v1", "linux", "amd64")
-	release, entered := make(chan struct{}), make(chan struct{})
-	var once, released sync.Once
-	stop := func() { released.Do(func() { close(release) }) }
-	reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.Contains(r.URL.Path, "/team/slow/manifests/") {
-			once.Do(func() { close(entered) })
-			<-release
-		}
-		return false
-	})
 	checker := newChecker(t, policy.DefaultConfig())
-	admitted := make(chan *policy.Verdict)
-	go func() {
-		w := &policy.Workload{Kind: "Pod", Name: "p", Namespace: "shop",
-			Containers: []policy.Container{{Name: "c", Image: reg.Host + "/team/slow:v1"}}}
-		admitted <- checker.Check(context.Background(), policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce})
-	}()
-	<-entered
+	stop, admitted := slowAdmission(t, reg, checker)
 	clock := newFakeClock()
 	var auditWhileAdmission atomic.Int64
 	auditWhileAdmission.Store(-1)

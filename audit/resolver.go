@@ -13,8 +13,9 @@ import (
 )
 
 // background is the resolver one audit pass looks images up with. It
-// shares admission's resolver (its cached answers and rate-limit windows:
-// a registry's Retry-After holds for both) and gives way to admission:
+// shares admission's resolver (its rate-limit windows: a registry's
+// Retry-After holds for both; not its cached answers, which a background
+// lookup skips to ask the registry again) and gives way to admission:
 //
 //   - a lookup starts only while no admission lookup holds a slot of the
 //     admission Checker, and the audit runs one lookup at a time, so an
@@ -26,9 +27,12 @@ import (
 type background struct {
 	next      policy.ImageResolver
 	admission *policy.Checker
-	budget    *budget
-	sleep     func(context.Context, time.Duration) error
-	poll      time.Duration
+	// current is admission's Checker now: a config reload during the pass
+	// replaces it, and the audit gives way to the lookups of both.
+	current func() *policy.Checker
+	budget  *budget
+	sleep   func(context.Context, time.Duration) error
+	poll    time.Duration
 
 	mu        sync.Mutex
 	images    map[imageKey]resolved
@@ -97,7 +101,7 @@ func (b *background) HasMirror(registry string) bool { return b.next.HasMirror(r
 func (b *background) turn(ctx context.Context, host string) error {
 	for {
 		d := b.budget.delay(host)
-		if d == 0 && b.admission.LookupsInFlight() == 0 {
+		if d == 0 && b.admission.LookupsInFlight() == 0 && b.current().LookupsInFlight() == 0 {
 			return nil
 		}
 		if d == 0 {

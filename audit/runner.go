@@ -86,6 +86,9 @@ func (r *Runner) loop(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, wait)
 		rep, err := r.Auditor.Pass(pctx)
 		cancel()
+		if ctx.Err() != nil {
+			return // the lease is lost or serve stops: the next leader reports
+		}
 		r.Metrics.record(rep, err, time.Now())
 		if err != nil {
 			logger.Error(err, "audit pass failed")

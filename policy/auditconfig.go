@@ -15,8 +15,9 @@ type AuditConfig struct {
 	// is cut short (what is left is "cannot verify") after one Interval.
 	Interval Duration `json:"interval,omitempty"`
 	// RequestsPerMinute is the audit's budget of HTTP requests to each
-	// registry (a token bucket per registry host). Answers already cached by
-	// admission cost nothing; admission lookups are never counted nor held.
+	// registry (a token bucket per registry host). The audit asks again
+	// rather than trust admission's cached answers; admission lookups are
+	// never counted nor held.
 	RequestsPerMinute int `json:"requestsPerMinute,omitempty"`
 	// Namespaces limits the audit to these namespaces; empty means all
 	// (less the excluded ones, as for admission).

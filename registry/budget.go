@@ -18,10 +18,19 @@ type Budget interface {
 type budgetKey struct{}
 
 // WithBudget returns a context whose lookups charge b for each request sent
-// to a registry; cached answers and requests refused by a rate-limit or
-// outage window cost nothing.
+// to a registry (requests refused by a rate-limit or outage window cost
+// nothing). Its lookups are background lookups: they skip the answer caches
+// and ask the registry again, as their caller checks whether an answer
+// cached at admission (a digest's for a day) still holds; a lookup already
+// in flight is joined, and the fresh answer is cached for admission.
 func WithBudget(ctx context.Context, b Budget) context.Context {
 	return context.WithValue(ctx, budgetKey{}, b)
+}
+
+// background reports whether ctx is a background lookup's (WithBudget).
+func background(ctx context.Context) bool {
+	b, ok := ctx.Value(budgetKey{}).(Budget)
+	return ok && b != nil
 }
 
 // budgeted charges the request's budget, if it has one, for the request.

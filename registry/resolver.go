@@ -227,13 +227,17 @@ func withImage(e *Error, image string) *Error {
 func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, error) {
 	ref := p.ref
 	key := p.name + "|" + c.Fingerprint()
-	if img, ok := r.answer(ref, key); ok {
-		r.metrics.cacheEvent("hit")
-		return img, nil
-	}
-	if e, ok := r.negative.Get(key); ok {
-		r.metrics.cacheEvent("hit")
-		return nil, e
+	// A background lookup asks the registry again: it checks whether the
+	// answer admission cached (a digest for 24h) still holds.
+	if !background(ctx) {
+		if img, ok := r.answer(ref, key); ok {
+			r.metrics.cacheEvent("hit")
+			return img, nil
+		}
+		if e, ok := r.negative.Get(key); ok {
+			r.metrics.cacheEvent("hit")
+			return nil, e
+		}
 	}
 	r.metrics.cacheEvent("miss")
 	ch := r.flights.DoChan(key, contained(p.name, ref.Context().RegistryStr(), func() (any, error) {

@@ -27,8 +27,9 @@ Looks up the images of the cluster's running Pods now, with each Pod's own
 pull secrets and the same rules and messages as admission (one pass of the
 audit pullsafe serve runs with audit.enabled), and prints the workloads that
 would fail to pull. Needs list on pods cluster-wide, get on secrets,
-replicasets and jobs. Exit 0: nothing would fail; 1: something would;
-2: usage error or unreachable cluster.
+replicasets, jobs and namespaces, list on nodes (without them: pullsafe's
+defaults for every namespace, no platform rule; a note says so). Exit 0: nothing would fail; 1: something would;
+2: usage error, unreachable cluster, no permission, or interrupted.
 
 `
 
@@ -107,10 +108,16 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	checker := policy.NewChecker(cfg, res)
 	rep, err := audit.New(kc, cluster, func() *policy.Checker { return checker }, o.ownNamespace).Pass(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", cl.name, err)
+		// Exit 2, cannot audit: 1 says an image would fail to pull.
+		return usageError{fmt.Errorf("%s: %w (pullsafe audit needs list on pods, get on secrets, replicasets and jobs)", cl.name, err)}
 	}
 	if err := printAudit(rep, o.output, stdout); err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		// Interrupted: what it found is printed, but "nothing would fail"
+		// is not known.
+		return usageError{fmt.Errorf("interrupted after %d pods: the audit did not finish", rep.Pods)}
 	}
 	if rep.Failing() {
 		return errWouldDeny

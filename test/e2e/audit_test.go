@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 	"github.com/pullsafe/pullsafe/test/bed"
@@ -169,4 +170,27 @@ func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 		}
 		t.Errorf("after a second pass: %d Events on deployment/web with counts %v, want one with count 2", len(list), counts)
 	}
+}
+
+// TestAuditCLIForbidden: `pullsafe audit` run by a user who may not list
+// Pods says so and exits 2 (cannot audit), never 1, which says an image
+// would fail to pull.
+func TestAuditCLIForbidden(t *testing.T) {
+	cfg, err := clientcmd.LoadFromFile(b.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range cfg.AuthInfos {
+		ai.Impersonate = "pullsafe-e2e-nobody"
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(b.PullsafeBin, "audit", "--kubeconfig", kubeconfig).CombinedOutput()
+	t.Logf("pullsafe audit as a user without RBAC\n%s", out)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("exit %v, want 2", err)
+	}
+	mustContain(t, string(out), "forbidden", "list")
 }

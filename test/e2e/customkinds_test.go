@@ -68,6 +68,12 @@ spec:
 }
 
 func deploymentYAML(ns, name, image string) string {
+	return deploymentWithPodSpec(ns, name, fmt.Sprintf("      containers: [{name: %s, image: %s}]\n", name, image))
+}
+
+// deploymentWithPodSpec is a Deployment whose template's pod spec is podSpec,
+// written indented by six spaces.
+func deploymentWithPodSpec(ns, name, podSpec string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: %s, namespace: %s}
@@ -76,8 +82,7 @@ spec:
   template:
     metadata: {labels: {app: %s}}
     spec:
-      containers: [{name: %s, image: %s}]
-`, name, ns, name, name, name, image)
+`, name, ns, name, name) + podSpec
 }
 
 // TestCustomKindIsRefusedAtApply: a CRD registered on the real API server

@@ -32,15 +32,7 @@ func volumePod(ns, name, reference string) string {
 }
 
 func volumeDeployment(ns, name, reference string) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %s, namespace: %s}
-spec:
-  selector: {matchLabels: {app: %s}}
-  template:
-    metadata: {labels: {app: %s}}
-    spec:
-`, name, ns, name, name) + volumeSpec("      ", reference)
+	return deploymentWithPodSpec(ns, name, volumeSpec("      ", reference))
 }
 
 // TestImageVolumes: the real API server keeps spec.volumes[].image, and

@@ -12,13 +12,11 @@ import (
 	"text/tabwriter"
 
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/audit"
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/registry"
-	"github.com/pullsafe/pullsafe/webhook"
 )
 
 const auditUsage = `Usage: pullsafe audit [flags]
@@ -76,7 +74,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	cfg, err := policy.LoadConfig(o.configFile)
+	cfg, err := loadLocalConfig(o.configFile)
 	if err != nil {
 		return usageError{err}
 	}
@@ -85,9 +83,6 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.rate > 0 {
 		cfg.Audit.RequestsPerMinute = o.rate
-	}
-	if cfg.Registries.AllowLoopback == nil {
-		cfg.Registries.AllowLoopback = ptr.To(true) // runs on your machine, as check
 	}
 	cl, err := o.kube.load(clientcmd.NewDefaultClientConfigLoadingRules())
 	if err != nil {
@@ -101,7 +96,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
 	}
-	res, err := webhook.NewResolver(cfg, nil, registry.WithUserAgent(webhook.UserAgent(version)))
+	res, err := localResolver(cfg)
 	if err != nil {
 		return usageError{err}
 	}

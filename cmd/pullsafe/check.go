@@ -27,11 +27,9 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
-	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/webhook"
 )
 
@@ -135,7 +133,7 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	cfg, err := policy.LoadConfig(o.configFile)
+	cfg, err := loadLocalConfig(o.configFile)
 	if err != nil {
 		return usageError{err}
 	}
@@ -155,10 +153,7 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	if cfg.Registries.AllowLoopback == nil {
-		cfg.Registries.AllowLoopback = ptr.To(true) // check runs on your machine, not in a pod
-	}
-	res, err := webhook.NewResolver(cfg, nil, registry.WithUserAgent(webhook.UserAgent(version)))
+	res, err := localResolver(cfg)
 	if err != nil {
 		return usageError{err}
 	}

@@ -17,11 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/registry"
-	"github.com/pullsafe/pullsafe/webhook"
 )
 
 const whyUsage = `Usage: pullsafe why [pod/]NAME|KIND/NAME [-n NAMESPACE] [flags]
@@ -160,14 +158,11 @@ func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	cfg, err := policy.LoadConfig(o.configFile)
+	cfg, err := loadLocalConfig(o.configFile)
 	if err != nil {
 		return usageError{err}
 	}
 	whyConfig(cfg)
-	if cfg.Registries.AllowLoopback == nil {
-		cfg.Registries.AllowLoopback = ptr.To(true) // why runs on your machine, not in a pod
-	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if !o.kube.given() && !kubeconfigExists(rules) {
 		return usageError{errors.New("no kubeconfig: give --kubeconfig, set $KUBECONFIG or create ~/.kube/config")}
@@ -183,7 +178,7 @@ func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
 	}
-	res, err := webhook.NewResolver(cfg, nil, registry.WithUserAgent(webhook.UserAgent(version)))
+	res, err := localResolver(cfg)
 	if err != nil {
 		return usageError{err}
 	}

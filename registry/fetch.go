@@ -138,14 +138,14 @@ func (r *Resolver) client(t http.RoundTripper) *http.Client {
 
 // lookupAt resolves ref on one endpoint, unless a window (a 429's back-off
 // or a remembered outage) answers for it; what the endpoint then says opens
-// or closes its outage window.
+// or closes the outage windows it is evidence for.
 func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
 	if e := r.remembered(ep, c); e != nil {
 		return nil, e
 	}
 	start := time.Now()
 	img, err := r.contact(ctx, ep, ref, c)
-	r.settle(ep, err, time.Since(start))
+	r.settle(ctx, ep, c, err, time.Since(start))
 	return img, err
 }
 

@@ -343,26 +343,6 @@ func TestOutageWindowProbeClosesIt(t *testing.T) {
 	}
 }
 
-func TestWindowsAreBounded(t *testing.T) {
-	clock := newTestClock()
-	w := newWindows(clock.Now, 100)
-	for i := range 1000 {
-		w.open(fmt.Sprintf("host%d", i), 0, time.Duration(i+1)*time.Second, nil)
-	}
-	if n := w.len(); n > 100 {
-		t.Errorf("%d windows held, cap 100", n)
-	}
-	// The longest windows were kept.
-	if _, ok := w.get("host999", false); !ok {
-		t.Error("the newest, longest window was dropped")
-	}
-	clock.Add(time.Hour)
-	w.open("fresh", 0, time.Second, nil)
-	if n := w.len(); n != 1 {
-		t.Errorf("%d windows after all expired, want 1", n)
-	}
-}
-
 var _ = v1.Hash{}
 
 // New repositories looked up at once on a registry never seen share its ping.
@@ -394,29 +374,5 @@ func TestConcurrentNewRepositoriesShareOnePing(t *testing.T) {
 	wg.Wait()
 	if n := tr.CountPath(http.MethodGet, "/v2/"); n != 1 {
 		t.Errorf("10 new repositories at once: %d pings, want 1", n)
-	}
-}
-
-// A probe that never settles (its lookup panicked, or a mirror used its time)
-// holds the window for one more window length, not for the whole episode:
-// after an hour-long outage the registry is asked again within a window.
-func TestUnsettledProbeHoldsOneWindowLength(t *testing.T) {
-	clock := newTestClock()
-	w := newWindows(clock.Now, 100)
-	e := &Error{Reason: Unreachable, Flavour: FlavourTimeout}
-	for range 120 { // an hour of failed probes, 30 s windows
-		w.open("reg", 0, 30*time.Second, e)
-		clock.Add(30 * time.Second)
-	}
-	if _, held := w.get("reg", true); held {
-		t.Fatal("the window ended but no probe was let through")
-	}
-	clock.Add(10 * time.Second)
-	if _, held := w.get("reg", true); !held {
-		t.Error("a second probe while the first is out")
-	}
-	clock.Add(25 * time.Second)
-	if _, held := w.get("reg", true); held {
-		t.Error("35 s after an unsettled probe of a 30 s window, still no new probe")
 	}
 }

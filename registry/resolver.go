@@ -65,8 +65,9 @@ type Resolver struct {
 	refs      *expirable.LRU[string, parsed]
 	pings     *expirable.LRU[string, *transport.Challenge]
 	flights   singleflight.Group
-	backoff   *windows // 429 back-off, per host and credential
-	outages   *windows // remembered outages, per host
+	// windows are the 429 back-offs and remembered outages (windows.go),
+	// in one struct so a resolver replacing this one can keep them.
+	windows *windows
 }
 
 // NewResolver builds a Resolver; see the With* options for defaults.
@@ -92,7 +93,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	r := &Resolver{
 		retired:  retired,
 		o:        o,
-		base:     containedTransport{next: newGuard(o, instrumented{next: budgeted{next: base}, m: m})},
+		base:     containedTransport{next: newGuard(o, connTraced{next: instrumented{next: budgeted{next: base}, m: m}})},
 		pool:     base,
 		metrics:  m,
 		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
@@ -103,8 +104,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		platforms: newPlatformCache(o.platformEntries, o.platformBytes, o.platformTTL, o.now),
 		auth:      expirable.NewLRU[string, http.RoundTripper](1024, nil, o.transportTTL),
 		pings:     expirable.NewLRU[string, *transport.Challenge](1024, nil, o.transportTTL),
-		backoff:   newWindows(o.now, maxWindows),
-		outages:   newWindows(o.now, maxWindows),
+		windows:   newWindows(o.now, o.outageWindow),
 		refs:      expirable.NewLRU[string, parsed](o.cacheSize, nil, 0),
 	}
 	return r, nil

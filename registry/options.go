@@ -233,10 +233,11 @@ func WithUserAgent(ua string) Option {
 	return func(o *options) error { o.userAgent = ua; return nil }
 }
 
-// WithOutageWindow is how long a registry that timed out, refused the
-// connection or answered 5xx is remembered as down: lookups there answer
-// "cannot verify" at once, and when the window ends one probe asks again.
-// 0 turns the memory off. Default: 30s.
+// WithOutageWindow is how long an outage is remembered: a repository (with
+// one credential) that timed out or answered 5xx, or a host whose connection
+// or /v2/ ping failed (windows.go). Lookups it covers answer "cannot
+// verify" at once, and when the window ends one probe asks again. 0 turns
+// the memory off. Default: 30s.
 func WithOutageWindow(d time.Duration) Option {
 	return func(o *options) error { o.outageWindow = d; return nil }
 }

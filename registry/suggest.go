@@ -50,8 +50,8 @@ const (
 	// maxDistance bounds the edits between a tag and a suggestion: past
 	// it a tag is no plausible typo or neighbouring version, and the band
 	// of each table stays at most 2*maxDistance+1 cells wide.
-	maxDistance = 8
-	deadlineEvery   = 64 // tags compared between two looks at the deadline
+	maxDistance   = 8
+	deadlineEvery = 64 // tags compared between two looks at the deadline
 )
 
 // nearest returns up to n tags closest to want by edit distance, only those

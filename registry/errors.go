@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -99,6 +100,39 @@ func ReasonOf(err error) Reason {
 	return Unreachable
 }
 
+// Caps of a cached answer: every string a registry or a user chose is cut,
+// so one entry of the not-found cache (10,000 of them) holds at most
+// maxCachedError bytes, whatever the registry sent.
+const (
+	maxCachedError = 2 << 10
+	maxCachedHost  = 256 // a DNS name is at most 253 bytes, plus a port
+	maxCachedField = 32  // Flavour: one of pullsafe's own words
+)
+
+// cacheable is the copy of e a cache or window may hold: classified fields
+// only, each capped. No wrapped error (a transport error keeps the request,
+// its credentials and the registry's body), no image (each caller sets its
+// own), no list of credentials tried.
+func (e *Error) cacheable() *Error {
+	c := &Error{Reason: e.Reason, Flavour: truncate(e.Flavour, maxCachedField), Registry: truncate(e.Registry, maxCachedHost),
+		Status: e.Status, Message: truncate(e.Message, maxMessage+len("…")), RetryAfter: e.RetryAfter}
+	for _, s := range e.Suggestions[:min(len(e.Suggestions), maxSuggestions)] {
+		c.Suggestions = append(c.Suggestions, truncate(s, maxSuggestedTag))
+	}
+	return c
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // classify turns any failure of one registry call into an *Error.
 func classify(err error, image, host string) *Error {
 	if err == nil {
@@ -124,6 +158,14 @@ func classify(err error, image, host string) *Error {
 		if out.Message == "" {
 			out.Message = sanitize(http.StatusText(terr.StatusCode))
 		}
+		// Not kept: the transport error holds the request (its
+		// Authorization header, its context) and up to 64 KiB of the
+		// registry's body; Status and Message say all a verdict uses, and
+		// this answer may be cached or remembered in a window.
+		out.Err = nil
+	case isHeaderOverflow(err):
+		out.Flavour = FlavourBadResponse
+		out.Message = fmt.Sprintf("response headers larger than the %d KiB pullsafe reads", maxResponseHeader>>10)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isTimeout(err):
 		out.Flavour, out.Message = FlavourTimeout, "no answer before the lookup deadline"
 	case errors.Is(err, errBlocked):
@@ -174,6 +216,12 @@ func classifyStatus(out *Error, status int, diags []transport.Diagnostic) {
 	default:
 		out.Reason, out.Flavour = Unreachable, FlavourServerError
 	}
+}
+
+// isHeaderOverflow reports net/http's refusal of a response whose headers
+// pass the transport's MaxResponseHeaderBytes (it has no error type).
+func isHeaderOverflow(err error) bool {
+	return strings.Contains(err.Error(), "server response headers exceeded")
 }
 
 func isTimeout(err error) bool {

@@ -252,7 +252,7 @@ func (r *Resolver) explain(ctx context.Context, t http.RoundTripper, ep endpoint
 	case err == nil && len(tags) == 0:
 		e.Flavour = FlavourRepository
 	case err == nil:
-		e.Suggestions = nearest(ref.Identifier(), tags, 3)
+		e.Suggestions = nearest(ctx, ref.Identifier(), tags, maxSuggestions)
 	}
 	return e
 }

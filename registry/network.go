@@ -158,6 +158,11 @@ func (n *network) dial(ctx context.Context, network, addr string) (net.Conn, err
 	return n.dialer.DialContext(ctx, network, addr)
 }
 
+// maxResponseHeader caps the headers of every registry response (net/http's
+// default is 1 MiB): a registry's WWW-Authenticate, Location or any other
+// header is held while the response is read, by every lookup at once.
+const maxResponseHeader = 64 << 10
+
 // newBaseTransport returns the transport under authentication: one pooled
 // keep-alive transport per TLS configuration, so a CA bundle or an insecure
 // registry never changes how other registries are verified.
@@ -168,15 +173,16 @@ func newBaseTransport(o *options) http.RoundTripper {
 	proxy := n.proxy(o.proxy)
 	mk := func(tc *tls.Config, maxIdle int) *http.Transport {
 		return &http.Transport{
-			Proxy:                 proxy,
-			DialContext:           n.dial,
-			TLSClientConfig:       tc,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          maxIdle,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   5 * time.Second,
-			ResponseHeaderTimeout: 10 * time.Second,
+			Proxy:                  proxy,
+			DialContext:            n.dial,
+			TLSClientConfig:        tc,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           maxIdle,
+			MaxIdleConnsPerHost:    16,
+			IdleConnTimeout:        90 * time.Second,
+			TLSHandshakeTimeout:    5 * time.Second,
+			ResponseHeaderTimeout:  10 * time.Second,
+			MaxResponseHeaderBytes: maxResponseHeader,
 		}
 	}
 	// Idle connections: 100 overall on the shared transport, whatever the

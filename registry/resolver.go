@@ -277,7 +277,7 @@ func (r *Resolver) answer(ref name.Reference, key string) (*Image, bool) {
 func (r *Resolver) store(ref name.Reference, key string, img *Image, err error) {
 	if err != nil {
 		if e := classify(err, "", ""); e.Reason == NotFound || e.Reason == Unauthorized || e.Reason == InvalidReference {
-			r.negative.Add(key, e)
+			r.negative.Add(key, e.cacheable())
 		}
 		return
 	}

@@ -52,9 +52,10 @@ type Input struct {
 type Checker struct {
 	cfg *Config
 	res ImageResolver
-	// perReview and slots bound registry lookups in flight (lookups.go).
+	// perReview and lookups bound registry lookups in flight (lookups.go,
+	// fairslots.go).
 	perReview int
-	slots     chan struct{}
+	lookups   *Lookups
 }
 
 // NewChecker returns a Checker for cfg using res for lookups.
@@ -63,8 +64,8 @@ func NewChecker(cfg *Config, res ImageResolver, opts ...CheckerOption) *Checker 
 	for _, o := range opts {
 		o(c)
 	}
-	if c.slots == nil {
-		c.slots = make(chan struct{}, DefaultLookupsTotal)
+	if c.lookups == nil {
+		c.lookups = NewLookups(DefaultLookupsTotal)
 	}
 	return c
 }
@@ -101,7 +102,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 	// This review's view of the checker: the same rules, with a resolver
 	// that shares identical lookups and takes a slot per lookup.
 	review := *c
-	review.res = newReviewResolver(c.res, c.slots)
+	review.res = newReviewResolver(c.res, c.lookups, in.Workload.Namespace)
 	results := make([]result, len(in.Containers))
 	next := make(chan int)
 	var wg sync.WaitGroup

@@ -32,15 +32,29 @@ func WithLookupLimits(perReview, total int) CheckerOption {
 			c.perReview = perReview
 		}
 		if total > 0 {
-			c.slots = make(chan struct{}, total)
+			c.lookups = NewLookups(total)
 		}
 	}
 }
 
+// WithLookups makes the Checker take its slots from l: the Checker of a
+// reloaded config shares its predecessor's (Lookups), so reviews on
+// either are counted together. Default: NewLookups(DefaultLookupsTotal).
+func WithLookups(l *Lookups) CheckerOption {
+	return func(c *Checker) {
+		if l != nil {
+			c.lookups = l
+		}
+	}
+}
+
+// Lookups are the slots the Checker's lookups take.
+func (c *Checker) Lookups() *Lookups { return c.lookups }
+
 // LookupsInFlight is how many of the Checker's lookup slots are taken now:
 // the audit of running workloads starts a lookup only when admission leaves
 // them free.
-func (c *Checker) LookupsInFlight() int { return len(c.slots) }
+func (c *Checker) LookupsInFlight() int { return c.lookups.InFlight() }
 
 // Resolver is the resolver the Checker looks images up with: the audit
 // shares it, and so its cached answers and rate-limit windows.
@@ -49,11 +63,13 @@ func (c *Checker) Resolver() ImageResolver { return c.res }
 // reviewResolver is the resolver one Check sees: identical lookups in one
 // object (same image, same keychain; same resolved image for platforms)
 // are made once and shared, and each lookup holds one of the Checker's
-// slots while it runs. Waiting for a slot obeys the review's deadline: a
-// container not reached in time gets "cannot verify", never a denial.
+// slots (Lookups), charged to the review's namespace, while it runs.
+// Waiting for a slot obeys the review's deadline: a container not reached
+// in time gets "cannot verify", never a denial.
 type reviewResolver struct {
-	next  ImageResolver
-	slots chan struct{}
+	next    ImageResolver
+	lookups *Lookups
+	ns      string
 
 	mu        sync.Mutex
 	images    map[imageKey]*lookup
@@ -73,32 +89,59 @@ type lookup struct {
 	err       error
 }
 
-func newReviewResolver(next ImageResolver, slots chan struct{}) *reviewResolver {
-	return &reviewResolver{next: next, slots: slots,
+func newReviewResolver(next ImageResolver, lookups *Lookups, ns string) *reviewResolver {
+	return &reviewResolver{next: next, lookups: lookups, ns: ns,
 		images: map[imageKey]*lookup{}, platforms: map[*registry.Image]*lookup{}}
 }
 
 func (r *reviewResolver) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
+	host := hostOfImage(image)
 	l := shared(r, r.images, imageKey{image, kc}, func(l *lookup) {
-		l.err = r.acquire(ctx, image, hostOfImage(image))
-		if l.err == nil {
-			defer r.release()
-			l.img, l.err = r.next.Resolve(ctx, image, kc)
+		val, err, answered := r.lookups.do(ctx, r.ns, host, resolveKey(image, kc), func() (any, error) {
+			return r.next.Resolve(context.WithoutCancel(ctx), image, kc)
+		})
+		if !answered {
+			l.err = busy(ctx, image, host)
+			return
 		}
+		l.img, _ = val.(*registry.Image)
+		l.err = err
 	})
-	if err := wait(ctx, l, image, hostOfImage(image)); err != nil {
+	if err := wait(ctx, l, image, host); err != nil {
 		return nil, err
 	}
 	return l.img, l.err
 }
 
+// resolveKey is what makes two reviews' lookups identical: the image and
+// the credentials the kubelet would try for it, with where each came from
+// (an answer names them). Anonymous lookups of an image are identical in
+// every namespace; lookups with secrets only within one.
+func resolveKey(image string, kc *registry.Keychain) string {
+	repo, err := registry.KubeletName(image)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(image)
+	for _, c := range kc.Lookup(repo) {
+		b.WriteString("|" + c.String() + "|" + c.Fingerprint())
+	}
+	return b.String()
+}
+
 func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error) {
+	key := "platforms|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential
 	l := shared(r, r.platforms, img, func(l *lookup) {
-		l.err = r.acquire(ctx, img.Repository, img.Registry)
-		if l.err == nil {
-			defer r.release()
-			l.platforms, l.err = r.next.Platforms(ctx, img)
+		val, err, answered := r.lookups.do(ctx, r.ns, img.Registry, key, func() (any, error) {
+			return r.next.Platforms(context.WithoutCancel(ctx), img)
+		})
+		if !answered {
+			l.err = busy(ctx, img.Repository, img.Registry)
+			return
 		}
+		l.platforms, _ = val.([]v1.Platform)
+		l.err = err
 	})
 	if err := wait(ctx, l, img.Repository, img.Registry); err != nil {
 		return nil, err
@@ -144,20 +187,6 @@ func wait(ctx context.Context, l *lookup, image, host string) error {
 		return busy(ctx, image, host)
 	}
 }
-
-func (r *reviewResolver) acquire(ctx context.Context, image, host string) error {
-	if ctx.Err() != nil {
-		return busy(ctx, image, host)
-	}
-	select {
-	case r.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return busy(ctx, image, host)
-	}
-}
-
-func (r *reviewResolver) release() { <-r.slots }
 
 // busy is the answer for a lookup the deadline did not leave time for:
 // "cannot verify" (unreachable, timeout), which fails open.

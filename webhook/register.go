@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	admissionregv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -111,7 +112,7 @@ func (r Registration) Configurations() (*admissionregv1.ValidatingWebhookConfigu
 		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: names}}}
 	timeout := r.TimeoutSeconds
 	if timeout == 0 {
-		timeout = 10
+		timeout = int32(webhookTimeout / time.Second)
 	}
 	cc := func(path string) admissionregv1.WebhookClientConfig {
 		c := admissionregv1.WebhookClientConfig{CABundle: r.CABundle}

@@ -60,7 +60,13 @@ func (b SnapshotBuilder) Build(cfg *policy.Config, prev *Snapshot) (*Snapshot, e
 			return nil, err
 		}
 	}
-	s := NewSnapshot(policy.NewChecker(cfg, res), b.OwnNamespace)
+	// One set of lookup slots for the process: reviews still running on
+	// the snapshot a reload replaced count against the same fair shares.
+	var lookups *policy.Lookups
+	if prev != nil {
+		lookups = prev.Checker.Lookups()
+	}
+	s := NewSnapshot(policy.NewChecker(cfg, res, policy.WithLookups(lookups)), b.OwnNamespace)
 	s.resolver = res
 	return s, nil
 }

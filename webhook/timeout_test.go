@@ -32,3 +32,28 @@ func TestShutdownDoesNotCancelReviewsInFlight(t *testing.T) {
 		t.Errorf("review deadline in %s, want within the API server's 10s", left)
 	}
 }
+
+// TestCallerTimeoutIsCappedAtTheWebhookTimeout: ?timeout= comes from
+// whoever calls; a review never gets longer than the API server waits.
+func TestCallerTimeoutIsCappedAtTheWebhookTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  time.Duration // before the margin
+	}{
+		{"?timeout=3s", 3 * time.Second},
+		{"?timeout=10s", webhookTimeout},
+		{"?timeout=30s", webhookTimeout},
+		{"?timeout=1000h", webhookTimeout},
+		{"", webhookTimeout},
+	} {
+		var deadline time.Time
+		h := WithRequestDeadline(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			deadline, _ = r.Context().Deadline()
+		}))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/validate"+tc.query, nil))
+		// The deadline was set before now: what is left of it is an upper bound.
+		if got := time.Until(deadline); got > tc.want-margin(tc.want) {
+			t.Errorf("%q: review deadline %s after the call, want at most %s", tc.query, got, tc.want-margin(tc.want))
+		}
+	}
+}

@@ -137,4 +137,4 @@ func (cr Credentials) unverifiable(w *Workload) string {
 }
 
 // OfflineNote is the verdict's note when something was unknown offline.
-const OfflineNote = "checked offline: pull secrets and service accounts not in the input are unknown, so what they decide is \"cannot verify\"; check against the cluster (--kubeconfig) or include them in the input"
+const OfflineNote = "checked offline (no cluster): pull secrets and service accounts not in the input are unknown, and what they decide is \"cannot verify\""

@@ -29,12 +29,18 @@ type Credentials struct {
 	Keychain *registry.Keychain
 	// Referenced are the secret names the pod uses (its own, or its service
 	// account's: ReadCredentials); Missing those absent from the namespace.
-	Referenced     []string
-	Missing        []string
+	Referenced []string
+	Missing    []string
+	// Unknown are the referenced secrets whose existence cannot be known
+	// (offline, not in the input: ErrUnknown).
+	Unknown        []string
 	ServiceAccount string // set when Referenced came from the service account
 	// ServiceAccountNotFound: ServiceAccount does not exist where it was
 	// looked for, so it gave no pull secrets.
 	ServiceAccountNotFound bool
+	// ServiceAccountUnknown: whether ServiceAccount exists, and with which
+	// pull secrets, cannot be known (ErrUnknown).
+	ServiceAccountUnknown bool
 }
 
 // Input is everything the checker needs about one admission or manifest.
@@ -192,10 +198,10 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 	img, err := c.res.Resolve(ctx, ct.Image, in.Credentials.Keychain)
 	if err != nil {
 		c.lookupFinding(in, ct, ref, err, &out)
-		c.dockerHub(in, ref, nil, find)
+		c.dockerHub(in, ct, ref, nil, &out)
 		return out
 	}
-	c.dockerHub(in, ref, img, find)
+	c.dockerHub(in, ct, ref, img, &out)
 	pinned := c.pin(in, ct, ref, img, &out)
 	if !pinned {
 		c.mutableTag(in, ct, ref, img, find)
@@ -272,16 +278,13 @@ func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, 
 			return
 		}
 		cause, fix := diagnoseUnauthorized(in, ref, e)
-		if cr := in.Credentials; cr.ServiceAccountNotFound && len(cr.Referenced) == 0 && in.Workload != nil && in.Workload.Template {
-			// The API server admits a template whose service account does
-			// not exist; its Pods are made once it does, with its pull
-			// secrets, which pullsafe cannot know yet.
+		if why := in.Credentials.unverifiable(in.Workload); why != "" {
 			if words == "" {
 				words = "unauthorized"
 			}
-			f := out.add(ct, RuleUnauthorized, fmt.Sprintf("cannot verify: %s and service account %q does not exist yet; the pods are created only once it does, with its imagePullSecrets",
-				words, cr.ServiceAccount), fix)
+			f := out.add(ct, RuleUnauthorized, fmt.Sprintf("cannot verify: %s and %s", words, why), fix)
 			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
+			c.offlineNote(in, out)
 			return
 		}
 		find(RuleUnauthorized, cause, fix)
@@ -341,7 +344,15 @@ func repoOf(image string) string {
 	return image
 }
 
-func (c *Checker) dockerHub(in Input, ref registry.Reference, img *registry.Image, find func(Rule, string, string)) {
+// offlineNote notes, once per verdict, that unknowns come from checking
+// offline.
+func (c *Checker) offlineNote(in Input, out *result) {
+	if cr := in.Credentials; len(cr.Unknown) > 0 || cr.ServiceAccountUnknown {
+		out.notes = append(out.notes, OfflineNote)
+	}
+}
+
+func (c *Checker) dockerHub(in Input, ct Container, ref registry.Reference, img *registry.Image, out *result) {
 	if img != nil && img.Credential != "" {
 		return
 	}
@@ -353,8 +364,15 @@ func (c *Checker) dockerHub(in Input, ref registry.Reference, img *registry.Imag
 	if ref.Domain != "docker.io" || c.res.HasMirror("docker.io") || c.nodeCredentials(ref.Domain) {
 		return
 	}
-	find(RuleDockerHubAnonymous, "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
-		"add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry")
+	fix := "add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry"
+	if why := in.Credentials.unverifiable(in.Workload); why != "" {
+		// The secrets still to come may hold Docker Hub credentials.
+		f := out.add(ct, RuleDockerHubAnonymous, "cannot verify: pulled from Docker Hub anonymously with the pull secrets at hand, and "+why, fix)
+		f.Action = c.cappedAt(RuleDockerHubAnonymous, ActionWarn)
+		c.offlineNote(in, out)
+		return
+	}
+	out.add(ct, RuleDockerHubAnonymous, "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests", fix)
 }
 
 // pin records a pin when in.Pin (Config.Settings: the one place that

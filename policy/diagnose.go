@@ -38,6 +38,9 @@ func diagnoseUnauthorized(in Input, ref registry.Reference, e *registry.Error) (
 	case len(e.Tried) > 0:
 		return fmt.Sprintf("%s — registry %s rejected the credentials of %s", words, host, strings.Join(e.Tried, ", ")),
 			"renew the credentials in the secret (expired token or password?) and check the account may pull this repository"
+	case len(cr.Unknown) > 0 || cr.ServiceAccountUnknown && len(cr.Referenced) == 0:
+		return fmt.Sprintf("%s — %s", words, cr.unverifiable(in.Workload)),
+			"check against the cluster (--kubeconfig), or include the pull secret and service account in the checked manifests"
 	case len(cr.Missing) > 0:
 		return fmt.Sprintf("%s — pull secret(s) %s referenced by %s do not exist in namespace %q (secrets do not cross namespaces)",
 				words, quoteAll(cr.Missing), whose, ns),

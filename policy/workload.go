@@ -234,9 +234,12 @@ type podSpec struct {
 	Volumes             []volume                      `json:"volumes"`
 	ImagePullSecrets    []corev1.LocalObjectReference `json:"imagePullSecrets"`
 	ServiceAccountName  string                        `json:"serviceAccountName"`
-	NodeName            string                        `json:"nodeName"`
-	NodeSelector        map[string]string             `json:"nodeSelector"`
-	Affinity            *struct {
+	// DeprecatedServiceAccount is serviceAccount, the alias a manifest may
+	// still use; typed folds it as the API server does.
+	DeprecatedServiceAccount string            `json:"serviceAccount"`
+	NodeName                 string            `json:"nodeName"`
+	NodeSelector             map[string]string `json:"nodeSelector"`
+	Affinity                 *struct {
 		NodeAffinity *corev1.NodeAffinity `json:"nodeAffinity"`
 	} `json:"affinity"`
 }
@@ -258,8 +261,18 @@ type volume struct {
 	} `json:"image"`
 }
 
+// typed is the pod spec as the API server stores it. Its v1 conversion
+// (pkg/apis/core/v1/conversion.go, Convert_v1_PodSpec_To_core_PodSpec)
+// takes the deprecated serviceAccount as the account when
+// serviceAccountName is empty; when both are set, serviceAccountName wins.
+// A manifest keeps the alias as written; an admitted object has both equal
+// (the conversion back to v1 copies the name into the alias).
 func (p *podSpec) typed() corev1.PodSpec {
-	s := corev1.PodSpec{ImagePullSecrets: p.ImagePullSecrets, ServiceAccountName: p.ServiceAccountName,
+	sa := p.ServiceAccountName
+	if sa == "" {
+		sa = p.DeprecatedServiceAccount
+	}
+	s := corev1.PodSpec{ImagePullSecrets: p.ImagePullSecrets, ServiceAccountName: sa, DeprecatedServiceAccount: p.DeprecatedServiceAccount,
 		NodeName: p.NodeName, NodeSelector: p.NodeSelector}
 	if p.Affinity != nil && p.Affinity.NodeAffinity != nil {
 		s.Affinity = &corev1.Affinity{NodeAffinity: p.Affinity.NodeAffinity}

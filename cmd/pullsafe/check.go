@@ -390,15 +390,16 @@ func readInputs(paths []string, stdin io.Reader, keep bool, custom []policy.Work
 // inputCluster answers the webhook's Cluster questions from the input files,
 // then from a real cluster (checkCluster) when there is one.
 type inputCluster struct {
-	secrets    map[string]*corev1.Secret
-	accounts   map[string]*corev1.ServiceAccount
+	// objects are the input's Secrets and ServiceAccounts, then the
+	// cluster's; offline, what the input lacks is unknown.
+	objects    *policy.ManifestObjects
 	namespaces map[string]map[string]string // labels of the input's Namespaces
 	platforms  []policy.Node
 	live       webhook.Cluster // nil without a cluster
 }
 
 func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions, rules *clientcmd.ClientConfigLoadingRules, stderr io.Writer) (*inputCluster, error) {
-	c := &inputCluster{secrets: map[string]*corev1.Secret{}, accounts: map[string]*corev1.ServiceAccount{}, namespaces: map[string]map[string]string{}}
+	c := &inputCluster{namespaces: map[string]map[string]string{}}
 	for _, p := range strings.Split(o.platforms, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -437,19 +438,14 @@ func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions,
 				return nil, fmt.Errorf("%s: %w", m.Where(), err)
 			}
 			c.namespaces[ns.Name] = ns.Labels
-		case "Secret":
-			var s corev1.Secret
-			if err := json.Unmarshal(m.JSON, &s); err != nil {
-				return nil, fmt.Errorf("%s: %w", m.Where(), err)
-			}
-			c.secrets[nsOr(s.Namespace, o.namespace)+"/"+s.Name] = decodeStringData(&s)
-		case "ServiceAccount":
-			var sa corev1.ServiceAccount
-			if err := json.Unmarshal(m.JSON, &sa); err != nil {
-				return nil, fmt.Errorf("%s: %w", m.Where(), err)
-			}
-			c.accounts[nsOr(sa.Namespace, o.namespace)+"/"+sa.Name] = &sa
 		}
+	}
+	var next policy.SecretReader
+	if c.live != nil {
+		next = c.live
+	}
+	if c.objects, err = policy.NewManifestObjects(ms, o.namespace, next); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -481,42 +477,12 @@ func liveCluster(ctx context.Context, cl *cluster) (webhook.Cluster, error) {
 	return webhook.NewClientCluster(kc, kc), nil
 }
 
-// decodeStringData folds stringData into data, as the API server would.
-func decodeStringData(s *corev1.Secret) *corev1.Secret {
-	if len(s.StringData) > 0 && s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	for k, v := range s.StringData {
-		s.Data[k] = []byte(v)
-	}
-	return s
-}
-
-func nsOr(ns, def string) string {
-	if ns == "" {
-		return def
-	}
-	return ns
-}
-
 func (c *inputCluster) Secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
-	if s, ok := c.secrets[ns+"/"+name]; ok {
-		return s, nil
-	}
-	if c.live != nil {
-		return c.live.Secret(ctx, ns, name)
-	}
-	return nil, nil
+	return c.objects.Secret(ctx, ns, name)
 }
 
 func (c *inputCluster) ServiceAccount(ctx context.Context, ns, name string) (*corev1.ServiceAccount, error) {
-	if sa, ok := c.accounts[ns+"/"+name]; ok {
-		return sa, nil
-	}
-	if c.live != nil {
-		return c.live.ServiceAccount(ctx, ns, name)
-	}
-	return nil, nil
+	return c.objects.ServiceAccount(ctx, ns, name)
 }
 
 // NamespaceLabels are the cluster's labels of the namespace with the input

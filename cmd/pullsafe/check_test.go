@@ -109,7 +109,7 @@ func TestCheckJSONAndExitCodes(t *testing.T) {
 	want := map[string]policy.Decision{
 		"shop/deployment/payments": policy.DecisionAllow, // secret from the same file
 		"shop/pod/web":             policy.DecisionDeny,  // tag typo
-		"other/cronjob/report":     policy.DecisionDeny,  // regcred lives in shop, not other
+		"other/cronjob/report":     policy.DecisionWarn,  // regcred: not in other's input, unknown offline
 		"shop/daemonset/agent":     policy.DecisionAllow, // no --platforms: platform not checked
 		"shop/job/build":           policy.DecisionAllow, // service account's pull secret
 	}
@@ -128,6 +128,38 @@ func TestCheckJSONAndExitCodes(t *testing.T) {
 	}
 	if out, _, code := runCheck(t, pod, "-f", "-", "--config", cfg, "--strict"); code != 1 || !strings.Contains(out, "[mutable-tag]") {
 		t.Errorf("--strict with a mutable-tag warning: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckOfflineSecretsAreUnknown: without a cluster (the README's CI
+// example), a pull secret managed outside the manifests (external-secrets,
+// sealed-secrets, ops) is unknown, not absent: "cannot verify" with a note
+// that the check ran offline, exit 0 (1 with --strict). What the input
+// holds still decides: its secret for another host is a denial.
+func TestCheckOfflineSecretsAreUnknown(t *testing.T) {
+	b := newCheckBed(t)
+	dir := t.TempDir()
+	deploy := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: payments, namespace: shop}\nspec:\n  selector: {matchLabels: {app: p}}\n" +
+		"  template:\n    metadata: {labels: {app: p}}\n    spec:\n      imagePullSecrets: [{name: regcred}]\n" +
+		"      containers: [{name: p, image: \"" + b.private.Host + "/team/payments:v2\", imagePullPolicy: Always}]\n"
+	if err := os.WriteFile(filepath.Join(dir, "deployment.yaml"), []byte(deploy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCheck(t, "", "-f", dir)
+	if code != 0 || !strings.Contains(out, `cannot verify: authentication required and pull secret(s) "regcred" of namespace "shop" are not in the input`) ||
+		!strings.Contains(out, "checked offline (no cluster)") || strings.Contains(out, "do not exist") {
+		t.Errorf("exit %d, want 0 with a cannot-verify warning and the offline note:\n%s%s", code, out, errOut)
+	}
+	if _, _, code := runCheck(t, "", "-f", dir, "--strict"); code != 1 {
+		t.Errorf("--strict: exit %d, want 1 (a warning)", code)
+	}
+	wrong := "apiVersion: v1\nkind: Secret\nmetadata: {name: regcred, namespace: shop}\ntype: kubernetes.io/dockerconfigjson\n" +
+		"stringData: {.dockerconfigjson: '{\"auths\":{\"registry.elsewhere.io\":{\"username\":\"alice\",\"password\":\"s3cret\"}}}'}\n"
+	if err := os.WriteFile(filepath.Join(dir, "secret.yaml"), []byte(wrong), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := runCheck(t, "", "-f", dir); code != 1 || !strings.Contains(out, "hold no credentials for") {
+		t.Errorf("the input's secret for another host: exit %d, want 1:\n%s", code, out)
 	}
 }
 

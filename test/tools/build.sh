@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the end-to-end test bed (kube-apiserver, kubectl, etcd, distribution registry)
-# from the Go module proxy into a cache folder outside the repository, keyed by version,
-# and prints that folder. A second run with the same versions builds nothing.
+# Builds the end-to-end test bed (kube-apiserver, kube-controller-manager, kubectl, etcd,
+# distribution registry) from the Go module proxy into a cache folder outside the
+# repository, keyed by version, and prints that folder. A second run with the same
+# versions builds nothing; each binary is built only when missing, so a cache made
+# before a binary was added gets just that one.
 #
 #   PULLSAFE_TOOLS_CACHE  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/pullsafe-tools)
 #
@@ -37,4 +39,7 @@ build registry "$here/distribution" . &
 wait
 build kube-apiserver "$here/kube" k8s.io/kubernetes/cmd/kube-apiserver "$version_ldflags"
 build kubectl "$here/kube" k8s.io/kubernetes/cmd/kubectl "$version_ldflags"
+# The workload controllers (deployment, replicaset, ...): the bed runs them so
+# Deployments roll out through admission as in a cluster.
+build kube-controller-manager "$here/kube" k8s.io/kubernetes/cmd/kube-controller-manager "$version_ldflags"
 echo "$out"

@@ -36,6 +36,7 @@ const (
 	maxRepoWindows    = 8192 // repository windows over all hosts
 	hostFailThreshold = 4    // distinct failing repositories before the ping is asked
 	maxTenants        = 8    // distinct repositories counted on a host window
+	evictSample       = 64   // hosts looked at to find one to evict
 )
 
 // sweepEvery is how often ended windows are removed even when nobody asks
@@ -280,13 +281,20 @@ func (w *windows) entry(host string, now time.Time, level int) *hostWindows {
 // relied is never pushed out by a flood of hosts named once, and no amount
 // of repository-level noise pushes out a host window; a flood past the
 // bound then goes unremembered, which costs lookups time, not verdicts.
+// It looks at evictSample hosts from a random place in the map (Go starts
+// each range at one), not all of them: a flood of new hosts would otherwise
+// cost a scan of every host each; the rule above holds for any sample.
 func (w *windows) evictHost(now time.Time, level int) bool {
 	var (
 		victim string
 		vl, vw int
 		vu     time.Time
+		seen   int
 	)
 	for k, h := range w.hosts {
+		if seen++; seen > evictSample {
+			break
+		}
 		l, wt, u := h.strength(now)
 		if victim == "" || wt < vw || wt == vw && (l < vl || l == vl && u.Before(vu)) {
 			victim, vl, vw, vu = k, l, wt, u

@@ -90,3 +90,19 @@ func TestWindowsAreBounded(t *testing.T) {
 		t.Errorf("%d hosts and %d repository windows after all ended, want 1 and 0", hosts, repos)
 	}
 }
+
+// BenchmarkWindowsFullOfHosts is the cost of a new host's window when the
+// host bound is full: one scan of the hosts to find what may be evicted.
+func BenchmarkWindowsFullOfHosts(b *testing.B) {
+	clock := newTestClock()
+	w := newWindows(clock.Now, 30*time.Second)
+	e := &Error{Reason: Unreachable, Flavour: FlavourRefused}
+	for i := range maxWindowHosts {
+		w.openHost(fmt.Sprintf("junk%d", i), "x/y", 0, time.Hour, e)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		w.openHost(fmt.Sprintf("new%d", i), "x/y", 0, time.Hour, e)
+	}
+}

@@ -327,7 +327,9 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		p.note(n)
 	}
 	for i, f := range v.Findings {
-		if f.Action == policy.ActionDeny && !pullFails(f.Rule) {
+		// A risk (anonymous Docker Hub, a mutable tag) or an answer not
+		// got is a note; only a pull that would fail is a result.
+		if f.Action == policy.ActionDeny && !f.Rule.FailsPull() {
 			v.Findings[i].Action = policy.ActionWarn
 			p.note(registry.Sanitize(fmt.Sprintf("%s %s: [%s] %s", o.Namespace, o, f.Rule, f.Line()), 512))
 		}
@@ -349,18 +351,6 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	if r.Message == "" {
 		r.Message = v.DenialMessage()
 	}
-}
-
-// pullFails: the rules whose finding says the kubelet's pull would fail.
-// The others deny by admission's choice (mutable-tag) or because the
-// registry could not be asked just now (unreachable, rate-limited, a pass
-// cut short): a note, never "would fail to pull" on a workload.
-func pullFails(r policy.Rule) bool {
-	switch r {
-	case policy.RuleNotFound, policy.RuleUnauthorized, policy.RulePlatform, policy.RuleInvalidReference, policy.RuleDockerHubAnonymous:
-		return true
-	}
-	return false
 }
 
 // platformOf is the platform of the named node ("" for none or unknown).

@@ -55,6 +55,10 @@ const (
 //     that does not exist gives none; the API server would refuse the Pod
 //     ("error looking up service account") until it is created.
 //   - An admitted Pod (the webhook's) already holds the copied names.
+//
+// What r cannot know (ErrUnknown: offline, not in the input) is recorded as
+// unknown (Unknown, ServiceAccountUnknown), not as missing: the Checker then
+// says "cannot verify" where it decides.
 func ReadCredentials(ctx context.Context, r SecretReader, w *Workload, stage Stage) (Credentials, error) {
 	var cr Credentials
 	refs := w.Spec.ImagePullSecrets

@@ -42,6 +42,21 @@ func (r Rule) DefaultAction() Action {
 	return ActionDeny
 }
 
+// FailsPull reports whether a finding of r says the kubelet's pull would
+// fail: the registry has no such image, refuses the credentials, offers no
+// platform the nodes run, or the reference does not parse. The others
+// deny by the config's choice: a risk (dockerhub-anonymous: a shared rate
+// limit; mutable-tag: skew between nodes) or an answer pullsafe could not
+// get (unreachable, rate-limited, internal). Only pull failures are worded
+// "would fail to pull" (Verdict.DenialMessage) and audited as such.
+func (r Rule) FailsPull() bool {
+	switch r {
+	case RuleNotFound, RuleUnauthorized, RulePlatform, RuleInvalidReference:
+		return true
+	}
+	return false
+}
+
 func (r Rule) known() bool {
 	for _, k := range AllRules {
 		if k == r {

@@ -91,18 +91,21 @@ func (v *Verdict) Decision() Decision {
 
 // DenialMessage lists every denying container, then the fixes, for a
 // person at a terminal: kubectl prints it after "admission webhook ... denied
-// the request:". The header counts the distinct (container, image) pairs
-// denied, not findings: one image may break two rules. The message stays
-// under maxDenialBytes, saying how many findings were left out.
+// the request:". The header (denialHeader) counts the distinct (container,
+// image) pairs denied, not findings: one image may break two rules. The
+// message stays under maxDenialBytes, saying how many findings were left out.
 func (v *Verdict) DenialMessage() string {
 	var lines, fixes []string
 	seen := map[string]bool{}
-	denied := map[[3]string]bool{}
+	denied := map[[3]string]denial{}
 	for _, f := range v.Findings {
 		if f.Action != ActionDeny {
 			continue
 		}
-		denied[[3]string{string(f.Source), f.Container, f.Image}] = true
+		k := [3]string{string(f.Source), f.Container, f.Image}
+		if d, ok := denied[k]; !ok || denialOf(f.Rule) < d {
+			denied[k] = denialOf(f.Rule)
+		}
 		lines = append(lines, registry.Sanitize(fmt.Sprintf("[%s] %s", f.Rule, f.Line()), maxFindingBytes))
 		if f.Fix != "" && !seen[f.Fix] {
 			seen[f.Fix] = true
@@ -113,7 +116,7 @@ func (v *Verdict) DenialMessage() string {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "pullsafe: %s would fail to pull %d image(s):", registry.Sanitize(v.Object, maxObjectBytes), len(denied))
+	fmt.Fprintf(&b, "pullsafe: %s %s:", registry.Sanitize(v.Object, maxObjectBytes), denialHeader(denied))
 	// Findings first, leaving a quarter of the space for the fixes.
 	fixRoom := min(len(strings.Join(fixes, "\n"))+1, maxDenialBytes/4)
 	writeCapped(&b, lines, maxDenialBytes-fixRoom, "findings")
@@ -122,6 +125,51 @@ func (v *Verdict) DenialMessage() string {
 	}
 	writeCapped(&b, fixes, maxDenialBytes, "fixes")
 	return b.String()
+}
+
+// denial is why an image is denied, in the order the header names them.
+type denial int
+
+const (
+	denialFails   denial = iota // the kubelet's pull would fail (Rule.FailsPull)
+	denialHub                   // dockerhub-anonymous: a shared rate limit
+	denialMutable               // mutable-tag: nodes may run different bits
+	denialUnknown               // unreachable, rate-limited: not verified
+)
+
+func denialOf(r Rule) denial {
+	switch {
+	case r.FailsPull():
+		return denialFails
+	case r == RuleDockerHubAnonymous:
+		return denialHub
+	case r == RuleMutableTag:
+		return denialMutable
+	}
+	return denialUnknown
+}
+
+// denialHeader says what is wrong with the denied images, worded by rule:
+// "would fail to pull" only for images whose pull would fail. An image
+// breaking several rules is counted once, under the first of them.
+func denialHeader(denied map[[3]string]denial) string {
+	counts := map[denial]int{}
+	for _, d := range denied {
+		counts[d]++
+	}
+	words := map[denial]string{
+		denialFails:   "would fail to pull %d image(s)",
+		denialHub:     "would pull %d image(s) from Docker Hub anonymously (shared rate limit: pulls fail fleet-wide once it is spent)",
+		denialMutable: "uses %d mutable tag(s) that nodes may resolve to different images",
+		denialUnknown: "has %d image(s) pullsafe could not verify, and the config denies that",
+	}
+	var parts []string
+	for d := denialFails; d <= denialUnknown; d++ {
+		if counts[d] > 0 {
+			parts = append(parts, fmt.Sprintf(words[d], counts[d]))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // writeCapped appends items, one per line, while b stays within limit,

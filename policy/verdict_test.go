@@ -92,6 +92,16 @@ func TestDenialHeaderCountsImagesNotFindings(t *testing.T) {
 			"pullsafe: pod/web would fail to pull 2 image(s):"},
 		{"warnings do not count", []Finding{deny("a", "x:1", RuleNotFound), {Rule: RuleMutableTag, Action: ActionWarn, Container: "b", Image: "y:1"}},
 			"pullsafe: pod/web would fail to pull 1 image(s):"},
+		// Worded by rule: "would fail to pull" only where the pull fails.
+		{"anonymous Docker Hub is a rate-limit risk, not a failing pull", []Finding{deny("app", "nginx:1.27", RuleDockerHubAnonymous)},
+			"pullsafe: pod/web would pull 1 image(s) from Docker Hub anonymously (shared rate limit: pulls fail fleet-wide once it is spent):"},
+		{"mutable-tag configured to deny", []Finding{deny("app", "r.io/a:latest", RuleMutableTag)},
+			"pullsafe: pod/web uses 1 mutable tag(s) that nodes may resolve to different images:"},
+		{"unreachable configured to deny", []Finding{deny("app", "r.io/a:v1", RuleUnreachable), deny("b", "r.io/b:v1", RuleRateLimited)},
+			"pullsafe: pod/web has 2 image(s) pullsafe could not verify, and the config denies that:"},
+		{"each image under its first reason", []Finding{deny("a", "nginx:1.99", RuleDockerHubAnonymous), deny("a", "nginx:1.99", RuleNotFound),
+			deny("b", "redis:7", RuleDockerHubAnonymous), deny("c", "r.io/c:latest", RuleMutableTag)},
+			"pullsafe: pod/web would fail to pull 1 image(s); would pull 1 image(s) from Docker Hub anonymously (shared rate limit: pulls fail fleet-wide once it is spent); uses 1 mutable tag(s) that nodes may resolve to different images:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := &Verdict{Object: "pod/web", Findings: tc.findings}

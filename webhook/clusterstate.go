@@ -3,7 +3,9 @@ package webhook
 import (
 	"context"
 	"errors"
-	"sort"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,9 +22,15 @@ import (
 // immutable snapshots: a review reads them without listing or deep-copying
 // objects, so its cost does not grow with the number of nodes.
 type state struct {
-	mu         sync.Mutex
-	nodes      map[string]policy.Node
-	nodeSnap   atomic.Pointer[[]policy.Node]
+	mu    sync.Mutex
+	nodes map[string]policy.Node
+	// nodeSnap is the sorted node list, nil after a change that matters
+	// (dirty): the next read rebuilds it. A 5,000-node cluster's initial
+	// list then costs one build, not one per node, and heartbeats, which
+	// change nothing pullsafe reads, none.
+	nodeSnap atomic.Pointer[[]policy.Node]
+	// rebuilds counts node snapshot builds.
+	rebuilds   int
 	namespaces sync.Map // name -> map[string]string (labels, read-only)
 	tracking   atomic.Bool
 	// nodesSynced and namespacesSynced are the event-handler registrations'
@@ -37,31 +45,51 @@ type state struct {
 // starting); the platform rule is then not checked, never guessed.
 var errNodesLoading = errors.New("node list still loading")
 
-func (s *state) setNode(n policy.Node) {
+// setNode records n unless it changes nothing pullsafe reads of a node
+// (policy.NodeOf: name, labels, runtime version); most node updates are
+// status heartbeats, which slimNode has already reduced to an equal node.
+func (s *state) setNode(n *corev1.Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.nodes[n.Name]; ok && old.Runtime == n.Status.NodeInfo.ContainerRuntimeVersion && maps.Equal(old.Labels, n.Labels) {
+		return
+	}
 	if s.nodes == nil {
 		s.nodes = map[string]policy.Node{}
 	}
-	s.nodes[n.Name] = n
-	s.publish()
+	// Informer objects are shared and never mutated: keeping the labels map is safe.
+	s.nodes[n.Name] = policy.NodeOf(n)
+	s.nodeSnap.Store(nil)
 }
 
 func (s *state) deleteNode(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := s.nodes[name]; !ok {
+		return
+	}
 	delete(s.nodes, name)
-	s.publish()
+	s.nodeSnap.Store(nil)
 }
 
-// publish rebuilds the node snapshot; nodes change rarely, reviews often.
-func (s *state) publish() {
+// snapshot is the sorted node list, built if a change made it stale.
+func (s *state) snapshot() []policy.Node {
+	if snap := s.nodeSnap.Load(); snap != nil {
+		return *snap
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if snap := s.nodeSnap.Load(); snap != nil {
+		return *snap // built by another reader meanwhile
+	}
 	snap := make([]policy.Node, 0, len(s.nodes))
 	for _, n := range s.nodes {
 		snap = append(snap, n)
 	}
-	sort.Slice(snap, func(i, j int) bool { return snap[i].Name < snap[j].Name })
+	slices.SortFunc(snap, func(a, b policy.Node) int { return strings.Compare(a.Name, b.Name) })
+	s.rebuilds++
 	s.nodeSnap.Store(&snap)
+	return snap
 }
 
 // namespaceMeta is how Namespaces are watched and read: metadata only
@@ -162,15 +190,13 @@ func (c *ClientCluster) Synced() error {
 	return nil
 }
 
-// nodeList is the snapshot once complete; errNodesLoading before.
+// nodeList is the snapshot once complete (empty, not nil, when the cluster
+// has no nodes); errNodesLoading before.
 func (s *state) nodeList() ([]policy.Node, error) {
 	if !s.nodesSynced() {
 		return nil, errNodesLoading
 	}
-	if snap := s.nodeSnap.Load(); snap != nil {
-		return *snap, nil
-	}
-	return []policy.Node{}, nil // synced, and the cluster has no nodes
+	return s.snapshot(), nil
 }
 
 func unwrap(o any) any {
@@ -189,8 +215,7 @@ func (c *ClientCluster) nodeEvent(o any, deleted bool) {
 		c.state.deleteNode(n.Name)
 		return
 	}
-	// Informer objects are shared and never mutated: keeping the labels map is safe.
-	c.state.setNode(policy.NodeOf(n))
+	c.state.setNode(n)
 }
 
 func (c *ClientCluster) namespaceEvent(o any, deleted bool) {

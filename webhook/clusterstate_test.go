@@ -25,10 +25,6 @@ import (
 // track feeds objects through the informer event handlers, as
 // TrackInformers' informers would.
 func track(c *ClientCluster, objs []client.Object) {
-	empty := c.state.nodeSnap.Load()
-	if empty == nil {
-		c.state.publish()
-	}
 	for _, o := range objs {
 		switch o.(type) {
 		case *corev1.Node:

@@ -124,11 +124,14 @@ func TestCheckUsesTheKubeconfigKubectlWould(t *testing.T) {
 		t.Errorf("--context: %v, want exit 0 naming ci-sa-ctx (pay in the context's namespace ci-sa gets builder's secret)", err)
 	}
 
+	// Offline, builder (not in the input) is unknown, not absent: pay is
+	// "cannot verify"; without the namespace label typo is denied.
 	out, _, code = check("--offline")
 	if code != 1 {
-		t.Errorf("--offline: exit %d, want 1 (no service account, no namespace label)", code)
+		t.Errorf("--offline: exit %d, want 1 (no namespace label)", code)
 	}
-	mustContain(t, out, "ci-sa/pod/pay: DENY", `its service account "builder" was not found`, "ci-relaxed/pod/typo: DENY")
+	mustContain(t, out, "ci-sa/pod/pay: WARN", `service account "builder" of namespace "ci-sa", whose imagePullSecrets the pods get, is not in the input`,
+		"checked offline (no cluster)", "ci-relaxed/pod/typo: DENY")
 }
 
 // TestCheckWithANamespacedCIAccount: a CI account that may read secrets and

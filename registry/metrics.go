@@ -115,7 +115,7 @@ const (
 )
 
 type hostLabels struct {
-	fixed  map[string]bool // canonical hosts: configured registries, Docker Hub
+	fixed map[string]bool // canonical hosts: configured registries, Docker Hub
 	*recentHosts
 }
 

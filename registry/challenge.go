@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/http"
 	"strings"
 
@@ -67,26 +66,53 @@ func (r *Resolver) renewChallenge(ctx context.Context, reg name.Registry, used *
 	return pr, !sameChallenge(pr, used)
 }
 
+// sameChallenge compares how two challenges authenticate: the scope a
+// manifest's 401 names is the request's, not a different way in.
 func sameChallenge(a, b *transport.Challenge) bool {
 	return a != nil && b != nil && strings.EqualFold(a.Scheme, b.Scheme) && a.Insecure == b.Insecure &&
-		maps.Equal(a.Parameters, b.Parameters)
+		a.Parameters["realm"] == b.Parameters["realm"] && a.Parameters["service"] == b.Parameters["service"]
 }
 
 // ping asks the registry for its challenge; lookups of several new
-// repositories at once share one ping.
+// repositories at once share one ping. The ping only advises: containerd
+// never sends it, it asks for the manifest and follows the challenge that
+// answer carries. So a ping answered with a status that is neither 200 nor
+// a usable 401 (path-routed ingresses, WAFs and static registries answer
+// /v2/ with 404 or 403) teaches nothing, and the manifest request decides
+// (ask and follow). A 429 or 5xx still fails the lookup: the host itself
+// said it is overloaded or down, which can only make it "cannot verify".
 func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*transport.Challenge, error) {
 	v, err, _ := r.flights.Do("ping|"+key, func() (any, error) {
 		pr, err := transport.Ping(ctx, reg, r.base)
 		if err != nil {
-			return nil, err
+			if pr = advisory(err); pr == nil {
+				return nil, err
+			}
 		}
-		r.pings.Add(key, pr)
-		return pr, nil
+		kept := keptChallenge(pr)
+		if kept == nil {
+			// Too large to keep or follow: nothing learned, as after a 404.
+			kept = &transport.Challenge{Insecure: pr.Insecure}
+		}
+		r.pings.Add(key, kept)
+		return kept, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*transport.Challenge), nil
+}
+
+// advisory is what a ping that failed with an HTTP answer still teaches:
+// no challenge (the manifest request will bring one if it is needed) and
+// the scheme that answered. nil for a failure that is an answer of its own:
+// no response, a 429 or a 5xx.
+func advisory(err error) *transport.Challenge {
+	var terr *transport.Error
+	if !errors.As(err, &terr) || terr.StatusCode == http.StatusTooManyRequests || terr.StatusCode >= 500 {
+		return nil
+	}
+	return &transport.Challenge{Insecure: terr.Request != nil && terr.Request.URL.Scheme == "http"}
 }
 
 // fromChallenge is the second half of transport.NewWithContext: the scheme

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -110,21 +111,22 @@ func (r *Resolver) authedFor(ctx context.Context, ep endpoint, c Credential) (au
 }
 
 // renewTransport drops the cached transport for (ep, c) and builds it again
-// when the registry's challenge is no longer the one a it was built from:
-// (nil, false) when it is unchanged.
-func (r *Resolver) renewTransport(ctx context.Context, ep endpoint, c Credential, a authed) (http.RoundTripper, bool) {
+// when the registry's challenge is no longer the one a it was built from;
+// false when it is unchanged.
+func (r *Resolver) renewTransport(ctx context.Context, ep endpoint, c Credential, a authed) (authed, bool) {
 	fresh, changed := r.renewChallenge(ctx, ep.reg, a.challenge)
 	if !changed {
-		return nil, false
+		return authed{}, false
 	}
 	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
 	r.auth.Remove(key)
 	t, err := r.fromChallenge(ctx, ep.reg, authenticator(c), ep.reg.Repo(ep.repo).Scope(transport.PullScope), fresh)
 	if err != nil {
-		return nil, false
+		return authed{}, false
 	}
-	r.auth.Add(key, authed{RoundTripper: t, challenge: fresh})
-	return t, true
+	renewed := authed{RoundTripper: t, challenge: fresh}
+	r.auth.Add(key, renewed)
+	return renewed, true
 }
 
 func (r *Resolver) client(t http.RoundTripper) *http.Client {
@@ -158,26 +160,90 @@ func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference,
 		return nil, err
 	}
 	img, err := r.ask(ctx, a, ep, ref, c)
+	var ch *challenged
+	if errors.As(err, &ch) {
+		return r.follow(ctx, ep, ref, c, ch.challenge)
+	}
 	if reused && ReasonOf(err) == Unauthorized {
 		// Refused with a transport built from an earlier challenge: if the
 		// registry now authenticates differently (Basic to Bearer, a new
 		// realm), containerd would follow its new challenge and pull; only
 		// an answer under the current challenge may deny.
-		if t, ok := r.renewTransport(ctx, ep, c, a); ok {
-			return r.ask(ctx, t, ep, ref, c)
+		if fresh, ok := r.renewTransport(ctx, ep, c, a); ok {
+			return unfollowed(r.ask(ctx, fresh, ep, ref, c))
 		}
 	}
 	return img, err
 }
 
-// ask sends the HEAD (and, where it fails, the GET) with transport t.
-func (r *Resolver) ask(ctx context.Context, t http.RoundTripper, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
+// challenged is a manifest request's 401 whose challenge is not the one the
+// request was sent under: the registry wants another way in (a realm or
+// scheme the ping did not name, or no ping answer at all).
+type challenged struct {
+	challenge *transport.Challenge // nil: too large to follow
+}
+
+func (c *challenged) Error() string {
+	return "the registry asked for authentication with another challenge"
+}
+
+// challengedBy reports a 401 of resp whose challenge differs from used.
+func challengedBy(resp *http.Response, used *transport.Challenge) error {
+	if resp.StatusCode != http.StatusUnauthorized {
+		return nil
+	}
+	ch, found := challengeOf(resp.Header, used.Insecure)
+	if !found || (ch != nil && sameChallenge(ch, used)) {
+		return nil
+	}
+	return &challenged{challenge: ch}
+}
+
+// follow answers a challenge the manifest request got, as containerd's
+// authorizer does: authenticate as it says and ask once more. The transport
+// is cached for the repository and the challenge, without its scope, for
+// the host: the next repository there needs no detour.
+func (r *Resolver) follow(ctx context.Context, ep endpoint, ref name.Reference, c Credential, ch *transport.Challenge) (*Image, error) {
+	if ch == nil {
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
+			Message: fmt.Sprintf("the registry's challenge has a realm, service or scope longer than the %d bytes pullsafe follows", maxChallengeParam)}
+	}
+	t, err := r.fromChallenge(ctx, ep.reg, authenticator(c), ep.reg.Repo(ep.repo).Scope(transport.PullScope), ch)
+	if err != nil {
+		return nil, err
+	}
+	a := authed{RoundTripper: t, challenge: ch}
+	r.auth.Add(ep.host+"/"+ep.repo+"|"+c.Fingerprint(), a)
+	host := *ch
+	host.Parameters = maps.Clone(ch.Parameters)
+	delete(host.Parameters, "scope")
+	r.pings.Add(ep.reg.Scheme()+"://"+ep.reg.RegistryStr(), &host)
+	return unfollowed(r.ask(ctx, a, ep, ref, c))
+}
+
+// unfollowed ends a lookup that met yet another challenge after following
+// one: the registry moves its way in with every answer, which proves no
+// refusal.
+func unfollowed(img *Image, err error) (*Image, error) {
+	var ch *challenged
+	if errors.As(err, &ch) {
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+			Message: "the registry answered the credentials its own challenge asked for with another challenge"}
+	}
+	return img, err
+}
+
+// ask sends the HEAD (and, where it fails, the GET) with transport a.
+func (r *Resolver) ask(ctx context.Context, a authed, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
 	u := fmt.Sprintf("%s://%s/v2/%s/manifests/%s", ep.reg.Scheme(), ep.host, ep.repo, ref.Identifier())
-	resp, err := r.do(ctx, t, http.MethodHead, u, manifestAccept)
+	resp, err := r.do(ctx, a, http.MethodHead, u, manifestAccept)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if err := challengedBy(resp, a.challenge); err != nil {
+		return nil, err
+	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return nil, r.rateLimited(ep, c, resp, &Error{Reason: RateLimited, Registry: ep.host, Status: resp.StatusCode,
 			Message: "toomanyrequests: the registry's pull quota is spent"})
@@ -187,7 +253,7 @@ func (r *Resolver) ask(ctx context.Context, t http.RoundTripper, ep endpoint, re
 		digest, err = v1.NewHash(resp.Header.Get("Docker-Content-Digest"))
 	}
 	if resp.StatusCode != http.StatusOK || err != nil {
-		return r.lookupByGet(ctx, t, ep, ref, c, u)
+		return r.lookupByGet(ctx, a, ep, ref, c, u)
 	}
 	if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest.String() {
 		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
@@ -199,18 +265,21 @@ func (r *Resolver) ask(ctx context.Context, t http.RoundTripper, ep endpoint, re
 // lookupByGet follows a failed HEAD. A 200 means the registry does not
 // implement HEAD: the body is hashed for the digest. Any other status is
 // classified with the error body the HEAD could not carry.
-func (r *Resolver) lookupByGet(ctx context.Context, t http.RoundTripper, ep endpoint, ref name.Reference, c Credential, u string) (*Image, error) {
-	resp, err := r.do(ctx, t, http.MethodGet, u, manifestAccept)
+func (r *Resolver) lookupByGet(ctx context.Context, a authed, ep endpoint, ref name.Reference, c Credential, u string) (*Image, error) {
+	resp, err := r.do(ctx, a, http.MethodGet, u, manifestAccept)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if err := challengedBy(resp, a.challenge); err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
 		e := classify(transport.CheckError(resp, http.StatusOK), ref.String(), ep.host)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			return nil, r.rateLimited(ep, c, resp, e)
 		}
-		return nil, r.explain(ctx, t, ep, ref, e)
+		return nil, r.explain(ctx, a, ep, ref, e)
 	}
 	_, digest, err := r.readVerified(resp, "")
 	if err != nil {

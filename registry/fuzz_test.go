@@ -95,3 +95,33 @@ func checkMessage(t *testing.T, m string) {
 		}
 	}
 }
+
+// FuzzChallenge feeds arbitrary WWW-Authenticate values through the
+// challenge parser: no panic, only realm, service and scope kept, each at
+// most maxChallengeParam bytes, and an over-long one makes the challenge
+// unusable rather than cut.
+func FuzzChallenge(f *testing.F) {
+	f.Add(`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"`)
+	f.Add(`Basic realm="test"`)
+	f.Add(`Negotiate, Bearer realm=x`)
+	f.Add(`bearer realm="a\"b\\c", error="insufficient_scope"`)
+	f.Add(`Bearer realm="unterminated`)
+	f.Add(`Bearer service="` + strings.Repeat("s", 2000) + `"`)
+	f.Fuzz(func(t *testing.T, v string) {
+		scheme, params, ok := parseChallenge(v)
+		if scheme != strings.ToLower(scheme) {
+			t.Fatalf("scheme %q not lower-cased", scheme)
+		}
+		for k, p := range params {
+			if !slices.Contains(challengeParams, k) || len(p) > maxChallengeParam {
+				t.Fatalf("kept %q of %d bytes", k, len(p))
+			}
+		}
+		h := http.Header{"Www-Authenticate": {v}}
+		ch, found := challengeOf(h, false)
+		usable := scheme == "bearer" || scheme == "basic"
+		if found != usable || (ch != nil) != (usable && ok) {
+			t.Fatalf("%q: found %v, challenge %+v; parsed scheme %q ok %v", v, found, ch, scheme, ok)
+		}
+	})
+}

@@ -21,9 +21,12 @@ type metrics struct {
 
 func newMetrics(o *options) (*metrics, error) {
 	if s := o.sharedMetrics; s != nil {
-		m := &metrics{requests: s.requests, latency: s.latency, cache: s.cache, remaining: s.remaining}
-		m.hosts = newHostLabels(o, m.forgetHost)
-		return m, nil
+		// The bound on host labels lives with the series it bounds: a
+		// resolver rebuilt by a reload records into the same series, so it
+		// shares their recent hosts instead of counting from zero (each
+		// reload added maxHostLabels more values).
+		return &metrics{requests: s.requests, latency: s.latency, cache: s.cache, remaining: s.remaining,
+			hosts: s.hosts.reconfigured(o)}, nil
 	}
 	reg := o.metrics
 	if reg == nil {
@@ -112,7 +115,13 @@ const (
 )
 
 type hostLabels struct {
-	fixed  map[string]bool // canonical hosts: configured registries, Docker Hub
+	fixed map[string]bool // canonical hosts: configured registries, Docker Hub
+	*recentHosts
+}
+
+// recentHosts are the other hosts with series of their own, shared by every
+// resolver that records into the same series.
+type recentHosts struct {
 	now    func() time.Time
 	forget func(host string) // deletes an expired host's series
 
@@ -121,8 +130,13 @@ type hostLabels struct {
 }
 
 func newHostLabels(o *options, forget func(string)) *hostLabels {
-	l := &hostLabels{fixed: map[string]bool{"docker.io": true, "auth.docker.io": true}, now: o.now, forget: forget,
-		recent: map[string]time.Time{}}
+	return (&hostLabels{recentHosts: &recentHosts{now: o.now, forget: forget, recent: map[string]time.Time{}}}).reconfigured(o)
+}
+
+// reconfigured is l with the fixed hosts of configuration o, sharing l's
+// recent hosts.
+func (l *hostLabels) reconfigured(o *options) *hostLabels {
+	l = &hostLabels{fixed: map[string]bool{"docker.io": true, "auth.docker.io": true}, recentHosts: l.recentHosts}
 	for reg, mirrors := range o.mirrors {
 		l.fixed[reg] = true
 		for _, m := range mirrors {

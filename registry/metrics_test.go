@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,5 +54,39 @@ func TestMetricsOfPredecessor(t *testing.T) {
 	}
 	if r := newTestResolver(t, WithMetricsOf(nil)); r.metrics != nil {
 		t.Error("WithMetricsOf(nil) records")
+	}
+}
+
+// The bound on registry label values holds across reloads (issue 20: 51
+// values became 101 after one reload): resolvers recording into the same
+// series share the hosts that count against it.
+func TestRegistryLabelBoundSurvivesReloads(t *testing.T) {
+	h := registrytest.NewHostile(t, registrytest.Plain, "")
+	reg := prometheus.NewRegistry()
+	r := newTestResolver(t, WithMetrics(reg), withAnyHostAlias(h.Host))
+	for reload := range 3 {
+		if reload > 0 {
+			r = newTestResolver(t, WithMetricsOf(r), withAnyHostAlias(h.Host))
+		}
+		for i := range maxHostLabels + 10 {
+			_, _ = r.Resolve(context.Background(), fmt.Sprintf("r%d-h%d.example.com:5000/x:v1", reload, i), nil)
+		}
+	}
+	values := map[string]bool{}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "registry" {
+					values[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if limit := maxHostLabels + 1; len(values) > limit { // the recent hosts and "other"
+		t.Errorf("%d registry label values after 3 configurations, want at most %d", len(values), limit)
 	}
 }

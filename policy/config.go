@@ -227,8 +227,14 @@ func (c *Config) Validate() error {
 		return err
 	}
 	for host, file := range c.Registries.CABundles {
-		if _, err := os.Stat(file); err != nil {
+		// Read whole at every resolver build: /dev/zero or a FIFO named
+		// here would never end.
+		fi, err := os.Stat(file)
+		if err != nil {
 			return fmt.Errorf("registries.caBundles.%s: %w", host, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() > MaxCABundleBytes {
+			return fmt.Errorf("registries.caBundles.%s: %s is not a regular file of at most %d bytes", host, file, MaxCABundleBytes)
 		}
 	}
 	return nil
@@ -251,6 +257,7 @@ const (
 	MaxMirrorsPerHost   = 16
 	MaxRegistryEntries  = 1000 // each of mirrors, insecure, caBundles, nodeCredentials, skip, deniedNetworks
 	MaxNamespaceEntries = 1000 // namespaces.exclude, audit.namespaces
+	MaxCABundleBytes    = 1 << 20
 )
 
 // validateBounds checks every duration and size against its bounds.

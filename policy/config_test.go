@@ -75,6 +75,7 @@ func TestParseConfigRejectsBadInputAtStartup(t *testing.T) {
 		{head + "registries: {deniedNetworks: [not-a-cidr]}\n", "deniedNetworks"},
 		{head + "registries: {caBundles: {r.io: /does/not/exist.pem}}\n", "caBundles.r.io"},
 		{head + "registries: {skip: ['[']}\n", "bad pattern"},
+		{head + "registries: {caBundles: {r.io: /dev/zero}}\n", "caBundles.r.io: /dev/zero is not a regular file"},
 		{"apiVersion: v1\nkind: Config\n", "apiVersion/kind"},
 		{head + "mode: warn\nmode: enforce\n", "already set"},
 	}

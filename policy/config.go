@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -203,14 +204,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("rules.%s: %q is not one of deny, warn, ignore", r, a)
 		}
 	}
-	if c.Cache.Size <= 0 || c.Cache.TagTTL.Duration <= 0 || c.Cache.NotFoundTTL.Duration <= 0 {
-		return fmt.Errorf("cache: size and TTLs must be positive")
+	if err := c.validateBounds(); err != nil {
+		return err
 	}
-	if c.LookupTimeout.Duration <= 0 || c.LookupTimeout.Duration > 30*time.Second {
-		return fmt.Errorf("lookupTimeout: %s is outside (0, 30s]", c.LookupTimeout.Duration)
-	}
-	if c.OutageWindow.Duration < 0 || c.OutageWindow.Duration > 10*time.Minute {
-		return fmt.Errorf("outageWindow: %s is outside [0, 10m]", c.OutageWindow.Duration)
+	if err := validateMirrors(c.Registries.Mirrors); err != nil {
+		return err
 	}
 	for _, n := range c.Registries.DeniedNetworks {
 		if _, err := netip.ParsePrefix(n); err != nil {
@@ -229,9 +227,122 @@ func (c *Config) Validate() error {
 		return err
 	}
 	for host, file := range c.Registries.CABundles {
-		if _, err := os.Stat(file); err != nil {
+		// Read whole at every resolver build: /dev/zero or a FIFO named
+		// here would never end.
+		fi, err := os.Stat(file)
+		if err != nil {
 			return fmt.Errorf("registries.caBundles.%s: %w", host, err)
 		}
+		if !fi.Mode().IsRegular() || fi.Size() > MaxCABundleBytes {
+			return fmt.Errorf("registries.caBundles.%s: %s is not a regular file of at most %d bytes", host, file, MaxCABundleBytes)
+		}
+	}
+	return nil
+}
+
+// Bounds of every duration and size in the file. A value outside them is
+// an error like any other (at start, or a reload that is kept out): no
+// value may crash the process or spin it. golang-lru's expirable cache,
+// for one, panicked on a TTL under 100ns (a ticker of TTL/100) and spun a
+// core under a microsecond.
+const (
+	MinCacheTTL         = time.Second
+	MaxTagTTL           = 24 * time.Hour
+	MaxNotFoundTTL      = time.Hour
+	MaxCacheSize        = 100_000 // entries per answer cache
+	MinLookupTimeout    = 100 * time.Millisecond
+	MaxLookupTimeout    = 30 * time.Second
+	MinOutageWindow     = time.Second // or 0: off
+	MaxOutageWindow     = 10 * time.Minute
+	MaxMirrorsPerHost   = 16
+	MaxRegistryEntries  = 1000 // each of mirrors, insecure, caBundles, nodeCredentials, skip, deniedNetworks
+	MaxNamespaceEntries = 1000 // namespaces.exclude, audit.namespaces
+	MaxCABundleBytes    = 1 << 20
+)
+
+// validateBounds checks every duration and size against its bounds.
+func (c *Config) validateBounds() error {
+	type bound struct {
+		key         string
+		d, min, max time.Duration
+	}
+	durations := []bound{
+		{"cache.tagTTL", c.Cache.TagTTL.Duration, MinCacheTTL, MaxTagTTL},
+		{"cache.notFoundTTL", c.Cache.NotFoundTTL.Duration, MinCacheTTL, MaxNotFoundTTL},
+		{"lookupTimeout", c.LookupTimeout.Duration, MinLookupTimeout, MaxLookupTimeout},
+	}
+	if c.OutageWindow.Duration != 0 {
+		durations = append(durations, bound{"outageWindow", c.OutageWindow.Duration, MinOutageWindow, MaxOutageWindow})
+	}
+	for _, b := range durations {
+		if b.d < b.min || b.d > b.max {
+			return fmt.Errorf("%s: %s is outside [%s, %s]", b.key, b.d, b.min, b.max)
+		}
+	}
+	if c.Cache.Size < 1 || c.Cache.Size > MaxCacheSize {
+		return fmt.Errorf("cache.size: %d is outside [1, %d]", c.Cache.Size, MaxCacheSize)
+	}
+	r := c.Registries
+	for key, n := range map[string]int{"registries.mirrors": len(r.Mirrors), "registries.insecure": len(r.Insecure),
+		"registries.caBundles": len(r.CABundles), "registries.nodeCredentials": len(r.NodeCredentials),
+		"registries.skip": len(r.Skip), "registries.deniedNetworks": len(r.DeniedNetworks)} {
+		if n > MaxRegistryEntries {
+			return fmt.Errorf("%s: %d entries, at most %d", key, n, MaxRegistryEntries)
+		}
+	}
+	for key, n := range map[string]int{"namespaces.exclude": len(c.Namespaces.Exclude), "audit.namespaces": len(c.Audit.Namespaces)} {
+		if n > MaxNamespaceEntries {
+			return fmt.Errorf("%s: %d entries, at most %d", key, n, MaxNamespaceEntries)
+		}
+	}
+	return nil
+}
+
+// validateMirrors accepts what registries.mirrors can mean: a registry
+// host[:port] mapped to mirror hosts, each host[:port] with an optional
+// http:// or https:// (containerd's [host."https://mirror"] in the
+// registry's hosts.toml). Anything else used to become an unusable
+// endpoint whose failure made every not-found "cannot verify": denials
+// silently off for that registry.
+func validateMirrors(m map[string][]string) error {
+	for reg, hosts := range m {
+		if reg == "*" || reg == "_default" {
+			return fmt.Errorf("registries.mirrors: %q is not a registry: a mirror for every registry (containerd's _default "+
+				"hosts directory) cannot be expressed here; list each registry it serves, e.g. docker.io: [mirror.corp.example]", reg)
+		}
+		if err := mirrorHost(reg, false); err != nil {
+			return fmt.Errorf("registries.mirrors: key %q: %w", reg, err)
+		}
+		if len(hosts) > MaxMirrorsPerHost {
+			return fmt.Errorf("registries.mirrors.%s: %d mirrors, at most %d", reg, len(hosts), MaxMirrorsPerHost)
+		}
+		for i, h := range hosts {
+			if err := mirrorHost(h, true); err != nil {
+				return fmt.Errorf("registries.mirrors.%s[%d]: %q: %w", reg, i, h, err)
+			}
+		}
+	}
+	return nil
+}
+
+// mirrorHost checks one host[:port], with a scheme where allowed.
+func mirrorHost(s string, scheme bool) error {
+	h := s
+	if scheme {
+		h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+	}
+	h = strings.TrimSuffix(h, "/")
+	if i := strings.Index(h, "/"); i >= 0 {
+		return fmt.Errorf("has a path (%s): a mirror here is a host[:port], as containerd's [host.\"https://%s\"]; "+
+			"a mirror that serves the registry under a path (hosts.toml: [host.\"https://%s/v2%s\"] with override_path = true) "+
+			"cannot be expressed in registries.mirrors: leave it out and pullsafe asks the registry itself",
+			h[i:], h[:i], h[:i], h[i:])
+	}
+	if strings.Contains(h, "*") {
+		return fmt.Errorf("is a pattern, not a host[:port]")
+	}
+	if _, err := name.NewRegistry(h, name.StrictValidation); h == "" || err != nil || strings.ContainsAny(h, " \t") {
+		return fmt.Errorf("is not a host[:port]")
 	}
 	return nil
 }

@@ -54,10 +54,28 @@ func TestParseConfigRejectsBadInputAtStartup(t *testing.T) {
 		{head + "lookupTimeout: 5m\n", "outside"},
 		{head + "outageWindow: -1s\n", "outageWindow"},
 		{head + "outageWindow: 1h\n", "outageWindow"},
-		{head + "cache: {size: 0}\n", "must be positive"},
+		{head + "cache: {size: 0}\n", "cache.size: 0 is outside [1, 100000]"},
+		{head + "cache: {size: 100001}\n", "cache.size"},
+		{head + "cache: {tagTTL: 50ns}\n", "cache.tagTTL: 50ns is outside [1s, 24h0m0s]"},
+		{head + "cache: {tagTTL: 200ns}\n", "cache.tagTTL"},
+		{head + "cache: {tagTTL: 999ms}\n", "cache.tagTTL"},
+		{head + "cache: {tagTTL: 25h}\n", "cache.tagTTL"},
+		{head + "cache: {notFoundTTL: 500ms}\n", "cache.notFoundTTL"},
+		{head + "cache: {notFoundTTL: 2h}\n", "cache.notFoundTTL"},
+		{head + "lookupTimeout: 1ns\n", "lookupTimeout"},
+		{head + "outageWindow: 1ns\n", "outageWindow: 1ns is outside [1s, 10m0s]"},
+		{head + "registries: {mirrors: {docker.io: [harbor.corp/dockerhub]}}\n",
+			`registries.mirrors.docker.io[0]: "harbor.corp/dockerhub": has a path (/dockerhub)`},
+		{head + "registries: {mirrors: {docker.io: [\"https://harbor.corp/dockerhub/\"]}}\n", "override_path = true"},
+		{head + "registries: {mirrors: {\"*\": [mirror.corp.example]}}\n", `"*" is not a registry`},
+		{head + "registries: {mirrors: {docker.io: [\"*\"]}}\n", "is a pattern"},
+		{head + "registries: {mirrors: {docker.io/library: [mirror.corp.example]}}\n", `key "docker.io/library": has a path`},
+		{head + "registries: {mirrors: {docker.io: [\"\"]}}\n", "is not a host[:port]"},
+		{head + "registries: {mirrors: {docker.io: [\"a b\"]}}\n", "is not a host[:port]"},
 		{head + "registries: {deniedNetworks: [not-a-cidr]}\n", "deniedNetworks"},
 		{head + "registries: {caBundles: {r.io: /does/not/exist.pem}}\n", "caBundles.r.io"},
 		{head + "registries: {skip: ['[']}\n", "bad pattern"},
+		{head + "registries: {caBundles: {r.io: /dev/zero}}\n", "caBundles.r.io: /dev/zero is not a regular file"},
 		{"apiVersion: v1\nkind: Config\n", "apiVersion/kind"},
 		{head + "mode: warn\nmode: enforce\n", "already set"},
 	}
@@ -154,5 +172,18 @@ func TestModeOffUnquoted(t *testing.T) {
 		if err == nil && cfg.Mode != tt.want {
 			t.Errorf("%s: mode %q, want %q", tt.yaml, cfg.Mode, tt.want)
 		}
+	}
+}
+
+// Mirrors as containerd's hosts.toml spells them are accepted.
+func TestParseConfigAcceptsMirrorHosts(t *testing.T) {
+	head := "apiVersion: pullsafe.io/v1alpha1\nkind: Config\n"
+	for _, m := range []string{"mirror.corp.example", "https://mirror.corp.example/", "http://mirror.local:5000", "[fd00::1]:5000"} {
+		if _, err := ParseConfig([]byte(head + "registries: {mirrors: {docker.io: [\"" + m + "\"], \"registry.corp:5000\": [\"" + m + "\"]}}\n")); err != nil {
+			t.Errorf("mirror %q: %v", m, err)
+		}
+	}
+	if _, err := ParseConfig([]byte(head + "outageWindow: 0s\n")); err != nil {
+		t.Errorf("outageWindow 0 (off): %v", err)
 	}
 }

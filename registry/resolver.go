@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -57,13 +56,13 @@ type Resolver struct {
 	base      http.RoundTripper
 	pool      http.RoundTripper // base's connection pools, for CloseIdleConnections
 	metrics   *metrics
-	tags      *expirable.LRU[string, *Image]
-	digests   *expirable.LRU[string, *Image]
-	negative  *expirable.LRU[string, *Error]
+	tags      *ttlCache[string, *Image]
+	digests   *ttlCache[string, *Image]
+	negative  *ttlCache[string, *Error]
 	platforms *platformCache
-	auth      *expirable.LRU[string, http.RoundTripper]
-	refs      *expirable.LRU[string, parsed]
-	pings     *expirable.LRU[string, *transport.Challenge]
+	auth      *ttlCache[string, http.RoundTripper]
+	refs      *ttlCache[string, parsed]
+	pings     *ttlCache[string, *transport.Challenge]
 	flights   singleflight.Group
 	// windows are the 429 back-offs and remembered outages (windows.go),
 	// in one struct so a resolver replacing this one can keep them.
@@ -96,16 +95,16 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		base:     containedTransport{next: newGuard(o, connTraced{next: instrumented{next: budgeted{next: base}, m: m}})},
 		pool:     base,
 		metrics:  m,
-		tags:     expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
-		digests:  expirable.NewLRU(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
-		negative: expirable.NewLRU(o.cacheSize, func(k string, v *Error) { evicted(k, v) }, o.notFoundTTL),
+		tags:     newTTLCache(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
+		digests:  newTTLCache(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.digestTTL),
+		negative: newTTLCache(o.cacheSize, func(k string, v *Error) { evicted(k, v) }, o.notFoundTTL),
 		// Content addressed by digest, but bounded in bytes and expiring:
 		// every image a user names would otherwise stay forever.
 		platforms: newPlatformCache(o.platformEntries, o.platformBytes, o.platformTTL, o.now),
-		auth:      expirable.NewLRU[string, http.RoundTripper](1024, nil, o.transportTTL),
-		pings:     expirable.NewLRU[string, *transport.Challenge](1024, nil, o.transportTTL),
+		auth:      newTTLCache[string, http.RoundTripper](1024, nil, o.transportTTL),
+		pings:     newTTLCache[string, *transport.Challenge](1024, nil, o.transportTTL),
 		windows:   newWindows(o.now, o.outageWindow),
-		refs:      expirable.NewLRU[string, parsed](o.cacheSize, nil, 0),
+		refs:      newTTLCache[string, parsed](o.cacheSize, nil, 0),
 	}
 	return r, nil
 }
@@ -115,11 +114,10 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 // its idle connections (a socket and two goroutines each) would stay until
 // the idle timeout, 90s, and pile up under frequent reloads.
 //
-// It also empties the resolver's caches: golang-lru v2.0.7's expirable LRU
-// starts a cleanup goroutine it cannot stop (its Close is commented out
-// upstream), so each replaced resolver leaves its caches' goroutines (5)
-// behind; emptied, they hold no answers, credentials or transports. Reviews
-// still running on it only miss the cache.
+// It also empties the resolver's caches, so a replaced resolver that
+// something still points at holds no answers, credentials or transports;
+// reviews still running on it only miss the cache. Its caches start no
+// goroutines (ttlCache): nothing else of it outlives its last use.
 func (r *Resolver) CloseIdleConnections() {
 	if c, ok := r.pool.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()

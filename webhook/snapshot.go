@@ -45,7 +45,9 @@ type SnapshotBuilder struct {
 
 // Build returns the snapshot for cfg. prev's resolver, with its cached
 // answers, connections and rate-limit windows, is kept unless a part of the
-// config that shapes it changed.
+// config that shapes it changed; then a new one is built, which takes over
+// prev's rate-limit and outage windows (its cached answers were made with
+// other settings, and are dropped).
 func (b SnapshotBuilder) Build(cfg *policy.Config, prev *Snapshot) (*Snapshot, error) {
 	var res *registry.Resolver
 	if prev != nil && prev.resolver != nil && !reshapesResolver(prev.Config(), cfg) {
@@ -59,6 +61,9 @@ func (b SnapshotBuilder) Build(cfg *policy.Config, prev *Snapshot) (*Snapshot, e
 		if res, err = b.NewResolver(cfg, old); err != nil {
 			return nil, err
 		}
+		// The registries' 429s and outages are facts about them, not about
+		// the config: the new resolver waits them out too.
+		res.AdoptWindows(old)
 	}
 	// One set of lookup slots for the process: reviews still running on
 	// the snapshot a reload replaced count against the same fair shares.

@@ -24,7 +24,7 @@ func TestChartSchemaAgreesWithPullsafe(t *testing.T) {
 		"zero lookup timeout":           {"lookupTimeout": "0s"},
 		"zero lookup timeout, bare":     {"lookupTimeout": "0"},
 		"zero TTL with a fraction":      {"cache": map[string]any{"tagTTL": "0.0m"}},
-		"small TTL":                     {"cache": map[string]any{"notFoundTTL": "0.5s"}},
+		"fractional TTL":                {"cache": map[string]any{"notFoundTTL": "2.5s"}},
 		"greek mu":                      {"lookupTimeout": "1500000\u03bcs"},
 		"micro sign":                    {"lookupTimeout": "1500000\u00b5s"},
 		"no unit":                       {"lookupTimeout": "2"},

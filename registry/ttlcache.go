@@ -132,3 +132,16 @@ func (c *ttlCache[K, V]) Values() []V {
 	}
 	return out
 }
+
+// Peek returns key's value unless it is missing or expired, without
+// making it the most recently used.
+func (c *ttlCache[K, V]) Peek(key K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lru.Peek(key)
+	if !ok || c.expired(e, time.Now()) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}

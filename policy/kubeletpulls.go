@@ -7,9 +7,9 @@ import (
 )
 
 // Pulled returns the containers of w whose image the kubelet would pull
-// for this object: the one answer admission, the audit, `check` and `why`
-// share. status is a running Pod's (nil at admission, when nothing has
-// started yet).
+// for this object: the one answer to that question, for admission and the
+// audit alike. status is a running Pod's (nil at admission, when nothing
+// has started yet).
 //
 //   - A mirror Pod (Workload.Mirror), the API's copy of a static Pod: none.
 //     The kubelet runs a static Pod from the manifest on its node and pulls

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -195,7 +194,9 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 				return nil
 			}
 			pod := &pods.Items[i]
-			if !running(pod) || mirror(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+			// A mirror Pod pulls nothing (policy.Pulled); its owner is the
+			// Node, no workload.
+			if !running(pod) || policy.MirrorPod(pod.Annotations) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
 			}
 			p.report.Pods++
@@ -221,45 +222,6 @@ func running(pod *corev1.Pod) bool {
 	return pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed
 }
 
-// mirror: the API's copy of a static Pod. The kubelet runs it from its
-// manifest with the node's own credentials (NodeRestriction forbids a
-// mirror Pod to name secrets), which the audit cannot see; its owner is
-// the Node, no workload.
-func mirror(pod *corev1.Pod) bool {
-	_, ok := pod.Annotations[corev1.MirrorPodAnnotationKey]
-	return ok
-}
-
-// pullable drops the containers whose image the kubelet will not pull
-// again. Ephemeral containers it has started: it never restarts them (core/v1
-// EphemeralContainer), and the workload's next Pods do not have them. In a
-// Pod no controller owns (bare), which never moves to another node, the
-// started containers whose pull policy is not Always: the kubelet restarts
-// them from the image it holds (in use, so never garbage-collected), and
-// only a new Pod on another node, which a controller would create, pulls.
-func pullable(pod *corev1.Pod, bare bool, cs []policy.Container) []policy.Container {
-	started := map[string]bool{} // list + "/" + name
-	for _, l := range []struct {
-		list string
-		sts  []corev1.ContainerStatus
-	}{{"ephemeralContainers", pod.Status.EphemeralContainerStatuses}, {"containers", pod.Status.ContainerStatuses},
-		{"initContainers", pod.Status.InitContainerStatuses}} {
-		for _, st := range l.sts {
-			// ImageID: the image is on the node (a crash-looping container
-			// waits with it); an ephemeral container that ran may not say.
-			if st.ImageID != "" || l.list == "ephemeralContainers" && st.State.Waiting == nil {
-				started[l.list+"/"+st.Name] = true
-			}
-		}
-	}
-	return slices.DeleteFunc(cs, func(c policy.Container) bool {
-		if !started[c.List+"/"+c.Name] {
-			return false
-		}
-		return c.Source == policy.SourceEphemeral || bare && c.Source != policy.SourceVolume && policy.PullPolicy(c) != corev1.PullAlways
-	})
-}
-
 // pod checks one running Pod unless an identical one of the same workload
 // (same images, same pull secrets) was checked already this pass.
 func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
@@ -272,7 +234,7 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		return
 	}
 	w.Namespace = pod.Namespace
-	w.Containers = pullable(pod, metav1.GetControllerOf(pod) == nil, w.Containers)
+	w.Containers = policy.Pulled(w, &pod.Status)
 	secrets := secretNames(pod)
 	// The platform of the Pod's node is part of it: a DaemonSet's Pods are
 	// alike but for the node, and the platform rule asks about that node.

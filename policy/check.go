@@ -105,6 +105,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 	if in.Mode == ModeOff {
 		return v
 	}
+	in.Pin = in.Pin.forWorkload(in.Workload)
 	// This review's view of the checker: the same rules, with a resolver
 	// that shares identical lookups and takes a slot per lookup.
 	review := *c

@@ -109,6 +109,14 @@ type Workload struct {
 	Template   bool // a pod template (not a Pod): pinned only if configured
 	Spec       corev1.PodSpec
 	Containers []Container
+	// Controller is the object's owner reference marked controller: true
+	// (the Deployment of a ReplicaSet, the ReplicaSet of a Pod), nil when
+	// none is. A template a controller writes is never pinned
+	// (controlled.go); a Pod without one is bare (kubeletpulls.go).
+	Controller *OwnerRef
+	// Mirror: a Pod carrying the kubernetes.io/config.mirror annotation,
+	// the API's copy of a static Pod (kubeletpulls.go).
+	Mirror bool
 }
 
 // Object is "kind/name" for messages; name may be empty for generateName Pods.
@@ -183,6 +191,7 @@ func locate(gk schema.GroupKind, raw []byte, custom []WorkloadKind) (*Workload, 
 		return nil, nil, "", fmt.Errorf("decoding %s: %w", gk.Kind, err)
 	}
 	w := &Workload{Kind: gk.Kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace, Template: gk.Kind != "Pod"}
+	obj.Metadata.describe(w)
 	return w, obj.podSpec(gk.Kind), pointer(path), nil
 }
 
@@ -190,11 +199,8 @@ func locate(gk schema.GroupKind, raw []byte, custom []WorkloadKind) (*Workload, 
 // pod spec itself, workloads' spec.template.spec, CronJob's
 // spec.jobTemplate.spec.template.spec. Must agree with podSpecPaths.
 type object struct {
-	Metadata struct {
-		Name      string `json:"name"`
-		Namespace string `json:"namespace"`
-	} `json:"metadata"`
-	Spec *struct {
+	Metadata metadata `json:"metadata"`
+	Spec     *struct {
 		podSpec
 		Template    *template `json:"template"`
 		JobTemplate *struct {

@@ -78,6 +78,8 @@ func FuzzExtractWorkload(f *testing.F) {
 	f.Add("example.com", "Runner", []byte(`{"spec":{"runner":{"pod":{"containers":[{"image":"a"}]}}}}`))
 	f.Add("example.com", "Runner", []byte(`{"spec":{"runner":[{"pod":1}]}}`))
 	f.Add("", "Pod", []byte(`{"spec":{"initContainers":[{"image":"a","restartPolicy":"Always"}],"volumes":[{"name":"m","image":{"reference":"r:1"}},{"image":null}]}}`))
+	f.Add("apps", "ReplicaSet", []byte(`{"metadata":{"ownerReferences":[{"kind":"Deployment","name":"d","controller":true},{"controller":null}],"annotations":{"kubernetes.io/config.mirror":""}},"spec":{"template":{"spec":{}}}}`))
+	f.Add("argoproj.io", "Rollout", []byte(`{"metadata":{"ownerReferences":[{"controller":"yes"}]},"spec":{}}`))
 	f.Fuzz(func(t *testing.T, group, kind string, raw []byte) {
 		gk := schema.GroupKind{Group: group, Kind: kind}
 		w, err := ExtractWorkload(gk, raw, fuzzWorkloads...)

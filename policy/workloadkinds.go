@@ -170,14 +170,12 @@ func extractCustom(k WorkloadKind, raw []byte) (*Workload, *podSpec, string, err
 	}
 	w := &Workload{Kind: k.Kind, Template: true}
 	if m := top["metadata"]; isObject(m) {
-		var meta struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-		}
+		var meta metadata
 		if err := json.Unmarshal(m, &meta); err != nil {
 			return nil, nil, "", fmt.Errorf("decoding %s: metadata: %w", k.Kind, err)
 		}
 		w.Name, w.Namespace = meta.Name, meta.Namespace
+		meta.describe(w)
 	}
 	path, isTemplate := k.path()
 	found, err := walk(top, path)

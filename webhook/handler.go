@@ -90,17 +90,15 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if err != nil {
 		return failOpen(fmt.Sprintf("cannot decode the %s: %v", kind, err)), policy.DecisionWarn
 	}
-	if w == nil {
+	// A template its controller wrote is never pinned (policy.Workload.
+	// WrittenByController): the mutating webhook has nothing to do there.
+	if w == nil || h.mutating && w.WrittenByController() {
 		return allow, policy.DecisionAllow
 	}
 	w.Namespace = req.Namespace // always the request's: secrets never cross namespaces
-	containers := w.Containers
-	if req.Operation == admissionv1.Update {
-		old, err := policy.ExtractWorkload(gk, req.OldObject.Raw, custom...)
-		if err != nil {
-			return failOpen(fmt.Sprintf("cannot decode the old %s: %v", kind, err)), policy.DecisionWarn
-		}
-		containers = policy.ChangedImages(w, old)
+	containers, err := h.toLookUp(req, gk, w, custom)
+	if err != nil {
+		return failOpen(err.Error()), policy.DecisionWarn
 	}
 	if len(containers) == 0 {
 		return allow, policy.DecisionAllow
@@ -119,6 +117,25 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		resp.Warnings = append(resp.Warnings, reloadWarning)
 	}
 	return resp, v.Decision()
+}
+
+// toLookUp is what the kubelet would pull because of this request
+// (policy.Pulled: nothing for a mirror Pod). On UPDATE, the mutating webhook
+// pins only images that changed; the validating one also re-checks every
+// image whose pull context changed (policy.Recheck).
+func (h *Handler) toLookUp(req admission.Request, gk schema.GroupKind, w *policy.Workload, custom []policy.WorkloadKind) ([]policy.Container, error) {
+	w.Containers = policy.Pulled(w, nil)
+	if req.Operation != admissionv1.Update {
+		return w.Containers, nil
+	}
+	old, err := policy.ExtractWorkload(gk, req.OldObject.Raw, custom...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot decode the old %s: %v", gk.Kind, err)
+	}
+	if h.mutating {
+		return policy.ChangedImages(w, old), nil
+	}
+	return policy.Recheck(w, old), nil
 }
 
 // input gathers what the policy needs: namespace settings, credentials, nodes.

@@ -1,7 +1,9 @@
 // Package bed is pullsafe's real test bed: etcd and kube-apiserver (through
-// controller-runtime's envtest), two CNCF distribution registries (one open,
-// one behind htpasswd), the pullsafe binary registered out of cluster, and
-// kubectl. The end-to-end tests and `make demo` both use it. Binaries are
+// controller-runtime's envtest), kube-controller-manager running the
+// workload controllers, two CNCF distribution registries (one open, one
+// behind htpasswd), the pullsafe binary registered out of cluster, and
+// kubectl. No kubelet runs: Pods stay Pending, which is enough, as
+// admission happens when they are created. The end-to-end tests and `make demo` both use it. Binaries are
 // built from the Go module proxy by test/tools/build.sh into a cache folder
 // outside the repository; nothing here is downloaded at run time.
 package bed
@@ -9,6 +11,7 @@ package bed
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +46,11 @@ registries:
 lookupTimeout: 3s
 `
 
+// Controllers are the controllers the bed's kube-controller-manager runs:
+// the workload controllers, so that Deployments, Jobs and the rest create
+// their ReplicaSets and Pods through admission as in a cluster.
+const Controllers = "deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,cronjob-controller"
+
 // DevWebhookConfig is the name pullsafe registers under out of cluster.
 const DevWebhookConfig = "pullsafe-dev"
 
@@ -70,7 +78,9 @@ type Bed struct {
 	Open       *Process
 	Private    *Process
 	Pullsafe   *Process
-	Client     kubernetes.Interface
+	// ControllerManager runs Controllers with the admin's kubeconfig.
+	ControllerManager *Process
+	Client            kubernetes.Interface
 
 	// PullsafeBin is the pullsafe binary built from this checkout;
 	// PullsafeURL where the bed's instance serves (https://127.0.0.1:PORT).
@@ -121,6 +131,9 @@ func (b *Bed) start(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if err := b.startControllerManager(ctx); err != nil {
+		return err
+	}
 	if b.Open, err = b.startRegistry(ctx, "open", false); err != nil {
 		return err
 	}
@@ -131,7 +144,8 @@ func (b *Bed) start(ctx context.Context) error {
 }
 
 // BuildTools runs test/tools/build.sh (a no-op once the binaries are cached)
-// and returns the folder holding kube-apiserver, etcd, kubectl and registry.
+// and returns the folder holding kube-apiserver, kube-controller-manager,
+// etcd, kubectl and registry.
 // A failure here is a test failure, never a skip.
 func BuildTools(ctx context.Context, root string, log io.Writer) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "test", "tools", "build.sh"))
@@ -141,7 +155,7 @@ func BuildTools(ctx context.Context, root string, log io.Writer) (string, error)
 		return "", fmt.Errorf("building the test bed binaries (test/tools/build.sh): %w", err)
 	}
 	dir := strings.TrimSpace(out.String())
-	for _, bin := range []string{"kube-apiserver", "etcd", "kubectl", "registry"} {
+	for _, bin := range []string{"kube-apiserver", "kube-controller-manager", "etcd", "kubectl", "registry"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			return "", fmt.Errorf("test bed binary %s missing from %s after build: %w", bin, dir, err)
 		}
@@ -170,6 +184,27 @@ func (b *Bed) startAPIServer() error {
 	b.restConfig = user.Config()
 	b.Client, err = kubernetes.NewForConfig(b.restConfig)
 	return err
+}
+
+// startControllerManager runs kube-controller-manager's workload
+// controllers against the bed's API server as the admin (no service
+// account per controller: the bed runs no token controller), without
+// leader election, serving its health on a free loopback port.
+func (b *Bed) startControllerManager(ctx context.Context) error {
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	p, err := startProcess("kube-controller-manager", b.opts.Log, filepath.Join(b.Tools, "kube-controller-manager"),
+		"--kubeconfig", b.Kubeconfig, "--controllers", Controllers, "--leader-elect=false",
+		"--use-service-account-credentials=false", "--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(port))
+	if err != nil {
+		return err
+	}
+	b.ControllerManager = p
+	// /healthz is served without authentication (its default
+	// --authorization-always-allow-paths), on a self-signed certificate.
+	return waitHTTP(ctx, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), 60*time.Second, p)
 }
 
 // RestConfig is the admin's client configuration.
@@ -318,7 +353,7 @@ func (b *Bed) Stop() {
 	if b == nil {
 		return
 	}
-	for _, p := range []*Process{b.Pullsafe, b.Private, b.Open} {
+	for _, p := range []*Process{b.Pullsafe, b.Private, b.Open, b.ControllerManager} {
 		p.Stop()
 	}
 	if b.env != nil {
@@ -396,16 +431,21 @@ func FreePort() (int, error) {
 }
 
 // waitHTTP polls u until it answers below 500 (401 counts: a registry with
-// auth is up), p exits, or timeout passes.
+// auth is up), p exits, or timeout passes. An https u is a loopback
+// component's self-signed endpoint: its certificate is not verified.
 func waitHTTP(ctx context.Context, u string, timeout time.Duration, p *Process) error {
 	deadline := time.Now().Add(timeout)
+	client := http.DefaultClient
+	if strings.HasPrefix(u, "https://") {
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	}
 	var last error
 	for time.Now().Before(deadline) {
 		if p != nil && p.Exited() {
 			return fmt.Errorf("%s exited before it was ready: %v", p.Name, p.err)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {

@@ -28,8 +28,8 @@ import (
 // ImageWouldFailToPull Event from the audit of a serve replica within one
 // interval (plus the first-pass delay), within its request budget, whose
 // count grows at the next pass instead of a second Event appearing; and
-// `pullsafe audit` reports it and exits 1. No controller-manager runs in the
-// bed, so the test creates the ReplicaSet and Pods as the controllers would.
+// `pullsafe audit` reports it and exits 1. The bed's controllers make the
+// ReplicaSets and Pods.
 func TestAuditFindsImageDeletedAfterAdmission(t *testing.T) {
 	ctx := context.Background()
 	reg, err := b.StartRegistry(ctx, "audit")

@@ -1,0 +1,78 @@
+package policy
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// metadata is the part of an object's metadata pullsafe reads.
+type metadata struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Looked up by exact key, as the kubelet does: encoding/json would
+	// match a struct field's tag case-insensitively, and
+	// kubernetes.io/config.MIRROR is a different (valid) annotation that
+	// makes no mirror.
+	Annotations     map[string]string `json:"annotations"`
+	OwnerReferences []OwnerRef        `json:"ownerReferences"`
+}
+
+// OwnerRef is the part of an owner reference pullsafe reads.
+type OwnerRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+	Controller *bool  `json:"controller"`
+}
+
+// Object is "kind/name", as messages name objects.
+func (o OwnerRef) Object() string { return strings.ToLower(o.Kind) + "/" + o.Name }
+
+// describe records on w who controls the object and whether it is a mirror
+// Pod. The API server allows at most one controller reference.
+func (m *metadata) describe(w *Workload) {
+	for i, ref := range m.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller {
+			w.Controller = &m.OwnerReferences[i]
+			break
+		}
+	}
+	w.Mirror = !w.Template && MirrorPod(m.Annotations)
+}
+
+// MirrorPod reports whether a Pod's annotations make it the API's copy of
+// a static Pod (kubernetes.io/config.mirror, exactly): see Pulled.
+func MirrorPod(annotations map[string]string) bool {
+	_, ok := annotations[corev1.MirrorPodAnnotationKey]
+	return ok
+}
+
+// WrittenByController reports whether w is a pod template a controller
+// wrote from its owner's template: a ReplicaSet of a Deployment (or of an
+// Argo Rollout), a Job of a CronJob, a Deployment of an operator.
+//
+// Such a template is never pinned. The deployment controller finds its
+// ReplicaSet by comparing templates (deploymentutil.FindNewReplicaSet:
+// EqualIgnoreHash of the ReplicaSet's template and the Deployment's); a
+// ReplicaSet whose images pullsafe rewrote matches nothing, so the
+// controller creates it again, takes the AlreadyExists for a hash
+// collision, bumps status.collisionCount and creates another: ReplicaSets
+// without end. Argo Rollouts compares the same way, operators that
+// reconcile a Deployment's spec update it back: every controller that owns
+// a template it wrote is entitled to find it as it wrote it. The owner's
+// template is the one to pin, and the Pods the controller creates are
+// pinned as Pods (pin.pods): a controller never compares a Pod's images
+// with its template.
+func (w *Workload) WrittenByController() bool {
+	return w != nil && w.Template && w.Controller != nil
+}
+
+// forWorkload is p for w: off, with the owner's template as the advice,
+// when a controller wrote w (WrittenByController).
+func (p Pinning) forWorkload(w *Workload) Pinning {
+	if !w.WrittenByController() {
+		return p
+	}
+	return Pinning{Fix: "pin the digest in " + w.Controller.Object() + "'s template (pullsafe never pins a template its controller wrote)"}
+}

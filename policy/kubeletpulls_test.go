@@ -1,0 +1,61 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// TestPulled: which images the kubelet pulls for an object, the answer
+// admission and the audit share.
+func TestPulled(t *testing.T) {
+	const spec = `"spec":{"containers":[{"name":"app","image":"a:1","imagePullPolicy":"IfNotPresent"},{"name":"always","image":"b:1","imagePullPolicy":"Always"}],` +
+		`"ephemeralContainers":[{"name":"dbg","image":"d:1"}],"volumes":[{"name":"m","image":{"reference":"m:1","pullPolicy":"IfNotPresent"}}]}`
+	const owned = `"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-1","controller":true}]`
+	started := &corev1.PodStatus{
+		ContainerStatuses:          []corev1.ContainerStatus{{Name: "app", ImageID: "sha256:1"}, {Name: "always", ImageID: "sha256:2"}},
+		EphemeralContainerStatuses: []corev1.ContainerStatus{{Name: "dbg", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{}}}},
+	}
+	waiting := &corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull"}}}}}
+	tests := []struct {
+		name   string
+		gk     schema.GroupKind
+		meta   string
+		status *corev1.PodStatus
+		want   []string
+	}{
+		{"admission: everything", pod, `"name":"p"`, nil, []string{"app", "always", "dbg", "m"}},
+		{"mirror pod: nothing", pod, `"annotations":{"kubernetes.io/config.mirror":"x"}`, nil, nil},
+		{"mirror pod running: nothing", pod, `"annotations":{"kubernetes.io/config.mirror":"x"}`, started, nil},
+		{"controller's pod, started: all but the ephemeral container", pod, owned, started, []string{"app", "always", "m"}},
+		{"bare pod, started: Always, and the volume", pod, `"name":"p"`, started, []string{"always", "m"}},
+		{"bare pod, pull failing: still pulled", pod, `"name":"p"`, waiting, []string{"app", "always", "dbg", "m"}},
+		{"template: everything", deployment, `"name":"d"`, started, []string{"app", "always", "dbg", "m"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := spec
+			if tt.gk == deployment {
+				body = `"spec":{"template":{` + spec + `}}`
+			}
+			w, err := ExtractWorkload(tt.gk, []byte(`{"metadata":{`+tt.meta+`},`+body+`}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(w.Containers)
+			var got []string
+			for _, c := range Pulled(w, tt.status) {
+				got = append(got, c.Name)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("pulled (-want +got):\n%s", d)
+			}
+			if len(w.Containers) != before {
+				t.Errorf("Pulled changed the workload's containers")
+			}
+		})
+	}
+}

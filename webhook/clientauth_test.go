@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,9 +25,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/certs"
+	"github.com/pullsafe/pullsafe/policy"
 )
 
 // testCA signs client certificates, as the CA of a kube-apiserver's
@@ -249,5 +252,17 @@ func TestClientCAFileRefusedAtStart(t *testing.T) {
 		if _, err := NewClientAuth(f, nil); err == nil {
 			t.Errorf("NewClientAuth(%s): no error", filepath.Base(f))
 		}
+	}
+}
+
+// --client-cn alone would read as protection that is not there.
+func TestClientCNNeedsCAFile(t *testing.T) {
+	o := ServerOptions{Config: policy.DefaultConfig(), RestConfig: &rest.Config{}, Port: 9443, ClientCNs: []string{"kube-apiserver"}}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--client-ca-file") {
+		t.Errorf("Validate = %v, want an error naming --client-ca-file", err)
+	}
+	o.ClientCAFile = "/etc/pullsafe-client-ca/ca.crt"
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
 	}
 }

@@ -459,7 +459,14 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	}
 	platforms, err := c.res.Platforms(ctx, img)
 	if err != nil {
-		find(RuleUnreachable, fmt.Sprintf("cannot verify platforms: %v", err), "")
+		cause := fmt.Sprintf("cannot verify platforms: %v", err)
+		if e := (*registry.Error)(nil); errors.As(err, &e) && e.Flavour == registry.FlavourDigestMismatch && out.pin != nil {
+			// The registry's own bytes contradict the digest its HEAD
+			// gave: pinning it would make every pull of this Pod fail.
+			out.pin = nil
+			cause += "; not pinned"
+		}
+		find(RuleUnreachable, cause, "")
 		return
 	}
 	all := platforms

@@ -35,9 +35,13 @@ const (
 	FlavourTLS         = "tls"          // certificate or handshake failure
 	FlavourServerError = "server-error" // 5xx or an unexpected status
 	FlavourBlocked     = "blocked"      // address on the network deny list
-	FlavourBadResponse = "bad-response" // digest mismatch, oversized or unparsable body
+	FlavourBadResponse = "bad-response" // oversized or unparsable body
 	FlavourNetwork     = "network"      // any other transport failure
 	FlavourMirrorAuth  = "mirror-auth"  // a mirror refused pullsafe's anonymous request
+	// FlavourDigestMismatch: bytes the registry served hash to another
+	// digest than the one it gave for them. That digest is never pinned:
+	// the kubelet's pull by it would fail or fetch other bytes.
+	FlavourDigestMismatch = "digest-mismatch"
 
 	FlavourTag        = "tag"        // the repository exists, the tag does not
 	FlavourRepository = "repository" // NAME_UNKNOWN, or no tags at all

@@ -256,7 +256,7 @@ func (r *Resolver) ask(ctx context.Context, a authed, ep endpoint, ref name.Refe
 		return r.lookupByGet(ctx, a, ep, ref, c, u)
 	}
 	if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest.String() {
-		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourDigestMismatch, Registry: ep.host,
 			Message: fmt.Sprintf("registry answered digest %s for %s", digest, d.DigestStr())}
 	}
 	return r.image(ref, ep, c, digest, resp.Header.Get("Content-Type")), nil
@@ -286,7 +286,7 @@ func (r *Resolver) lookupByGet(ctx context.Context, a authed, ep endpoint, ref n
 		return nil, err
 	}
 	if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest.String() {
-		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
+		return nil, &Error{Reason: Unreachable, Flavour: FlavourDigestMismatch, Registry: ep.host,
 			Message: fmt.Sprintf("manifest bytes hash to %s, not %s", digest, d.DigestStr())}
 	}
 	return r.image(ref, ep, c, digest, resp.Header.Get("Content-Type")), nil
@@ -357,7 +357,7 @@ func (r *Resolver) readVerified(resp *http.Response, want string) ([]byte, v1.Ha
 	sum := sha256.Sum256(body)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	if want != "" && h.String() != want {
-		return nil, v1.Hash{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+		return nil, v1.Hash{}, &Error{Reason: Unreachable, Flavour: FlavourDigestMismatch,
 			Message: fmt.Sprintf("content hashes to %s, not %s", h, want)}
 	}
 	return body, h, nil

@@ -270,7 +270,7 @@ func (v *verifyingReader) verify(want string) error {
 			Message: fmt.Sprintf("manifest larger than the %d bytes allowed", v.max)}
 	}
 	if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != want {
-		return &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
+		return &Error{Reason: Unreachable, Flavour: FlavourDigestMismatch,
 			Message: fmt.Sprintf("content hashes to %s, not %s", got, want)}
 	}
 	return nil

@@ -518,7 +518,7 @@ func TestHostileRegistryResponses(t *testing.T) {
 		})
 		defer tr.SetFault(nil)
 		_, err = r.Platforms(ctx, img)
-		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourBadResponse {
+		if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourDigestMismatch {
 			t.Errorf("error = %+v", e)
 		}
 	})

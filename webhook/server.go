@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/certs"
@@ -60,6 +60,14 @@ type ServerOptions struct {
 	ServiceName string
 	// Version is pullsafe's, sent to registries as User-Agent pullsafe/Version.
 	Version string
+	// ClientCAFile, when set, is a PEM bundle: only callers presenting a
+	// certificate it signs reach the webhooks (the API server, configured
+	// with an AdmissionConfiguration kubeconfig). Re-read every
+	// ClientCAPoll. ClientCNs, when any, narrow the allowed certificates
+	// to these subject common names.
+	ClientCAFile string
+	ClientCNs    []string
+	ClientCAPoll time.Duration
 }
 
 // Validate checks the options before anything starts.
@@ -81,6 +89,9 @@ func (o *ServerOptions) Validate() error {
 	}
 	if o.CertSecret != "" && o.ServiceName == "" {
 		return errors.New("--cert-secret needs --service-name (the Service the API server calls)")
+	}
+	if len(o.ClientCNs) > 0 && o.ClientCAFile == "" {
+		return errors.New("--client-cn needs --client-ca-file (the CA that signs the API server's client certificate)")
 	}
 	return nil
 }
@@ -175,8 +186,21 @@ func setup(ctx context.Context, o ServerOptions) (*server, error) {
 			return nil, err
 		}
 	}
-	if s.mgr, err = o.newManager(scheme); err != nil {
+	var auth *ClientAuth
+	if o.ClientCAFile != "" {
+		if auth, err = NewClientAuth(o.ClientCAFile, o.ClientCNs); err != nil {
+			return nil, err
+		}
+		auth.Log = ctrl.Log.WithName("client-auth")
+	}
+	if s.mgr, err = o.newManager(scheme, auth); err != nil {
 		return nil, err
+	}
+	if auth != nil {
+		poll := cmp.Or(o.ClientCAPoll, 10*time.Second)
+		if err := s.mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return auth.Run(ctx, poll) })); err != nil {
+			return nil, err
+		}
 	}
 	m, err := NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
@@ -200,14 +224,16 @@ func setup(ctx context.Context, o ServerOptions) (*server, error) {
 }
 
 // newManager is the controller-runtime manager: webhook, metrics and
-// health servers, caches.
-func (o ServerOptions) newManager(scheme *runtime.Scheme) (manager.Manager, error) {
+// health servers, caches. auth, when set, guards the webhook port only:
+// metrics and health have ports of their own, reached without a
+// certificate (the kubelet's probes, Prometheus).
+func (o ServerOptions) newManager(scheme *runtime.Scheme, auth *ClientAuth) (manager.Manager, error) {
 	mgr, err := ctrl.NewManager(o.RestConfig, manager.Options{
 		Scheme:                  scheme,
 		Cache:                   CacheOptions(),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.HealthAddr,
-		WebhookServer:           crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir}),
+		WebhookServer:           NewWebhookServer(o.Host, o.Port, o.CertDir, auth),
 		GracefulShutdownTimeout: ptr.To(o.ShutdownDelay + 10*time.Second),
 	})
 	if err != nil {

@@ -125,7 +125,7 @@ func printAudit(rep *audit.Report, output string, w io.Writer) error {
 	if output == "json" {
 		e := json.NewEncoder(w)
 		e.SetIndent("", "  ")
-		return e.Encode(rep)
+		return e.Encode(visibleReport(rep))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if rep.Failing() {
@@ -135,7 +135,7 @@ func printAudit(rep *audit.Report, output string, w io.Writer) error {
 	for _, r := range rep.Results {
 		for _, f := range r.Findings {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", clean(r.Owner.Namespace), clean(r.Owner.String()), r.Pods, f.Rule,
-				clean(f.Container), clean(f.Image), registry.Sanitize(f.Cause, 300))
+				quotedClean(f.Container), quotedClean(f.Image), registry.Sanitize(f.Cause, 300))
 			if fix := registry.Sanitize(f.Fix, 300); fix != "" && !slices.Contains(fixes, fix) {
 				fixes = append(fixes, fix)
 			}
@@ -152,6 +152,22 @@ func printAudit(rep *audit.Report, output string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%d running pods of %d workloads audited, %s would fail to pull\n", rep.Pods, rep.Workloads, plural(len(rep.Results), "workload"))
 	return nil
+}
+
+// visibleReport is rep with containers and images as why shows them in
+// JSON: anything unprintable escaped (\x1b, \u202e), never removed, so a
+// hostile reference is visible as such.
+func visibleReport(rep *audit.Report) *audit.Report {
+	out := *rep
+	out.Results = make([]audit.Result, len(rep.Results))
+	for i, r := range rep.Results {
+		r.Findings = slices.Clone(r.Findings)
+		for j := range r.Findings {
+			r.Findings[j].Container, r.Findings[j].Image = visible(r.Findings[j].Container), visible(r.Findings[j].Image)
+		}
+		out.Results[i] = r
+	}
+	return &out
 }
 
 func plural(n int, what string) string {

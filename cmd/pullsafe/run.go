@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -90,6 +91,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&o.CertSecret, "cert-secret", "", "in-cluster certificate management: keep a self-signed CA and serving certificate in\nthis Secret of --namespace (shared by replicas, rotated before expiry) and inject the CA\nas caBundle into both webhook configurations; leave empty with cert-manager")
 	fs.StringVar(&o.ServiceName, "service-name", "pullsafe", "with --cert-secret, the Service the API server calls (certificate SANs)")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 5*time.Second, "on SIGTERM, keep serving this long with readiness failing before stopping")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "PEM CA bundle: only callers presenting a client certificate it signs reach the webhooks\n(the API server, with an AdmissionConfiguration kubeconfig: README \"Security model\");\nre-read every 10s; default: any caller that reaches the port")
+	fs.Func("client-cn", "with --client-ca-file, a subject common name allowed (repeat or comma-separate; default: any the CA signs)", func(v string) error {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				o.ClientCNs = append(o.ClientCNs, n)
+			}
+		}
+		return nil
+	})
 	zo := zap.Options{Development: false}
 	zo.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -225,6 +226,8 @@ type whyExplainer struct {
 	// mirrors are the config's registries.mirrors: hosts the kubelet's
 	// errors may name that pullsafe asks too.
 	mirrors map[string][]string
+	// now is the clock Events are dated against; nil: time.Now.
+	now func() time.Time
 }
 
 // workloadKinds are the kinds why explains besides Pods, with kubectl's
@@ -416,6 +419,14 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 	evs, err := e.readEvents(ctx, pod)
 	if err != nil {
 		return p, err
+	}
+	now := time.Now
+	if e.now != nil {
+		now = e.now
+	}
+	evs, ignored := kubeletEvents(evs, pod.Spec.NodeName, now())
+	if ignored > 0 {
+		e.addNote(fmt.Sprintf("%d pull Events of pod %s ignored: dated in the future, or not reported by its node's kubelet", ignored, pod.Name))
 	}
 	stuck, waiting := stuckImages(pod, w, evs)
 	p.Waiting = waiting

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
@@ -32,8 +34,11 @@ func FuzzWhyKubeletText(f *testing.F) {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "shop"}, Status: corev1.PodStatus{
 			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: image,
 				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}}}}}
+		// Any date, the future included: kubeletEvents drops what it must.
+		at := metav1.NewTime(time.Unix(int64(binary.BigEndian.Uint32(append([]byte(eventReason), 0, 0, 0, 0)[:4])), 0))
 		events := []corev1.Event{{Reason: eventReason, Message: eventMessage, Count: 3, Type: corev1.EventTypeWarning,
-			Source: corev1.EventSource{Component: "kubelet"}}}
+			Source: corev1.EventSource{Component: "kubelet", Host: "n"}, LastTimestamp: at}}
+		events, _ = kubeletEvents(events, "n", time.Unix(1<<31, 0))
 		stuck, waiting := stuckImages(pod, w, events)
 		r := &whyResult{Namespace: "shop", Object: "pod/p", Pods: []whyPod{{Name: "p", Node: "n", Waiting: waiting, Stuck: len(stuck) > 0}}}
 		for _, si := range stuck {

@@ -52,7 +52,8 @@ func workloadOf(t *testing.T, p *corev1.Pod) *policy.Workload {
 }
 
 func event(reason, message string, at time.Time) corev1.Event {
-	return corev1.Event{Reason: reason, Message: message, Count: 1, LastTimestamp: metav1.NewTime(at)}
+	return corev1.Event{Reason: reason, Message: message, Count: 1, LastTimestamp: metav1.NewTime(at),
+		Source: corev1.EventSource{Component: "kubelet", Host: "node-a"}, ReportingController: "kubelet", ReportingInstance: "node-a"}
 }
 
 // TestStuckImages: which images of a pod the kubelet is failing to pull,
@@ -205,7 +206,7 @@ func TestWhyOutputIsSanitized(t *testing.T) {
 	at := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	r := &whyResult{Namespace: "shop", Object: "pod/p", Pods: []whyPod{{Name: "p\x1b]0;t\x07", Node: "n", Phase: "Pending", Stuck: true,
 		Images: []explanation{{Source: policy.SourceContainer, Container: "app\x1b[31m", Image: "reg/x:v1\u202e", KubeletReason: "ErrImagePull",
-			KubeletMessage: hostile, LastError: hostile, LastErrorAt: &at, LastErrorCount: 3, Status: statusFails, Rule: "unauthorized",
+			KubeletMessage: hostile, LastError: hostile, LastErrorBy: "kubelet", LastErrorAt: &at, LastErrorCount: 3, Status: statusFails, Rule: "unauthorized",
 			Cause: hostile, Fix: hostile}}}}}
 	var text, js bytes.Buffer
 	if err := whyText(r, &text, false); err != nil {
@@ -230,7 +231,7 @@ func TestWhyOutputIsSanitized(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(text.String(), "last error at 2026-11-22T03:00:00Z, 3 times: denied") {
+	if !strings.Contains(text.String(), `last failed pull, Event by "kubelet" at 2026-11-22T03:00:00Z, 3 times: "denied`) {
 		t.Errorf("text lacks the kubelet's words:\n%s", text.String())
 	}
 }

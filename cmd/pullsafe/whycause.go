@@ -53,9 +53,12 @@ type explanation struct {
 	// Kubelet is the container's waiting reason and message (empty for
 	// an image volume); LastError the kubelet's last "Failed to pull
 	// image" event, when the events still exist.
-	KubeletReason  string     `json:"kubeletReason,omitempty"`
-	KubeletMessage string     `json:"kubeletMessage,omitempty"`
-	LastError      string     `json:"lastError,omitempty"`
+	KubeletReason  string `json:"kubeletReason,omitempty"`
+	KubeletMessage string `json:"kubeletMessage,omitempty"`
+	LastError      string `json:"lastError,omitempty"`
+	// LastErrorBy is the component the LastError Event names as its
+	// reporter: Events are not authenticated, their text is evidence only.
+	LastErrorBy    string     `json:"lastErrorReporter,omitempty"`
 	LastErrorAt    *time.Time `json:"lastErrorAt,omitempty"`
 	LastErrorCount int32      `json:"lastErrorCount,omitempty"`
 	Status         string     `json:"status"`
@@ -72,7 +75,7 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 	ct := si.Container
 	ex := explanation{Source: ct.Source, Container: ct.Name, Image: ct.Image, KubeletReason: si.Reason, KubeletMessage: si.Message}
 	if si.LastError != nil {
-		ex.LastError, ex.LastErrorCount = si.LastError.Message, si.LastError.Count
+		ex.LastError, ex.LastErrorCount, ex.LastErrorBy = si.LastError.Message, si.LastError.Count, si.LastError.Reporter
 		if !si.LastError.Last.IsZero() {
 			t := si.LastError.Last.UTC()
 			ex.LastErrorAt = &t
@@ -160,10 +163,9 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		ex.Cause += " on node " + node + "'s platform"
 	}
 	if si.LastError != nil {
-		ex.Cause += "; the kubelet's last error was " + si.LastError.Message
-		if ex.LastErrorAt != nil {
-			ex.Cause += " at " + ex.LastErrorAt.Format(time.RFC3339)
-		}
+		// The Event's text is shown on its own, labelled, never as
+		// pullsafe's words.
+		ex.Cause += "; the last failed pull is the Event above"
 	}
 	retry := "delete the pod to retry now"
 	if owned {
@@ -197,12 +199,12 @@ var nodeSideCauses = []struct {
 		"declare the registry as plain HTTP on the nodes (containerd: /etc/containerd/certs.d/HOST/hosts.toml server = \"http://HOST\"), or serve it over TLS"}},
 }
 
-// nodeSideCause reports a node-side failure in the kubelet's words.
+// nodeSideCause reports a node-side failure in the kubelet's words, read
+// from the container's status only: the kubelet writes it (tenants cannot),
+// while an Event's text may be anyone's who can create Events in the
+// namespace. An image volume, which has no status, never gets one.
 func nodeSideCause(si stuckImage, node string) (nodeCause, bool) {
 	text := si.Message
-	if si.LastError != nil {
-		text += " " + si.LastError.Message
-	}
 	for _, c := range nodeSideCauses {
 		for _, t := range c.texts {
 			if strings.Contains(text, t) {

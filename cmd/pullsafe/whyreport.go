@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -62,7 +63,9 @@ func whyText(r *whyResult, w io.Writer, color bool) error {
 				if im.LastErrorCount > 1 {
 					when += fmt.Sprintf(", %d times", im.LastErrorCount)
 				}
-				fmt.Fprintf(w, "    last error%s: %s\n", when, clean(im.LastError))
+				// An Event's text, quoted: anyone allowed to create Events
+				// may have written it, and it must not read as pullsafe's.
+				fmt.Fprintf(w, "    last failed pull, Event by %s%s: %s\n", quotedClean(cmp.Or(im.LastErrorBy, "?")), when, quotedClean(im.LastError))
 			}
 			switch im.Status {
 			case statusFineNow:
@@ -123,6 +126,7 @@ func whyJSON(r *whyResult, w io.Writer) error {
 		for i, im := range p.Images {
 			im.Container, im.Image = visible(im.Container), visible(im.Image)
 			im.KubeletReason, im.KubeletMessage, im.LastError = clean(im.KubeletReason), clean(im.KubeletMessage), clean(im.LastError)
+			im.LastErrorBy = visible(im.LastErrorBy)
 			im.Cause, im.Fix, im.Rule = clean(im.Cause), clean(im.Fix), clean(im.Rule)
 			ims[i] = im
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,56 @@ type kubeletEvent struct {
 	Message string
 	Count   int32
 	Last    time.Time
+	// Reporter is the component that wrote the Event (reportingController,
+	// else source.component): shown beside its text, which anyone allowed
+	// to create Events in the namespace may have written.
+	Reporter string
+}
+
+// eventClockSkew is how far past this machine's clock an Event may be
+// dated and still be read: the clocks of the nodes and of the machine
+// running why differ a little. An Event dated later was not written by a
+// kubelet with a sane clock, and would otherwise stay "the newest" forever.
+const eventClockSkew = 2 * time.Minute
+
+// kubeletEvents keeps the Events the pod's kubelet could have written about
+// it: reported by the kubelet (by the pod's node, when the Event names a
+// host) and not dated in the future. Events are no evidence of who wrote
+// them (any account allowed to create Events can), so what is kept is only
+// ever shown as an Event, and node-side causes are read from the container
+// statuses alone (nodeSideCause). ignored counts the pull Events left out.
+func kubeletEvents(events []corev1.Event, node string, now time.Time) (kept []corev1.Event, ignored int) {
+	for _, e := range events {
+		if eventTime(&e).After(now.Add(eventClockSkew)) || !fromKubelet(&e, node) {
+			if isPullEvent(&e) {
+				ignored++
+			}
+			continue
+		}
+		kept = append(kept, e)
+	}
+	return kept, ignored
+}
+
+// reporter is the component that says it wrote e.
+func reporter(e *corev1.Event) string {
+	return cmp.Or(e.ReportingController, e.Source.Component)
+}
+
+// fromKubelet reports whether e says it comes from the kubelet of node (any
+// kubelet while the pod is not scheduled).
+func fromKubelet(e *corev1.Event, node string) bool {
+	if reporter(e) != "kubelet" {
+		return false
+	}
+	host := cmp.Or(e.ReportingInstance, e.Source.Host)
+	return node == "" || host == "" || host == node
+}
+
+// isPullEvent reports whether e's text is one of the kubelet's pull
+// messages, for any image.
+func isPullEvent(e *corev1.Event) bool {
+	return slices.ContainsFunc(pullEventPrefixes, func(p string) bool { return strings.HasPrefix(e.Message, p) })
 }
 
 // pullEventPrefixes are the beginnings of those messages, before the
@@ -143,7 +194,7 @@ func lastPullEvents(events []corev1.Event, image string) (lastError, latest *kub
 		if prefix == "" {
 			continue
 		}
-		ke := &kubeletEvent{Reason: e.Reason, Message: e.Message, Count: e.Count, Last: eventTime(e)}
+		ke := &kubeletEvent{Reason: e.Reason, Message: e.Message, Count: e.Count, Last: eventTime(e), Reporter: reporter(e)}
 		if latest == nil || !ke.Last.Before(latest.Last) {
 			latest = ke
 		}

@@ -198,7 +198,7 @@ func TestWhyNamesTheCause(t *testing.T) {
 			return stuckPod{image: img, node: "node-0-amd64", reason: r, message: m, events: e}
 		},
 		code: 1,
-		want: []string{"ImagePullBackOff", `kubelet: Back-off pulling image`, "last error at ", "4 times", "cause [not-found]", "nearest tags: v1.4.1, v1.4.0", "fix: did you mean v1.4.1?"},
+		want: []string{"ImagePullBackOff", `kubelet: Back-off pulling image`, `last failed pull, Event by "kubelet" at `, "4 times", "cause [not-found]", "nearest tags: v1.4.1, v1.4.0", "fix: did you mean v1.4.1?"},
 	}, {
 		name: "secret-missing",
 		pod: func() stuckPod {
@@ -273,8 +273,8 @@ func TestWhyNamesTheCause(t *testing.T) {
 			return stuckPod{image: img, node: "node-0-amd64", reason: r, message: m, events: e}
 		},
 		code: 0,
-		want: []string{"now fine: the registry answered now: the image exists and these credentials can pull it", "the kubelet's last error was Failed to pull image",
-			"connection refused at ", "retries at the end of its back-off", "delete the pod to retry now", "nodes may not reach the registry"},
+		want: []string{"now fine: the registry answered now: the image exists and these credentials can pull it", "the last failed pull is the Event above",
+			"connection refused", "retries at the end of its back-off", "delete the pod to retry now", "nodes may not reach the registry"},
 	}, {
 		name: "never-pull",
 		pod: func() stuckPod {

@@ -154,7 +154,7 @@ func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
 	}
 	r := p.report
 	r.Workloads = len(workloads)
-	r.Lookups = bg.lookups
+	r.Lookups = bg.lookupCount()
 	for _, res := range p.results {
 		r.Results = append(r.Results, *res)
 	}

@@ -56,6 +56,15 @@ type platforms struct {
 	err error
 }
 
+// lookupCount is how many lookups the pass passed on so far. A lookup
+// runs on in policy's lookup slots after a pass cut short stops waiting for
+// it (its registry request is still out), and counts itself when it ends.
+func (b *background) lookupCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lookups
+}
+
 func (b *background) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
 	k := imageKey{image, kc}
 	b.mu.Lock()

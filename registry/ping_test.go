@@ -152,3 +152,41 @@ func TestHugeHeadersAreNeitherKeptNorADenial(t *testing.T) {
 		})
 	}
 }
+
+// containerd never sends the ping, so a /v2/ that answers 5xx or 429 while
+// the manifests are served (a load balancer whose default rule answers 503
+// for paths it does not route, a WAF rate-limiting the bare root) does not
+// stop the node from pulling. It must not make an existing image "cannot
+// verify" (a denial under rules.unreachable: deny), nor open a window over
+// every repository on the host.
+func TestPingFailureIsNotTheVerdict(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusTooManyRequests} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			tr := registrytest.New(t)
+			want := tr.Image("team/api", "v1", "linux", "amd64")
+			tr.Image("team/web", "v1", "linux", "amd64")
+			tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == "/v2/" {
+					http.Error(w, "no rule matches this path", status)
+					return true
+				}
+				return false
+			})
+			r := newTestResolver(t)
+			img, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil)
+			if err != nil {
+				t.Fatalf("existing image behind a root answering %d: %v, want it resolved", status, err)
+			}
+			if img.Digest != want {
+				t.Errorf("digest %s, want %s", img.Digest, want)
+			}
+			if _, err := r.Resolve(context.Background(), tr.Host+"/team/web:v1", nil); err != nil {
+				t.Errorf("another repository on the host: %v, want it resolved", err)
+			}
+			_, err = r.Resolve(context.Background(), tr.Host+"/team/api:v9", nil)
+			if e := mustFail(t, err); e.Reason != NotFound {
+				t.Errorf("missing tag: %+v, want not-found", e)
+			}
+		})
+	}
+}

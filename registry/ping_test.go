@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -187,5 +188,46 @@ func TestPingFailureIsNotTheVerdict(t *testing.T) {
 				t.Errorf("missing tag: %+v, want not-found", e)
 			}
 		})
+	}
+}
+
+// A host whose root is routed elsewhere than the repository (one front,
+// backends by path) may name, on /v2/, a token realm that does not know
+// the repository's pull secret. containerd never asks the root: it asks
+// for the manifest, follows that 401's realm and pulls. The root's realm
+// refusing the secret is no verdict; only the manifest's challenge is.
+func TestPingRealmRefusalIsNotTheVerdict(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"unknown user"}]}`)
+	}))
+	t.Cleanup(other.Close)
+	tr := registrytest.New(t)
+	want := tr.Image("team-b/api", "v1", "linux", "amd64")
+	tr.SetAuth("bearer")
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v2/" {
+			return false
+		}
+		realm := strings.Replace(other.URL, "127.0.0.1", "localhost", 1) + "/token"
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s",service="team-a"`, realm))
+		w.WriteHeader(http.StatusUnauthorized)
+		return true
+	})
+	r := newTestResolver(t)
+	kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+	img, err := r.Resolve(context.Background(), tr.Host+"/team-b/api:v1", kc)
+	if err != nil {
+		t.Fatalf("image the node pulls with this secret: %v, want it resolved", err)
+	}
+	if img.Digest != want {
+		t.Errorf("digest %s, want %s", img.Digest, want)
+	}
+	// A wrong secret is still refused, by the manifest's own realm.
+	bad := NewKeychain([]*corev1.Secret{dockerSecret("stale", map[string]string{tr.Host: "mallory"})})
+	_, err = r.Resolve(context.Background(), tr.Host+"/team-b/api:v1", bad)
+	if e := mustFail(t, err); e.Reason != Unauthorized {
+		t.Errorf("wrong secret: %+v, want unauthorized", e)
 	}
 }

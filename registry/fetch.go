@@ -156,6 +156,14 @@ func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference
 // registries that do not implement HEAD.
 func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
 	a, reused, err := r.authedFor(ctx, ep, c)
+	if refusedCredentials(err) {
+		// The realm the host's challenge named (its /v2/ ping's, or one
+		// another repository's 401 taught) refused c. That challenge is
+		// not this repository's answer: a front routing by path may send
+		// it elsewhere. containerd asks the manifest and follows its 401,
+		// whose realm's refusal is then the verdict.
+		a, reused, err = r.unchallenged(ctx, ep)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +182,18 @@ func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference,
 		}
 	}
 	return img, err
+}
+
+// unchallenged is a transport that sends no credential, on the scheme the
+// host's ping settled on: the manifest's 401 then says how to authenticate.
+// It is not cached; the transport follow builds is.
+func (r *Resolver) unchallenged(ctx context.Context, ep endpoint) (authed, bool, error) {
+	pr := &transport.Challenge{Insecure: ep.reg.Scheme() == "http"}
+	if cur, ok := r.pings.Peek(ep.reg.Scheme() + "://" + ep.reg.RegistryStr()); ok {
+		pr = &transport.Challenge{Insecure: cur.Insecure}
+	}
+	t, err := r.fromChallenge(ctx, ep.reg, authn.Anonymous, "", pr)
+	return authed{RoundTripper: t, challenge: pr}, false, err
 }
 
 // challenged is a manifest request's 401 whose challenge is not the one the

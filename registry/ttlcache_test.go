@@ -8,6 +8,8 @@ import (
 
 // A ttlCache starts no goroutine, whatever its TTL (expirable's panicked
 // under 100ns and spun a core under a microsecond), and bounds what it holds.
+// "No more than before": goroutines of earlier tests (servers closing) may
+// end meanwhile; an equality check failed on that in a -race run.
 func TestTTLCacheNeedsNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var caches []*ttlCache[string, int]
@@ -16,7 +18,7 @@ func TestTTLCacheNeedsNoGoroutine(t *testing.T) {
 			caches = append(caches, newTTLCache[string, int](10, nil, ttl))
 		}
 	}
-	if after := runtime.NumGoroutine(); after != before {
+	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("400 caches: %d -> %d goroutines", before, after)
 	}
 	c := newTTLCache[string, int](2, nil, time.Hour)

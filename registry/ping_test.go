@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -229,5 +230,45 @@ func TestPingRealmRefusalIsNotTheVerdict(t *testing.T) {
 	_, err = r.Resolve(context.Background(), tr.Host+"/team-b/api:v1", bad)
 	if e := mustFail(t, err); e.Reason != Unauthorized {
 		t.Errorf("wrong secret: %+v, want unauthorized", e)
+	}
+}
+
+// The platform check asks for the manifest by digest, and its config, on
+// the transport cached for the repository; once that and the host's
+// challenge have expired (10 minutes) while the image's answer has not (a
+// digest's is cached a day), a host whose root does not challenge (404,
+// or 200 with Bearer on the manifests only) answers the manifest with a
+// 401. containerd follows it: the platforms must be read, not "cannot
+// verify" (a denial under rules.unreachable: deny, and an image that runs
+// on no node admitted).
+func TestPlatformsFollowTheManifestChallenge(t *testing.T) {
+	for _, root := range []int{http.StatusNotFound, http.StatusOK} {
+		t.Run(http.StatusText(root), func(t *testing.T) {
+			tr := registrytest.New(t)
+			tr.Image("team/api", "v1", "linux", "arm64")
+			tr.SetAuth("bearer")
+			tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != "/v2/" {
+					return false
+				}
+				w.WriteHeader(root)
+				return true
+			})
+			shortTTL := func(o *options) error { o.transportTTL = time.Millisecond; return nil }
+			r := newTestResolver(t, shortTTL)
+			kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+			img, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", kc)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond) // the transport and the host's challenge expire
+			ps, err := r.Platforms(context.Background(), img)
+			if err != nil {
+				t.Fatalf("Platforms: %v, want linux/arm64", err)
+			}
+			if len(ps) != 1 || ps[0].OS != "linux" || ps[0].Architecture != "arm64" {
+				t.Errorf("platforms %v, want linux/arm64", ps)
+			}
+		})
 	}
 }

@@ -154,7 +154,11 @@ func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
 	}
 	r := p.report
 	r.Workloads = len(workloads)
+	// A lookup of a pass cut short runs on (the lookup slots run it apart
+	// from the review's deadline) and counts itself under bg.mu.
+	bg.mu.Lock()
 	r.Lookups = bg.lookups
+	bg.mu.Unlock()
 	for _, res := range p.results {
 		r.Results = append(r.Results, *res)
 	}

@@ -25,15 +25,36 @@ func newBudget(perMinute int, now func() time.Time) *budget {
 	return &budget{perMinute: perMinute, now: now, hosts: map[string]*rate.Limiter{}}
 }
 
+// maxBudgetHosts is where the budget starts forgetting hosts. Hosts are
+// whatever images, token realms and redirect targets name, a new one per
+// answer if a registry likes, and the budget lives as long as the process.
+const maxBudgetHosts = 1024
+
 func (b *budget) limiter(host string) *rate.Limiter {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l, ok := b.hosts[host]
 	if !ok {
+		if len(b.hosts) >= maxBudgetHosts {
+			b.forgetFull()
+		}
 		l = rate.NewLimiter(rate.Limit(float64(b.perMinute)/60), 1)
 		b.hosts[host] = l
 	}
 	return l
+}
+
+// forgetFull drops the hosts whose bucket is full again: a full bucket is
+// what a host never seen gets, so nothing is lost. Hosts in debt stay (the
+// audit waits for them); they are at most the hosts charged within the last
+// few refills. Called locked.
+func (b *budget) forgetFull() {
+	now := b.now()
+	for h, l := range b.hosts {
+		if l.TokensAt(now) >= float64(l.Burst()) {
+			delete(b.hosts, h)
+		}
+	}
 }
 
 // Spend charges one request to host, going into debt if need be.

@@ -79,14 +79,21 @@ func sameChallenge(a, b *transport.Challenge) bool {
 // answer carries. So a ping answered with a status that is neither 200 nor
 // a usable 401 (path-routed ingresses, WAFs and static registries answer
 // /v2/ with 404 or 403) teaches nothing, and the manifest request decides
-// (ask and follow). A 429 or 5xx still fails the lookup: the host itself
-// said it is overloaded or down, which can only make it "cannot verify".
+// (ask and follow). A 5xx on the root is no verdict either (a load
+// balancer's default rule for paths it does not route; the node never sees it):
+// the manifest request decides, and the answer is not kept, so the next
+// lookup asks again. That a host is down is settled by askPing, after
+// repositories failed too (windows.go). A 429 still fails the lookup: a
+// rate limit, which no path escapes.
 func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*transport.Challenge, error) {
 	v, err, _ := r.flights.Do("ping|"+key, func() (any, error) {
 		pr, err := transport.Ping(ctx, reg, r.base)
 		if err != nil {
 			if pr = advisory(err); pr == nil {
 				return nil, err
+			}
+			if overloaded(err) {
+				return pr, nil
 			}
 		}
 		kept := keptChallenge(pr)
@@ -105,14 +112,20 @@ func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*tr
 
 // advisory is what a ping that failed with an HTTP answer still teaches:
 // no challenge (the manifest request will bring one if it is needed) and
-// the scheme that answered. nil for a failure that is an answer of its own:
-// no response, a 429 or a 5xx.
+// the scheme that answered. nil when there was no HTTP answer, or a 429:
+// the registry's quota is spent, whatever path asks next (a rate limit).
 func advisory(err error) *transport.Challenge {
 	var terr *transport.Error
-	if !errors.As(err, &terr) || terr.StatusCode == http.StatusTooManyRequests || terr.StatusCode >= 500 {
+	if !errors.As(err, &terr) || terr.StatusCode == http.StatusTooManyRequests {
 		return nil
 	}
 	return &transport.Challenge{Insecure: terr.Request != nil && terr.Request.URL.Scheme == "http"}
+}
+
+// overloaded reports a ping answered 5xx: a passing state, not kept.
+func overloaded(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode >= 500
 }
 
 // fromChallenge is the second half of transport.NewWithContext: the scheme

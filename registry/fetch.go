@@ -76,15 +76,9 @@ func authenticator(c Credential) authn.Authenticator {
 	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password})
 }
 
-// transportFor returns an authenticated transport for one repository on one
-// endpoint with one credential. It is cached so the ping and the bearer
-// token are paid once and connections are reused.
-func (r *Resolver) transportFor(ctx context.Context, ep endpoint, c Credential) (http.RoundTripper, error) {
-	a, _, err := r.authedFor(ctx, ep, c)
-	return a, err
-}
-
-// authed is a cached authenticated transport and the challenge it follows.
+// authed is an authenticated transport for one repository on one endpoint
+// with one credential, and the challenge it follows. It is cached so the
+// ping and the bearer token are paid once and connections are reused.
 type authed struct {
 	http.RoundTripper
 	challenge *transport.Challenge
@@ -156,6 +150,14 @@ func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference
 // registries that do not implement HEAD.
 func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference, c Credential) (*Image, error) {
 	a, reused, err := r.authedFor(ctx, ep, c)
+	if refusedCredentials(err) {
+		// The realm the host's challenge named (its /v2/ ping's, or one
+		// another repository's 401 taught) refused c. That challenge is
+		// not this repository's answer: a front routing by path may send
+		// it elsewhere. containerd asks the manifest and follows its 401,
+		// whose realm's refusal is then the verdict.
+		a, reused, err = r.unchallenged(ctx, ep)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +176,18 @@ func (r *Resolver) contact(ctx context.Context, ep endpoint, ref name.Reference,
 		}
 	}
 	return img, err
+}
+
+// unchallenged is a transport that sends no credential, on the scheme the
+// host's ping settled on: the manifest's 401 then says how to authenticate.
+// It is not cached; the transport follow builds is.
+func (r *Resolver) unchallenged(ctx context.Context, ep endpoint) (authed, bool, error) {
+	pr := &transport.Challenge{Insecure: ep.reg.Scheme() == "http"}
+	if cur, ok := r.pings.Peek(ep.reg.Scheme() + "://" + ep.reg.RegistryStr()); ok {
+		pr = &transport.Challenge{Insecure: cur.Insecure}
+	}
+	t, err := r.fromChallenge(ctx, ep.reg, authn.Anonymous, "", pr)
+	return authed{RoundTripper: t, challenge: pr}, false, err
 }
 
 // challenged is a manifest request's 401 whose challenge is not the one the
@@ -204,13 +218,24 @@ func challengedBy(resp *http.Response, used *transport.Challenge) error {
 // is cached for the repository and the challenge, without its scope, for
 // the host: the next repository there needs no detour.
 func (r *Resolver) follow(ctx context.Context, ep endpoint, ref name.Reference, c Credential, ch *transport.Challenge) (*Image, error) {
+	a, err := r.authFollowing(ctx, ep, c, ch)
+	if err != nil {
+		return nil, err
+	}
+	return unfollowed(r.ask(ctx, a, ep, ref, c))
+}
+
+// authFollowing is the transport for (ep, c) that ch, a 401's challenge,
+// asks for, cached for the repository; the challenge, without its scope,
+// is kept for the host: the next repository there needs no detour.
+func (r *Resolver) authFollowing(ctx context.Context, ep endpoint, c Credential, ch *transport.Challenge) (authed, error) {
 	if ch == nil {
-		return nil, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
+		return authed{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Registry: ep.host,
 			Message: fmt.Sprintf("the registry's challenge has a realm, service or scope longer than the %d bytes pullsafe follows", maxChallengeParam)}
 	}
 	t, err := r.fromChallenge(ctx, ep.reg, authenticator(c), ep.reg.Repo(ep.repo).Scope(transport.PullScope), ch)
 	if err != nil {
-		return nil, err
+		return authed{}, err
 	}
 	a := authed{RoundTripper: t, challenge: ch}
 	r.auth.Add(ep.host+"/"+ep.repo+"|"+c.Fingerprint(), a)
@@ -218,7 +243,7 @@ func (r *Resolver) follow(ctx context.Context, ep endpoint, ref name.Reference, 
 	host.Parameters = maps.Clone(ch.Parameters)
 	delete(host.Parameters, "scope")
 	r.pings.Add(ep.reg.Scheme()+"://"+ep.reg.RegistryStr(), &host)
-	return unfollowed(r.ask(ctx, a, ep, ref, c))
+	return a, nil
 }
 
 // unfollowed ends a lookup that met yet another challenge after following

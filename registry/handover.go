@@ -18,4 +18,9 @@ func (r *Resolver) AdoptWindows(prev *Resolver) {
 // windows are simply never read.
 func (r *Resolver) adoptWindows(prev *Resolver) {
 	r.windows = prev.windows
+	// How long a repository's failure counts towards the host's threshold
+	// is one outage window: the new setting's, from now on.
+	r.windows.mu.Lock()
+	r.windows.tally = r.o.outageWindow
+	r.windows.mu.Unlock()
 }

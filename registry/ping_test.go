@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -148,6 +150,124 @@ func TestHugeHeadersAreNeitherKeptNorADenial(t *testing.T) {
 				if f := measure(pr); f.bytes > 4*maxChallengeParam {
 					t.Errorf("ping cache holds %d bytes for %s", f.bytes, k)
 				}
+			}
+		})
+	}
+}
+
+// containerd never sends the ping, so a /v2/ that answers 5xx while the
+// manifests are served (a load balancer whose default rule answers 503 for
+// paths it does not route) does not stop the node from pulling. It must not make an existing image "cannot
+// verify" (a denial under rules.unreachable: deny), nor open a window over
+// every repository on the host.
+func TestPingFailureIsNotTheVerdict(t *testing.T) {
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			tr := registrytest.New(t)
+			want := tr.Image("team/api", "v1", "linux", "amd64")
+			tr.Image("team/web", "v1", "linux", "amd64")
+			tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == "/v2/" {
+					http.Error(w, "no rule matches this path", status)
+					return true
+				}
+				return false
+			})
+			r := newTestResolver(t)
+			img, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", nil)
+			if err != nil {
+				t.Fatalf("existing image behind a root answering %d: %v, want it resolved", status, err)
+			}
+			if img.Digest != want {
+				t.Errorf("digest %s, want %s", img.Digest, want)
+			}
+			if _, err := r.Resolve(context.Background(), tr.Host+"/team/web:v1", nil); err != nil {
+				t.Errorf("another repository on the host: %v, want it resolved", err)
+			}
+			_, err = r.Resolve(context.Background(), tr.Host+"/team/api:v9", nil)
+			if e := mustFail(t, err); e.Reason != NotFound {
+				t.Errorf("missing tag: %+v, want not-found", e)
+			}
+		})
+	}
+}
+
+// A host whose root is routed elsewhere than the repository (one front,
+// backends by path) may name, on /v2/, a token realm that does not know
+// the repository's pull secret. containerd never asks the root: it asks
+// for the manifest, follows that 401's realm and pulls. The root's realm
+// refusing the secret is no verdict; only the manifest's challenge is.
+func TestPingRealmRefusalIsNotTheVerdict(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":[{"code":"UNAUTHORIZED","message":"unknown user"}]}`)
+	}))
+	t.Cleanup(other.Close)
+	tr := registrytest.New(t)
+	want := tr.Image("team-b/api", "v1", "linux", "amd64")
+	tr.SetAuth("bearer")
+	tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v2/" {
+			return false
+		}
+		realm := strings.Replace(other.URL, "127.0.0.1", "localhost", 1) + "/token"
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s",service="team-a"`, realm))
+		w.WriteHeader(http.StatusUnauthorized)
+		return true
+	})
+	r := newTestResolver(t)
+	kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+	img, err := r.Resolve(context.Background(), tr.Host+"/team-b/api:v1", kc)
+	if err != nil {
+		t.Fatalf("image the node pulls with this secret: %v, want it resolved", err)
+	}
+	if img.Digest != want {
+		t.Errorf("digest %s, want %s", img.Digest, want)
+	}
+	// A wrong secret is still refused, by the manifest's own realm.
+	bad := NewKeychain([]*corev1.Secret{dockerSecret("stale", map[string]string{tr.Host: "mallory"})})
+	_, err = r.Resolve(context.Background(), tr.Host+"/team-b/api:v1", bad)
+	if e := mustFail(t, err); e.Reason != Unauthorized {
+		t.Errorf("wrong secret: %+v, want unauthorized", e)
+	}
+}
+
+// The platform check asks for the manifest by digest, and its config, on
+// the transport cached for the repository; once that and the host's
+// challenge have expired (10 minutes) while the image's answer has not (a
+// digest's is cached a day), a host whose root does not challenge (404,
+// or 200 with Bearer on the manifests only) answers the manifest with a
+// 401. containerd follows it: the platforms must be read, not "cannot
+// verify" (a denial under rules.unreachable: deny, and an image that runs
+// on no node admitted).
+func TestPlatformsFollowTheManifestChallenge(t *testing.T) {
+	for _, root := range []int{http.StatusNotFound, http.StatusOK} {
+		t.Run(http.StatusText(root), func(t *testing.T) {
+			tr := registrytest.New(t)
+			tr.Image("team/api", "v1", "linux", "arm64")
+			tr.SetAuth("bearer")
+			tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path != "/v2/" {
+					return false
+				}
+				w.WriteHeader(root)
+				return true
+			})
+			shortTTL := func(o *options) error { o.transportTTL = time.Millisecond; return nil }
+			r := newTestResolver(t, shortTTL)
+			kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+			img, err := r.Resolve(context.Background(), tr.Host+"/team/api:v1", kc)
+			if err != nil {
+				t.Fatalf("Resolve: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond) // the transport and the host's challenge expire
+			ps, err := r.Platforms(context.Background(), img)
+			if err != nil {
+				t.Fatalf("Platforms: %v, want linux/arm64", err)
+			}
+			if len(ps) != 1 || ps[0].OS != "linux" || ps[0].Architecture != "arm64" {
+				t.Errorf("platforms %v, want linux/arm64", ps)
 			}
 		})
 	}

@@ -46,7 +46,10 @@ func (s platformSet) answer(img *Image) ([]v1.Platform, error) {
 // index is decoded as it streams in, keeping only distinct platforms: its
 // entries are never all in memory at once.
 func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet, error) {
-	t, err := r.transportFor(ctx, img.ep, img.cred)
+	t, _, err := r.authedFor(ctx, img.ep, img.cred)
+	if refusedCredentials(err) {
+		t, _, err = r.unchallenged(ctx, img.ep) // as contact: the manifest's 401 decides
+	}
 	if err != nil {
 		return platformSet{}, err
 	}
@@ -54,6 +57,19 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 	resp, err := r.do(ctx, t, http.MethodGet, base+"/manifests/"+img.Digest.String(), manifestAccept)
 	if err != nil {
 		return platformSet{}, err
+	}
+	var ch *challenged
+	if errors.As(challengedBy(resp, t.challenge), &ch) {
+		// The transport and the host's challenge expired, or were never
+		// this repository's (a root that does not challenge): follow the
+		// 401 once, as the lookup does.
+		resp.Body.Close()
+		if t, err = r.authFollowing(ctx, img.ep, img.cred, ch.challenge); err != nil {
+			return platformSet{}, err
+		}
+		if resp, err = r.do(ctx, t, http.MethodGet, base+"/manifests/"+img.Digest.String(), manifestAccept); err != nil {
+			return platformSet{}, err
+		}
 	}
 	defer resp.Body.Close()
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {

@@ -8,6 +8,8 @@ import (
 
 // A ttlCache starts no goroutine, whatever its TTL (expirable's panicked
 // under 100ns and spun a core under a microsecond), and bounds what it holds.
+// "No more than before": goroutines of earlier tests (servers closing) may
+// end meanwhile; an equality check failed on that in a -race run.
 func TestTTLCacheNeedsNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for _, ttl := range []time.Duration{0, time.Nanosecond, 50 * time.Nanosecond, time.Hour} {
@@ -15,7 +17,7 @@ func TestTTLCacheNeedsNoGoroutine(t *testing.T) {
 			newTTLCache[string, int](10, nil, ttl).Add("k", 1)
 		}
 	}
-	if after := runtime.NumGoroutine(); after != before {
+	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("400 caches: %d -> %d goroutines", before, after)
 	}
 	c := newTTLCache[string, int](2, nil, time.Hour)

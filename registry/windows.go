@@ -15,7 +15,8 @@ import (
 //     a 429 met while asking for that repository (its manifest, a blob, its
 //     token); it answers for that key only;
 //   - a host window, keyed host, needs evidence about the host itself: no
-//     connection to it (refused, DNS, TLS handshake, connect timeout), or its
+//     connection to it (refused, connect timeout; DNS and TLS failures are
+//     no outage, isOutage: they answer at once), or its
 //     /v2/ ping failing (the ping names no repository). Repositories failing
 //     one after another are not such evidence by themselves: after
 //     hostFailThreshold distinct ones fail with no answer from the host in

@@ -20,6 +20,14 @@ func TestPulled(t *testing.T) {
 	}
 	waiting := &corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app",
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull"}}}}}
+	// The kubelet keeps the last container's status (its ImageID) and sets
+	// the reason it waits (convertToAPIContainerStatuses): a bare Pod whose
+	// image was changed in place, or removed from the node, waits on a pull
+	// with the old image's ID.
+	repulling := &corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ImageID: "sha256:1",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff"}}}}}
+	crashing := &corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", ImageID: "sha256:1",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}}
 	tests := []struct {
 		name   string
 		gk     schema.GroupKind
@@ -33,6 +41,8 @@ func TestPulled(t *testing.T) {
 		{"controller's pod, started: all but the ephemeral container", pod, owned, started, []string{"app", "always", "m"}},
 		{"bare pod, started: Always, and the volume", pod, `"name":"p"`, started, []string{"always", "m"}},
 		{"bare pod, pull failing: still pulled", pod, `"name":"p"`, waiting, []string{"app", "always", "dbg", "m"}},
+		{"bare pod, pulling again after a start: pulled", pod, `"name":"p"`, repulling, []string{"app", "always", "dbg", "m"}},
+		{"bare pod, crash-looping: holds its image", pod, `"name":"p"`, crashing, []string{"always", "dbg", "m"}},
 		{"template: everything", deployment, `"name":"d"`, started, []string{"app", "always", "dbg", "m"}},
 	}
 	for _, tt := range tests {

@@ -62,6 +62,12 @@ func startedContainers(status *corev1.PodStatus) map[string]bool {
 		for _, st := range l.sts {
 			// ImageID: the image is on the node (a crash-looping container
 			// waits with it); an ephemeral container that ran may not say.
+			// Unless it waits on a pull: the kubelet keeps the previous
+			// container's ImageID in the status while it pulls again (an
+			// image changed in place, or gone from the node).
+			if w := st.State.Waiting; w != nil && waitsOnPull[w.Reason] {
+				continue
+			}
 			if st.ImageID != "" || l.list == "ephemeralContainers" && st.State.Waiting == nil {
 				started[l.list+"/"+st.Name] = true
 			}
@@ -69,3 +75,7 @@ func startedContainers(status *corev1.PodStatus) map[string]bool {
 	}
 	return started
 }
+
+// waitsOnPull are the reasons a container waits for its image
+// (pkg/kubelet/images/types.go).
+var waitsOnPull = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "ImageInspectError": true, "InvalidImageName": true}

@@ -99,6 +99,22 @@ func TestMirrorPodIsNeverLookedUp(t *testing.T) {
 	if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, fake, nil, "")); resp.Allowed {
 		t.Error("a pod with a look-alike annotation (the kubelet runs it) was admitted without pull secrets")
 	}
+	// Any tenant may set the annotation: NodeRestriction only binds nodes,
+	// and requires every mirror a node creates to be controlled by that
+	// Node. A Pod with the annotation but not that owner was not made by a
+	// kubelet; an agent that ignores the annotation (virtual-kubelet's
+	// PodController runs every Pod bound to its node) pulls its images.
+	for name, owners := range map[string][]metav1.OwnerReference{
+		"no owner":          nil,
+		"another node":      {{APIVersion: "v1", Kind: "Node", Name: "node-1", UID: "n1", Controller: &yes}},
+		"node not as owner": {{APIVersion: "v1", Kind: "Node", Name: "node-0-amd64", UID: "n0"}},
+	} {
+		forged := mirror.DeepCopy()
+		forged.OwnerReferences = owners
+		if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, forged, nil, "")); resp.Allowed {
+			t.Errorf("a mirror annotation on a Pod its Node does not control (%s) was admitted without pull secrets", name)
+		}
+	}
 }
 
 // TestUpdateRechecksImagesWhenThePullContextChanges: an UPDATE that keeps

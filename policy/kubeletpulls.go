@@ -19,9 +19,10 @@ import (
 //     to name secrets or a service account, so the mirror shows nothing the
 //     pull depends on. The kubelet never runs an API Pod as a mirror either
 //     (HandlePodAdditions skips a mirror without its static Pod, and the
-//     orphan is deleted): a Pod that carries the annotation pulls nothing.
-//     Denying one only makes the kubelet retry creating it, and hides a
-//     running Pod from the API.
+//     orphan is deleted). Denying one only makes the kubelet retry creating
+//     it, and hides a running Pod from the API. Only a Pod its Node
+//     controls is one (controlled.go, mirror): the annotation alone is any
+//     tenant's to write, and virtual-kubelet runs such a Pod.
 //   - Ephemeral containers the kubelet has started: it never restarts them
 //     (core/v1 EphemeralContainer), and a workload's next Pods do not have
 //     them.

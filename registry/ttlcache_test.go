@@ -19,6 +19,7 @@ func TestTTLCacheNeedsNoGoroutine(t *testing.T) {
 	if after := runtime.NumGoroutine(); after != before {
 		t.Errorf("400 caches: %d -> %d goroutines", before, after)
 	}
+	runtime.KeepAlive(caches) // alive while goroutines are counted
 	c := newTTLCache[string, int](2, nil, time.Hour)
 	for i, k := range []string{"a", "b", "c"} {
 		c.Add(k, i)

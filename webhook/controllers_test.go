@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -113,6 +114,21 @@ func TestMirrorPodIsNeverLookedUp(t *testing.T) {
 		forged.OwnerReferences = owners
 		if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, forged, nil, "")); resp.Allowed {
 			t.Errorf("a mirror annotation on a Pod its Node does not control (%s) was admitted without pull secrets", name)
+		}
+	}
+	// NodeRestriction checks a kubelet's owner reference against its Node's
+	// UID; a tenant writing the owner by hand does not know it.
+	c := b.cluster.direct.(client.Client)
+	if err := c.Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-9", UID: "uid-of-node-9",
+		Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for uid, allowed := range map[types.UID]bool{"uid-of-node-9": true, "guessed": false} {
+		on9 := mirror.DeepCopy()
+		on9.Spec.NodeName = "node-9"
+		on9.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-9", UID: uid, Controller: &yes}}
+		if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, on9, nil, "")); resp.Allowed != allowed {
+			t.Errorf("mirror pod owned by node-9 with UID %q: allowed %v, want %v", uid, resp.Allowed, allowed)
 		}
 	}
 }

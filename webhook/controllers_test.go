@@ -118,11 +118,8 @@ func TestMirrorPodIsNeverLookedUp(t *testing.T) {
 	}
 	// NodeRestriction checks a kubelet's owner reference against its Node's
 	// UID; a tenant writing the owner by hand does not know it.
-	c := b.cluster.direct.(client.Client)
-	if err := c.Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-9", UID: "uid-of-node-9",
-		Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}); err != nil {
-		t.Fatal(err)
-	}
+	b.cluster.nodeEvent(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-9", UID: "uid-of-node-9",
+		Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}, false)
 	for uid, allowed := range map[types.UID]bool{"uid-of-node-9": true, "guessed": false} {
 		on9 := mirror.DeepCopy()
 		on9.Spec.NodeName = "node-9"

@@ -154,7 +154,11 @@ func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
 	}
 	r := p.report
 	r.Workloads = len(workloads)
+	// Under the lock: a lookup this pass gave up on (cut short) runs on in
+	// the Checker's lookup slots and still counts itself.
+	bg.mu.Lock()
 	r.Lookups = bg.lookups
+	bg.mu.Unlock()
 	for _, res := range p.results {
 		r.Results = append(r.Results, *res)
 	}

@@ -196,7 +196,7 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 			pod := &pods.Items[i]
 			// A mirror Pod pulls nothing (policy.Pulled); its owner is the
 			// Node, no workload.
-			if !running(pod) || policy.MirrorPod(pod.Annotations) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+			if !running(pod) || policy.MirrorPod(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
 			}
 			p.report.Pods++

@@ -157,7 +157,7 @@ func TestRuleMessages(t *testing.T) {
 			creds: Credentials{ServiceAccount: "ghost", ServiceAccountNotFound: true},
 			res:   failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Status: 401, Message: "authentication required"}),
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
-				Cause: `cannot verify: authentication required and service account "ghost" does not exist yet; the pods are created only once it does, with its imagePullSecrets`,
+				Cause: `cannot verify: authentication required and service account "ghost" does not exist yet in namespace "shop"; the pods are created only once it does, with its imagePullSecrets`,
 				Fix:   `create service account "ghost" in namespace "shop" with imagePullSecrets (or include it in the checked manifests), or list the pull secret in the pod's imagePullSecrets`}}}},
 		// One rule for both of a template's pull-secret sources: a missing
 		// secret, like a missing service account, may be created moments

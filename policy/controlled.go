@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // metadata is the part of an object's metadata pullsafe reads.
@@ -23,6 +24,7 @@ type OwnerRef struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
 	Name       string `json:"name"`
+	UID        string `json:"uid"`
 	Controller *bool  `json:"controller"`
 }
 
@@ -30,22 +32,59 @@ type OwnerRef struct {
 func (o OwnerRef) Object() string { return strings.ToLower(o.Kind) + "/" + o.Name }
 
 // describe records on w who controls the object and whether it is a mirror
-// Pod. The API server allows at most one controller reference.
-func (m *metadata) describe(w *Workload) {
+// Pod bound to nodeName. The API server allows at most one controller
+// reference.
+func (m *metadata) describe(w *Workload, nodeName string) {
 	for i, ref := range m.OwnerReferences {
 		if ref.Controller != nil && *ref.Controller {
 			w.Controller = &m.OwnerReferences[i]
 			break
 		}
 	}
-	w.Mirror = !w.Template && MirrorPod(m.Annotations)
+	w.Mirror = !w.Template && mirror(m.Annotations, w.Controller, nodeName)
 }
 
-// MirrorPod reports whether a Pod's annotations make it the API's copy of
-// a static Pod (kubernetes.io/config.mirror, exactly): see Pulled.
-func MirrorPod(annotations map[string]string) bool {
-	_, ok := annotations[corev1.MirrorPodAnnotationKey]
-	return ok
+// MirrorPod reports whether pod is the API's copy of a static Pod, made by
+// its node's kubelet: see Pulled.
+func MirrorPod(pod *corev1.Pod) bool {
+	ctl := metav1.GetControllerOf(pod)
+	if ctl == nil {
+		return mirror(pod.Annotations, nil, pod.Spec.NodeName)
+	}
+	return mirror(pod.Annotations, &OwnerRef{APIVersion: ctl.APIVersion, Kind: ctl.Kind, Name: ctl.Name, UID: string(ctl.UID),
+		Controller: ctl.Controller}, pod.Spec.NodeName)
+}
+
+// ConfirmMirror takes w's mirror standing away when nodes know its node
+// under another UID than the one its owner reference names. NodeRestriction
+// refuses a kubelet's mirror whose owner UID is not its Node's; a tenant
+// writing the owner by hand would have to know it. A node nodes do not show,
+// or show without a UID, confirms nothing and refutes nothing: not knowing
+// is no reason to look up what the kubelet does not pull.
+func ConfirmMirror(w *Workload, nodes []Node) {
+	if !w.Mirror {
+		return
+	}
+	for _, n := range nodes {
+		if n.Name == w.Spec.NodeName && n.UID != "" && n.UID != w.Controller.UID {
+			w.Mirror = false
+		}
+	}
+}
+
+// mirror: the annotation kubernetes.io/config.mirror (exactly, as the
+// kubelet reads it) on a Pod bound to a node and controlled by that Node.
+// Any tenant may write the annotation; NodeRestriction requires every Pod a
+// node creates to carry it, to be bound to that node and to be controlled
+// by its Node (admitPodCreate), and the kubelet's mirror client sets that
+// owner. A Pod with the annotation and not that owner was not made by a
+// kubelet: it is checked like any Pod, since an agent that ignores the
+// annotation (virtual-kubelet runs every Pod bound to its node) pulls it.
+func mirror(annotations map[string]string, ctl *OwnerRef, nodeName string) bool {
+	if _, ok := annotations[corev1.MirrorPodAnnotationKey]; !ok || nodeName == "" || ctl == nil {
+		return false
+	}
+	return ctl.APIVersion == "v1" && ctl.Kind == "Node" && ctl.Name == nodeName
 }
 
 // WrittenByController reports whether w is a pod template a controller

@@ -19,7 +19,10 @@ func TestControllerAndMirrorAreRead(t *testing.T) {
 	const (
 		ctl     = `"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"x"},{"apiVersion":"apps/v1","kind":"Deployment","name":"web","controller":true}]`
 		notCtl  = `"ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"web","controller":false}]`
-		mirror  = `"annotations":{"kubernetes.io/config.mirror":"abc"}`
+		mirror  = `"annotations":{"kubernetes.io/config.mirror":"abc"},"ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n1","uid":"u","controller":true}]`
+		forged  = `"annotations":{"kubernetes.io/config.mirror":"abc"}`
+		byOther = `"annotations":{"kubernetes.io/config.mirror":"abc"},"ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n2","uid":"u","controller":true}]`
+		onNode  = `{"nodeName":"n1","containers":[{"name":"c","image":"a:1"}]}`
 		upper   = `"annotations":{"kubernetes.io/config.MIRROR":"abc"}`
 		podSpec = `{"containers":[{"name":"c","image":"a:1"}]}`
 	)
@@ -38,11 +41,16 @@ func TestControllerAndMirrorAreRead(t *testing.T) {
 		{"replicaset nobody owns", rs, `"name":"rs"`, `{"template":{"spec":` + podSpec + `}}`, "", false, false},
 		{"configured kind with a controller", rollout, ctl, `{"template":{"spec":` + podSpec + `}}`, "deployment/web", true, false},
 		{"pod of a replicaset: pinned as a pod", pod, ctl, podSpec, "deployment/web", false, false},
-		{"mirror pod", pod, mirror, podSpec, "", false, true},
+		// As NodeRestriction lets a kubelet create it: bound to its node,
+		// controlled by its Node.
+		{"mirror pod", pod, mirror, onNode, "node/n1", false, true},
+		// Anyone may write the annotation; only a kubelet makes the owner.
+		{"mirror annotation without its node as controller", pod, forged, onNode, "", false, false},
+		{"mirror annotation, another node as controller", pod, byOther, onNode, "node/n2", false, false},
 		// Annotation keys are case-sensitive: this one makes no mirror,
 		// and the kubelet runs the Pod like any other.
 		{"not the mirror annotation", pod, upper, podSpec, "", false, false},
-		{"a deployment says it is a mirror: no pod is", deployment, mirror, `{"template":{"spec":` + podSpec + `}}`, "", false, false},
+		{"a deployment says it is a mirror: no pod is", deployment, forged, `{"template":{"spec":` + podSpec + `}}`, "", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,7 +135,7 @@ func (cr Credentials) unverifiable(w *Workload) string {
 	case len(cr.Missing) > 0:
 		return fmt.Sprintf("pull secret(s) %s do not exist yet in namespace %q; the pods pull with them once they are created", quoteAll(cr.Missing), ns)
 	case cr.ServiceAccountNotFound && len(cr.Referenced) == 0:
-		return fmt.Sprintf("service account %q does not exist yet; the pods are created only once it does, with its imagePullSecrets", cr.ServiceAccount)
+		return fmt.Sprintf("service account %q does not exist yet in namespace %q; the pods are created only once it does, with its imagePullSecrets", cr.ServiceAccount, ns)
 	}
 	return ""
 }

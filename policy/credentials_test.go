@@ -204,3 +204,19 @@ func TestManifestObjectsAsStored(t *testing.T) {
 		t.Errorf("secret of another namespace offline: %v, want ErrUnknown", err)
 	}
 }
+
+// TestPendingCredentialsNameTheNamespace: a template's pull secret or
+// service account not created yet is named with the namespace it is
+// awaited in, both alike (issue 26: "a warning naming it and the
+// namespace"); a service account of the same name may exist elsewhere.
+func TestPendingCredentialsNameTheNamespace(t *testing.T) {
+	w := &Workload{Kind: "Deployment", Name: "api", Namespace: "team-a", Template: true}
+	for _, cr := range []Credentials{
+		{Referenced: []string{"late"}, Missing: []string{"late"}},
+		{ServiceAccount: "ghost", ServiceAccountNotFound: true},
+	} {
+		if why := cr.unverifiable(w); !strings.Contains(why, `namespace "team-a"`) {
+			t.Errorf("%+v: %q does not name namespace \"team-a\"", cr, why)
+		}
+	}
+}

@@ -19,9 +19,10 @@ import (
 //     to name secrets or a service account, so the mirror shows nothing the
 //     pull depends on. The kubelet never runs an API Pod as a mirror either
 //     (HandlePodAdditions skips a mirror without its static Pod, and the
-//     orphan is deleted): a Pod that carries the annotation pulls nothing.
-//     Denying one only makes the kubelet retry creating it, and hides a
-//     running Pod from the API.
+//     orphan is deleted). Denying one only makes the kubelet retry creating
+//     it, and hides a running Pod from the API. Only a Pod its Node
+//     controls is one (controlled.go, mirror): the annotation alone is any
+//     tenant's to write, and virtual-kubelet runs such a Pod.
 //   - Ephemeral containers the kubelet has started: it never restarts them
 //     (core/v1 EphemeralContainer), and a workload's next Pods do not have
 //     them.
@@ -62,6 +63,12 @@ func startedContainers(status *corev1.PodStatus) map[string]bool {
 		for _, st := range l.sts {
 			// ImageID: the image is on the node (a crash-looping container
 			// waits with it); an ephemeral container that ran may not say.
+			// Unless it waits on a pull: the kubelet keeps the previous
+			// container's ImageID in the status while it pulls again (an
+			// image changed in place, or gone from the node).
+			if w := st.State.Waiting; w != nil && waitsOnPull[w.Reason] {
+				continue
+			}
 			if st.ImageID != "" || l.list == "ephemeralContainers" && st.State.Waiting == nil {
 				started[l.list+"/"+st.Name] = true
 			}
@@ -69,3 +76,7 @@ func startedContainers(status *corev1.PodStatus) map[string]bool {
 	}
 	return started
 }
+
+// waitsOnPull are the reasons a container waits for its image
+// (pkg/kubelet/images/types.go).
+var waitsOnPull = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "ImageInspectError": true, "InvalidImageName": true}

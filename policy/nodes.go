@@ -24,6 +24,9 @@ type Node struct {
 	// Runtime is the node's status.nodeInfo.containerRuntimeVersion, e.g.
 	// "containerd://2.1.4"; empty when unknown.
 	Runtime string
+	// UID is the Node object's, which a mirror Pod's owner reference names
+	// (ConfirmMirror); empty when unknown.
+	UID string
 
 	obj *corev1.Node // name and labels as the scheduler's matcher takes them, built once
 }
@@ -31,7 +34,7 @@ type Node struct {
 // NodeOf keeps what the rules read of a cluster's node. The labels map is
 // shared, not copied: informer objects are never mutated.
 func NodeOf(n *corev1.Node) Node {
-	out := Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion}
+	out := Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion, UID: string(n.UID)}
 	out.obj = out.object()
 	return out
 }

@@ -54,11 +54,14 @@ func serviceAccountOf(name string) string {
 
 // secretNames are the names refs lists, sorted and once each: the kubelet
 // tries every matching credential in turn, so order and repeats change no
-// pull.
+// pull. A reference without a name is skipped, as the kubelet
+// (getPullSecretsForPod) and ReadCredentials skip it.
 func secretNames(refs []corev1.LocalObjectReference) []string {
 	out := make([]string, 0, len(refs))
 	for _, r := range refs {
-		out = append(out, r.Name)
+		if r.Name != "" {
+			out = append(out, r.Name)
+		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

@@ -115,7 +115,8 @@ type Workload struct {
 	// (controlled.go); a Pod without one is bare (kubeletpulls.go).
 	Controller *OwnerRef
 	// Mirror: a Pod carrying the kubernetes.io/config.mirror annotation,
-	// the API's copy of a static Pod (kubeletpulls.go).
+	// bound to a node and controlled by that Node: the API's copy of a
+	// static Pod, as a kubelet creates it (controlled.go, kubeletpulls.go).
 	Mirror bool
 }
 
@@ -191,8 +192,13 @@ func locate(gk schema.GroupKind, raw []byte, custom []WorkloadKind) (*Workload, 
 		return nil, nil, "", fmt.Errorf("decoding %s: %w", gk.Kind, err)
 	}
 	w := &Workload{Kind: gk.Kind, Name: obj.Metadata.Name, Namespace: obj.Metadata.Namespace, Template: gk.Kind != "Pod"}
-	obj.Metadata.describe(w)
-	return w, obj.podSpec(gk.Kind), pointer(path), nil
+	ps := obj.podSpec(gk.Kind)
+	nodeName := ""
+	if ps != nil {
+		nodeName = ps.NodeName
+	}
+	obj.Metadata.describe(w, nodeName)
+	return w, ps, pointer(path), nil
 }
 
 // object has the shape of every checked kind at once: a Pod's spec holds the

@@ -175,7 +175,7 @@ func extractCustom(k WorkloadKind, raw []byte) (*Workload, *podSpec, string, err
 			return nil, nil, "", fmt.Errorf("decoding %s: metadata: %w", k.Kind, err)
 		}
 		w.Name, w.Namespace = meta.Name, meta.Namespace
-		meta.describe(w)
+		meta.describe(w, "") // a template: never a mirror
 	}
 	path, isTemplate := k.path()
 	found, err := walk(top, path)

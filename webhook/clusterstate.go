@@ -46,12 +46,13 @@ type state struct {
 var errNodesLoading = errors.New("node list still loading")
 
 // setNode records n unless it changes nothing pullsafe reads of a node
-// (policy.NodeOf: name, labels, runtime version); most node updates are
+// (policy.NodeOf: name, labels, runtime version, UID); most node updates are
 // status heartbeats, which slimNode has already reduced to an equal node.
 func (s *state) setNode(n *corev1.Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.nodes[n.Name]; ok && old.Runtime == n.Status.NodeInfo.ContainerRuntimeVersion && maps.Equal(old.Labels, n.Labels) {
+	if old, ok := s.nodes[n.Name]; ok && old.Runtime == n.Status.NodeInfo.ContainerRuntimeVersion && old.UID == string(n.UID) &&
+		maps.Equal(old.Labels, n.Labels) {
 		return
 	}
 	if s.nodes == nil {

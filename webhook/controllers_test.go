@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -98,6 +99,34 @@ func TestMirrorPodIsNeverLookedUp(t *testing.T) {
 	fake.Annotations = map[string]string{"kubernetes.io/config.MIRROR": "3f2a"}
 	if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, fake, nil, "")); resp.Allowed {
 		t.Error("a pod with a look-alike annotation (the kubelet runs it) was admitted without pull secrets")
+	}
+	// Any tenant may set the annotation: NodeRestriction only binds nodes,
+	// and requires every mirror a node creates to be controlled by that
+	// Node. A Pod with the annotation but not that owner was not made by a
+	// kubelet; an agent that ignores the annotation (virtual-kubelet's
+	// PodController runs every Pod bound to its node) pulls its images.
+	for name, owners := range map[string][]metav1.OwnerReference{
+		"no owner":          nil,
+		"another node":      {{APIVersion: "v1", Kind: "Node", Name: "node-1", UID: "n1", Controller: &yes}},
+		"node not as owner": {{APIVersion: "v1", Kind: "Node", Name: "node-0-amd64", UID: "n0"}},
+	} {
+		forged := mirror.DeepCopy()
+		forged.OwnerReferences = owners
+		if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, forged, nil, "")); resp.Allowed {
+			t.Errorf("a mirror annotation on a Pod its Node does not control (%s) was admitted without pull secrets", name)
+		}
+	}
+	// NodeRestriction checks a kubelet's owner reference against its Node's
+	// UID; a tenant writing the owner by hand does not know it.
+	b.cluster.nodeEvent(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-9", UID: "uid-of-node-9",
+		Labels: map[string]string{corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}}}, false)
+	for uid, allowed := range map[types.UID]bool{"uid-of-node-9": true, "guessed": false} {
+		on9 := mirror.DeepCopy()
+		on9.Spec.NodeName = "node-9"
+		on9.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-9", UID: uid, Controller: &yes}}
+		if resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, on9, nil, "")); resp.Allowed != allowed {
+			t.Errorf("mirror pod owned by node-9 with UID %q: allowed %v, want %v", uid, resp.Allowed, allowed)
+		}
 	}
 }
 

@@ -96,6 +96,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return allow, policy.DecisionAllow
 	}
 	w.Namespace = req.Namespace // always the request's: secrets never cross namespaces
+	if w.Mirror {
+		if nodes, err := h.cluster.Nodes(ctx); err == nil {
+			policy.ConfirmMirror(w, nodes)
+		}
+	}
 	containers, err := h.toLookUp(req, gk, w, custom)
 	if err != nil {
 		return failOpen(err.Error()), policy.DecisionWarn

@@ -3,9 +3,11 @@ package webhook
 import (
 	"fmt"
 	"maps"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 )
 
 // slimNodes are n nodes as the informer holds them (slimNode of a kubelet's
@@ -123,5 +125,62 @@ func TestNodeSnapshotRebuiltOnlyWhenItChanges(t *testing.T) {
 	c.nodeEvent(nodes[9], true) // already gone: nothing changes
 	if c.state.nodeList(); c.state.rebuilds != 2 {
 		t.Errorf("deleting an absent node rebuilt the snapshot (%d rebuilds)", c.state.rebuilds)
+	}
+}
+
+// TestNodeSnapshotUnderConcurrentEvents: reviews read the node list while
+// the informer relabels and deletes nodes (run with -race). Once the events
+// stop, the next read sees the last of them: a snapshot built by a reader
+// racing a change is never kept past that change. A delete arriving as a
+// tombstone (DeletedFinalStateUnknown) removes the node too.
+func TestNodeSnapshotUnderConcurrentEvents(t *testing.T) {
+	const n, rounds = 50, 200
+	nodes := slimNodes(n)
+	c := trackedCluster()
+	for _, nd := range nodes {
+		c.nodeEvent(nd, false)
+	}
+	arch := func(a string) *corev1.Node {
+		nd := heartbeat(nodes[7])
+		nd.Labels = maps.Clone(nd.Labels)
+		nd.Labels[corev1.LabelArchStable] = a
+		return nd
+	}
+	arm, amd := arch("arm64"), arch("amd64")
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if got, err := c.state.nodeList(); err != nil || len(got) < n-1 {
+					t.Errorf("a read during events: %d nodes, %v", len(got), err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range rounds {
+		if i%2 == 0 {
+			c.nodeEvent(arm, false)
+			c.nodeEvent(nodes[9], true)
+		} else {
+			c.nodeEvent(amd, false)
+			c.nodeEvent(nodes[9], false)
+		}
+	}
+	c.nodeEvent(toolscache.DeletedFinalStateUnknown{Key: nodes[9].Name, Obj: nodes[9]}, true)
+	c.nodeEvent(arm, false)
+	close(stop)
+	readers.Wait()
+	got, _ := c.state.nodeList()
+	if len(got) != n-1 || got[7].Labels[corev1.LabelArchStable] != "arm64" || got[9].Name != "node-0010" {
+		t.Errorf("after the events: %d nodes, node 7 %v, node at 9 %s; want %d, arm64, node-0010", len(got), got[7].Labels, got[9].Name, n-1)
 	}
 }

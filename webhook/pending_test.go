@@ -46,7 +46,7 @@ func TestTemplateCredentialsNotYetCreated(t *testing.T) {
 		{"template's own pull secret not created yet", deploy("team-a", "", "late"), true,
 			`cannot verify: authentication required and pull secret(s) "late" do not exist yet in namespace "team-a"`},
 		{"template's service account not created yet", deploy("team-a", "ghost"), true,
-			`cannot verify: authentication required and service account "ghost" does not exist yet`},
+			`cannot verify: authentication required and service account "ghost" does not exist yet in namespace "team-a"`},
 		{"template's service account lists a pull secret not created yet", deploy("team-a", "patched"), true,
 			`cannot verify: authentication required and pull secret(s) "late" do not exist yet in namespace "team-a"`},
 		{"regcred exists in team-a only: team-b's template is not given it", deploy("team-b", "", "regcred"), true,

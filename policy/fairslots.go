@@ -52,6 +52,7 @@ type flight struct {
 	val      any
 	err      error
 	panicked any
+	joined   int // callers that found it running (under Lookups.mu)
 }
 
 // NewLookups returns total slots (below 1: DefaultLookupsTotal), a quarter
@@ -142,7 +143,11 @@ func (l *Lookups) running(key string) *flight {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.flights[key]
+	f := l.flights[key]
+	if f != nil {
+		f.joined++
+	}
+	return f
 }
 
 // acquire takes a slot for ns and host, waiting in ns's queue while none

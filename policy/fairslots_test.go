@@ -180,6 +180,12 @@ func TestJoinedLookupsCostOneSlot(t *testing.T) {
 	until(t, "a's second lookup waits", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.queues["a"]) == 1 })
 
 	go func() { v, _, _ := l.do(ctx, "b", "h", "same", held); results <- v }()
+	until(t, "b joins a's lookup", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		f := l.flights["same"]
+		return f != nil && f.joined >= 1
+	})
 	// b's lookup of "queued" is not stuck behind a's queue: it runs on b's slot.
 	ran := make(chan any)
 	go func() {

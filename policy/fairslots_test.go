@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
 
@@ -232,4 +235,52 @@ func TestGivingUpLeavesNoSlotNorTicket(t *testing.T) {
 	if len(l.queues) != 0 || len(l.ring) != 0 || len(l.byNS) != 0 || len(l.byHost) != 0 {
 		t.Errorf("left behind: queues %v ring %v byNS %v byHost %v", l.queues, l.ring, l.byNS, l.byHost)
 	}
+}
+
+// heldResolver holds every lookup until release is closed, counting those
+// it holds.
+type heldResolver struct {
+	held    atomic.Int64
+	release chan struct{}
+}
+
+func (h *heldResolver) Resolve(context.Context, string, *registry.Keychain) (*registry.Image, error) {
+	h.held.Add(1)
+	<-h.release
+	return nil, errors.New("released")
+}
+func (h *heldResolver) Platforms(context.Context, *registry.Image) ([]v1.Platform, error) {
+	return nil, nil
+}
+func (h *heldResolver) HasMirror(string) bool { return false }
+
+// One registry spelled three ways is one host for its share of the slots:
+// a flood from several namespaces cannot take three host shares by writing
+// its host in capitals or with HTTPS's default port.
+func TestHostShareIgnoresHowTheHostIsWritten(t *testing.T) {
+	next := &heldResolver{release: make(chan struct{})}
+	l := newLookups(8, 8, 2)
+	var done sync.WaitGroup
+	for i, image := range []string{"Slow.Example.com/x:v1", "slow.example.com/y:v1", "SLOW.example.com:443/z:v1"} {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ns := fmt.Sprintf("ns%d", i)
+			_, _ = newReviewResolver(next, l, ns).Resolve(context.Background(), image, nil)
+		}()
+	}
+	until(t, "two lookups run and one waits", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		waiting := 0
+		for _, q := range l.queues {
+			waiting += len(q)
+		}
+		return next.held.Load() == 2 && waiting == 1
+	})
+	if n := l.InFlight(); n != 2 {
+		t.Errorf("%d slots taken for one host with a share of 2", n)
+	}
+	close(next.release)
+	done.Wait()
 }

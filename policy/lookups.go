@@ -97,7 +97,7 @@ func newReviewResolver(next ImageResolver, lookups *Lookups, ns string) *reviewR
 func (r *reviewResolver) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
 	host := hostOfImage(image)
 	l := shared(r, r.images, imageKey{image, kc}, func(l *lookup) {
-		val, err, answered := r.lookups.do(ctx, r.ns, host, resolveKey(image, kc), func() (any, error) {
+		val, err, answered := r.lookups.do(ctx, r.ns, slotHost(host), resolveKey(image, kc), func() (any, error) {
 			return r.next.Resolve(context.WithoutCancel(ctx), image, kc)
 		})
 		if !answered {
@@ -133,7 +133,7 @@ func resolveKey(image string, kc *registry.Keychain) string {
 func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error) {
 	key := "platforms|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential
 	l := shared(r, r.platforms, img, func(l *lookup) {
-		val, err, answered := r.lookups.do(ctx, r.ns, img.Registry, key, func() (any, error) {
+		val, err, answered := r.lookups.do(ctx, r.ns, slotHost(img.Registry), key, func() (any, error) {
 			return r.next.Platforms(context.WithoutCancel(ctx), img)
 		})
 		if !answered {
@@ -193,6 +193,15 @@ func wait(ctx context.Context, l *lookup, image, host string) error {
 func busy(ctx context.Context, image, host string) error {
 	return &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourTimeout, Image: image, Registry: host,
 		Message: "no answer before the admission deadline (pullsafe's registry lookups were all busy)", Err: ctx.Err()}
+}
+
+// slotHost is host as the per-host share of the lookup slots counts it:
+// one registry however its name is written. Host names are
+// case-insensitive and :443 is HTTPS's default port, so "Slow.Example.com",
+// "slow.example.com" and "SLOW.example.com:443" are one host, not three
+// shares for a flood that spells its host three ways.
+func slotHost(host string) string {
+	return strings.TrimSuffix(strings.ToLower(host), ":443")
 }
 
 // hostOfImage is the registry host of a reference as written, for messages.

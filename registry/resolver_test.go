@@ -441,7 +441,9 @@ func pemEncode(der []byte) []byte {
 func TestMirrorServesDockerHub(t *testing.T) {
 	tr := registrytest.New(t)
 	d := tr.Image("library/nginx", "1.27", "linux", "amd64")
-	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}))
+	// Docker Hub itself is a closed port: a mirror that failed would fall
+	// through to it and fail here, never reach the real index.docker.io.
+	r := newTestResolver(t, WithMirrors(map[string][]string{"docker.io": {tr.Host}}), withHostAlias("index.docker.io:443", "127.0.0.1:1"))
 	if !r.HasMirror("index.docker.io") {
 		t.Error("HasMirror(index.docker.io) = false")
 	}
@@ -454,6 +456,16 @@ func TestMirrorServesDockerHub(t *testing.T) {
 	}
 	if got := img.Pinned(true); got != "docker.io/library/nginx:1.27@"+d.String() {
 		t.Errorf("Pinned = %s", got)
+	}
+
+	// What the mirror lacks is asked of Docker Hub, as containerd does: the
+	// fallthrough is seen, at the aliased closed port.
+	_, err = r.Resolve(context.Background(), "nginx:1.28", nil)
+	if e := mustFail(t, err); e.Reason != Unreachable || e.Registry != "index.docker.io" {
+		t.Errorf("mirror without the tag: %+v, want unreachable at index.docker.io", e)
+	}
+	if tr.Count("", "/library/nginx/manifests/1.28") == 0 {
+		t.Error("the mirror was never asked for 1.28")
 	}
 }
 

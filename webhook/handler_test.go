@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,14 +31,44 @@ import (
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
 
+// closedHub sends what is meant for Docker Hub to a closed loopback port,
+// recording it, and everything else on unchanged (below the resolver's
+// network checks: DNS here may not resolve index.docker.io at all).
+type closedHub struct {
+	mu    sync.Mutex
+	asked []string
+}
+
+func (h *closedHub) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Hostname(), "docker.io") {
+		h.mu.Lock()
+		h.asked = append(h.asked, r.URL.Host+r.URL.Path)
+		h.mu.Unlock()
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host = "http", "127.0.0.1:1"
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Asked is what reached Docker Hub, host and path.
+func (h *closedHub) Asked() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.asked)
+}
+
 // bed is a handler wired to two in-process registries (open and private)
 // and a fake cluster.
 type bed struct {
 	open, private *registrytest.Registry
-	validate      *Handler
-	mutate        *Handler
-	cluster       *ClientCluster
-	checker       *policy.Checker
+	// hub stands in for Docker Hub behind the mirror (b.open): a closed
+	// port, so a mirror that failed falls through to a deterministic
+	// failure, never to the real index.docker.io.
+	hub      *closedHub
+	validate *Handler
+	mutate   *Handler
+	cluster  *ClientCluster
+	checker  *policy.Checker
 }
 
 type bedOpt func(cfg *policy.Config, objs *[]client.Object)
@@ -78,7 +109,9 @@ func newBed(t testing.TB, opts ...bedOpt) *bed {
 	for _, o := range opts {
 		o(cfg, &objs)
 	}
-	res, err := registry.NewResolver(registry.WithMirrors(cfg.Registries.Mirrors), registry.WithLookupTimeout(2*time.Second), registry.WithAllowLoopback(true))
+	b.hub = &closedHub{}
+	res, err := registry.NewResolver(registry.WithMirrors(cfg.Registries.Mirrors), registry.WithLookupTimeout(2*time.Second), registry.WithAllowLoopback(true),
+		registry.WithTransport(b.hub))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +337,9 @@ func TestPatchIsIdempotent(t *testing.T) {
 	if img := got.Spec.Containers[1].Image; !regexp.MustCompile(`^nginx:1\.27@sha256:[0-9a-f]{64}$`).MatchString(img) {
 		t.Errorf("pinned image = %q (user's spelling kept, tag kept)", img)
 	}
+	if b.open.Count("", "/library/nginx/manifests/") == 0 || len(b.hub.Asked()) != 0 {
+		t.Errorf("nginx pinned by the mirror? mirror asked %d times, Docker Hub %q", b.open.Count("", "/library/nginx/manifests/"), b.hub.Asked())
+	}
 	pinnedIsStable(t, b, req, patched)
 }
 
@@ -497,5 +533,23 @@ func TestFailOpenWarningIsSanitized(t *testing.T) {
 	}
 	if !strings.Contains(resp.Warnings[0], "forged line") {
 		t.Errorf("warning %q lost the error's text", resp.Warnings[0])
+	}
+}
+
+// TestMirrorFallthroughToDockerHub: an image the Docker Hub mirror lacks is
+// asked of Docker Hub itself, as containerd does; Docker Hub not answering
+// is "cannot verify", never a denial. The bed's Docker Hub is a closed
+// port, so the fallthrough is observed, not the real index.docker.io.
+func TestMirrorFallthroughToDockerHub(t *testing.T) {
+	b := newBed(t)
+	resp := b.validate.Handle(context.Background(), request(t, admissionv1.Create, pod("team-a", "nginx:9.9"), nil, ""))
+	if !resp.Allowed || !slices.ContainsFunc(resp.Warnings, func(w string) bool { return strings.Contains(w, "cannot verify") }) {
+		t.Errorf("allowed %v, warnings %q; want allowed, cannot verify", resp.Allowed, resp.Warnings)
+	}
+	if b.open.Count("", "/library/nginx/manifests/9.9") == 0 {
+		t.Error("the mirror was never asked")
+	}
+	if !slices.ContainsFunc(b.hub.Asked(), func(a string) bool { return strings.HasPrefix(a, "index.docker.io/v2/") }) {
+		t.Errorf("Docker Hub was never asked: %q", b.hub.Asked())
 	}
 }

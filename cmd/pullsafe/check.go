@@ -247,6 +247,13 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		}
 		return nil
 	}
+	// As admission: what the kubelet pulls for this object (policy.Pulled),
+	// and nothing looked up, read or pinned when that is nothing.
+	containers := policy.Pulled(w, nil)
+	if w.Mirror {
+		r.skipped = "mirror Pod of a static Pod (its node pulls the images with the node's own credentials, not the Pod's)"
+		return nil
+	}
 	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
 	var notes []string
 	if apierrors.IsForbidden(err) {
@@ -286,7 +293,7 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 			return err
 		}
 	}
-	r.v = checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: s.Mode,
+	r.v = checker.Check(ctx, policy.Input{Workload: w, Containers: containers, Mode: s.Mode,
 		Pin: s.Pin, Credentials: cr, Nodes: nodes})
 	r.v.Notes = append(r.v.Notes, s.Problems...)
 	return nil

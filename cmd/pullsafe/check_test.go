@@ -284,3 +284,44 @@ func TestCheckAndWebhookSayTheSame(t *testing.T) {
 		t.Errorf("unexpected verdict: %s", resp.Result.Message)
 	}
 }
+
+// TestCheckMirrorPodAsAdmission: a mirror Pod (the API's copy of a static
+// Pod) is admitted without a lookup (policy.Pulled: the node pulls its
+// images with its own credentials); check says the same and asks no
+// registry, instead of denying a private image "pulled anonymously".
+func TestCheckMirrorPodAsAdmission(t *testing.T) {
+	b := newCheckBed(t)
+	pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "etcd-node-a", Namespace: "shop", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "pay", Image: b.private.Host + "/team/payments:v3", ImagePullPolicy: corev1.PullAlways}}}}
+	podJSON, _ := json.Marshal(pod)
+
+	cfg := policy.DefaultConfig()
+	cfg.Mode = policy.ModeEnforce
+	res, err := registry.NewResolver(registry.WithAllowLoopback(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}).Build()
+	h := webhook.NewHandler(policy.NewChecker(cfg, res), webhook.NewClientCluster(c, c), false, "", nil)
+	resp := h.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Namespace: "shop", Operation: admissionv1.Create,
+		Object: runtime.RawExtension{Raw: podJSON}}})
+	if !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Fatalf("webhook: allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+	if n := b.private.Count("", ""); n != 0 {
+		t.Fatalf("webhook asked the registry %d times", n)
+	}
+
+	out, errOut, code := runCheck(t, string(podJSON), "--mode", "enforce", "-f", "-")
+	if code != 0 {
+		t.Fatalf("check exit %d, want 0 as the webhook allows it\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if n := b.private.Count("", ""); n != 0 {
+		t.Errorf("check asked the registry %d times, the webhook none:\n%s", n, out)
+	}
+	if !strings.Contains(out, "skipped: mirror Pod") {
+		t.Errorf("check does not say why it did not look:\n%s", out)
+	}
+}

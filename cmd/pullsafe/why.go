@@ -434,9 +434,15 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 		return p, nil
 	}
 	p.Stuck = true
-	cr, unread, err := e.readCredentials(ctx, w)
-	if err != nil {
-		return p, err
+	// A Pod the kubelet pulls nothing for through the API (policy.Pulled:
+	// a mirror Pod) is a static Pod's copy: its node pulls with the node's
+	// own credentials, not the Pod's secrets, and pullsafe sees neither.
+	nodeCreds := len(policy.Pulled(w, nil)) == 0
+	cr, unread := policy.Credentials{Keychain: registry.NewKeychain(nil)}, false
+	if !nodeCreds {
+		if cr, unread, err = e.readCredentials(ctx, w); err != nil {
+			return p, err
+		}
 	}
 	cts := make([]policy.Container, len(stuck))
 	for i, s := range stuck {
@@ -450,7 +456,13 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 		s.OtherHost = nodeAskedElsewhere(s, e.mirrors)
 		s.PlatformUnchecked = e.nodes == nil || slices.ContainsFunc(v.Notes, func(n string) bool { return strings.HasPrefix(n, "platform not checked") })
 		ex := explain(s, findingsFor(v, s.Container), pod.Spec.NodeName, owned(pod))
-		if unread && ex.Status == statusFails && (ex.Rule == string(policy.RuleUnauthorized) || ex.Rule == string(policy.RuleNotFound)) {
+		credential := ex.Status == statusFails && (ex.Rule == string(policy.RuleUnauthorized) || ex.Rule == string(policy.RuleNotFound))
+		if nodeCreds && credential {
+			ex.Status = statusCannotTell
+			ex.Cause = "pullsafe cannot tell: a mirror Pod's node pulls its static Pod's images with the node's own credentials, which pullsafe cannot see (an anonymous lookup answered " + ex.Rule + ")"
+			ex.Fix = "check the node's credentials for this registry (its container runtime's config, kubelet credential providers), or read the kubelet's error above"
+		}
+		if unread && credential {
 			// Looked up without the pod's secrets: a private image
 			// answers 401, or 404 on registries that hide it.
 			ex.Status = statusCannotTell

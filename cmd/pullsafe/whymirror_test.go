@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
 
 // TestExplainNodePulledElsewhere: containerd names the host it asked in
@@ -36,5 +42,37 @@ func TestExplainNodePulledElsewhere(t *testing.T) {
 				t.Errorf("%+v\n(-want +got)\n%s", ex, d)
 			}
 		})
+	}
+}
+
+// TestWhyMirrorPodPullsWithNodeCredentials: the kubelet pulls a static
+// Pod's images with the node's own credentials (policy.Pulled), which
+// pullsafe cannot see. why on its mirror Pod must not blame the Pod's (or
+// its absent service account's) secrets, nor say the kubelet pulls
+// anonymously: an answer to an anonymous lookup cannot tell.
+func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("infra/agent", "v1", "linux", "amd64")
+	tr.SetAuth("basic")
+	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
+	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &whyExplainer{cs: fake.NewClientset(), checker: whyChecker(t), ns: "shop"}
+	out, err := e.explainPod(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Images) != 1 {
+		t.Fatalf("images %+v", out.Images)
+	}
+	ex := out.Images[0]
+	if ex.Status != statusCannotTell || strings.Contains(ex.Cause, "anonymously") || strings.Contains(ex.Cause, "imagePullSecrets") {
+		t.Errorf("status %s, cause %q; want %s, naming the node's credentials", ex.Status, ex.Cause, statusCannotTell)
+	}
+	if !strings.Contains(ex.Cause, "node's own credentials") {
+		t.Errorf("cause %q does not say whose credentials the pull uses", ex.Cause)
 	}
 }

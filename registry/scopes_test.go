@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -63,8 +64,8 @@ func TestChallengeScopesStayBounded(t *testing.T) {
 		{name: "a new 60 KiB scope each time", scope: func(i int) string {
 			return fmt.Sprintf("repository:team/app:pull,x%d", i) + strings.Repeat("s", 60<<10)
 		}, wantReason: Unreachable},
-		{name: "a new small scope each time beside 60 KiB of text", scope: func(i int) string {
-			return fmt.Sprintf("repository:team/app:pull,x%d", i)
+		{name: "a new 900-byte scope each time beside 60 KiB of text", scope: func(i int) string {
+			return fmt.Sprintf("repository:team/app:pull,x%d", i) + strings.Repeat("a", 900)
 		}, pad: 60 << 10, resolves: true},
 	}
 	for _, tc := range cases {
@@ -116,8 +117,9 @@ func TestChallengeScopesStayBounded(t *testing.T) {
 			grown := int64(heapInUse()) - int64(before)
 			held := measureWithout(r.auth.Values(), r.pool).bytes
 			t.Logf("cached transports hold %d KiB; live heap grew %d KiB over %d lookups", held>>10, grown>>10, lookups)
-			// One 60 KiB scope kept per lookup is 12 MiB; what a transport
-			// may learn is maxFollowedScopes scopes of at most 1 KiB each.
+			// One 60 KiB scope kept per lookup is 12 MiB, one of 900 bytes
+			// 175 KiB; what a transport may learn is maxFollowedScopes
+			// scopes of at most 1 KiB each.
 			if limit := 64 << 10; held > limit {
 				t.Errorf("cached transports hold %d KiB, want at most %d KiB", held>>10, limit>>10)
 			}
@@ -125,5 +127,35 @@ func TestChallengeScopesStayBounded(t *testing.T) {
 				t.Errorf("live heap grew %d KiB, want at most %d KiB", grown>>10, limit>>10)
 			}
 		})
+	}
+}
+
+// What the bearer transport keeps of a scope is a slice of the header it
+// read: the guard hands it a challenge written afresh, realm, service and
+// scope only, so no 60 KiB header stays pinned by a 100-byte scope.
+func TestScopeGuardPassesOnlyWhatItFollows(t *testing.T) {
+	tr := registrytest.New(t)
+	f := &rescoping{tr: tr, pad: 60 << 10, seen: map[string]bool{}, scope: func(i int) string {
+		return fmt.Sprintf("repository:team/app:pull,x%d", i)
+	}}
+	tr.SetFault(f.fault)
+	realm := tr.Server.URL + "/token"
+	g := newScopeGuard(http.DefaultTransport, tr.Host, realm, "repository:team/app:pull")
+	req, err := http.NewRequest(http.MethodHead, tr.Server.URL+"/v2/team/app/manifests/v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := g.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := resp.Header.Values("WWW-Authenticate")
+	want := []string{`bearer realm="` + realm + `",service="test",scope="repository:team/app:pull,x0"`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("WWW-Authenticate passed on (-want +got):\n%s", diff)
+	}
+	if _, params, _ := parseChallenge(got[0]); params["scope"] != "repository:team/app:pull,x0" {
+		t.Errorf("scope reads back as %q", params["scope"])
 	}
 }

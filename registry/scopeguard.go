@@ -43,8 +43,9 @@ type scopeGuard struct {
 	host  string   // the registry's host[:port], as requests name it
 	realm *url.URL // the token realm: its answers are not the registry's
 
+	own  string // the scope pullsafe asked for
 	mu   sync.Mutex
-	seen map[string]struct{} // the scopes learned, own included; at most maxFollowedScopes+1
+	seen map[string]struct{} // the other scopes learned; at most maxFollowedScopes+1
 }
 
 func newScopeGuard(inner http.RoundTripper, host, realm, own string) *scopeGuard {
@@ -52,7 +53,7 @@ func newScopeGuard(inner http.RoundTripper, host, realm, own string) *scopeGuard
 	if err != nil {
 		u = nil
 	}
-	return &scopeGuard{inner: inner, host: host, realm: u, seen: map[string]struct{}{own: {}}}
+	return &scopeGuard{inner: inner, host: host, realm: u, own: own, seen: map[string]struct{}{}}
 }
 
 func (g *scopeGuard) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -97,6 +98,9 @@ func (g *scopeGuard) ofRegistry(u *url.URL) bool {
 }
 
 func (g *scopeGuard) learn(scope string) {
+	if scope == g.own {
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.seen) <= maxFollowedScopes {

@@ -147,7 +147,12 @@ func (r *Resolver) fromChallenge(ctx context.Context, reg name.Registry, auth au
 	if tok.Token == "" {
 		tok.Token = tok.AccessToken // some registries name it so
 	}
-	return transport.FromToken(reg, auth, t, pr, tok)
+	g := newScopeGuard(t, reg.RegistryStr(), pr.Parameters["realm"], scope)
+	bt, err := transport.FromToken(reg, auth, g, pr, tok)
+	if err != nil {
+		return nil, err
+	}
+	return &guarded{RoundTripper: bt, guard: g}, nil
 }
 
 // refusedCredentials reports whether the token endpoint refused the

@@ -89,7 +89,12 @@ type authed struct {
 func (r *Resolver) authedFor(ctx context.Context, ep endpoint, c Credential) (authed, bool, error) {
 	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
 	if t, ok := r.auth.Get(key); ok {
-		return t.(authed), true, nil
+		if a := t.(authed); !a.worn() {
+			return a, true, nil
+		}
+		// It learned more scopes than a registry names for one repository
+		// (scopeguard.go): start again from pullsafe's own.
+		r.auth.Remove(key)
 	}
 	scope := ep.reg.Repo(ep.repo).Scope(transport.PullScope)
 	// r.base holds the guard (HTTPS unless insecure, capped bodies, pullsafe's

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -98,8 +99,9 @@ func checkMessage(t *testing.T, m string) {
 
 // FuzzChallenge feeds arbitrary WWW-Authenticate values through the
 // challenge parser: no panic, only realm, service and scope kept, each at
-// most maxChallengeParam bytes, and an over-long one makes the challenge
-// unusable rather than cut.
+// most maxChallengeParam bytes, an over-long one makes the challenge
+// unusable rather than cut, and what scopeGuard writes back of a challenge
+// reads as the original did.
 func FuzzChallenge(f *testing.F) {
 	f.Add(`Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull"`)
 	f.Add(`Basic realm="test"`)
@@ -115,6 +117,13 @@ func FuzzChallenge(f *testing.F) {
 		for k, p := range params {
 			if !slices.Contains(challengeParams, k) || len(p) > maxChallengeParam {
 				t.Fatalf("kept %q of %d bytes", k, len(p))
+			}
+		}
+		if ok && scheme != "" {
+			// What scopeGuard passes the bearer transport reads as v did.
+			w := formatChallenge(scheme, params)
+			if s2, p2, ok2 := parseChallenge(w); s2 != scheme || !maps.Equal(p2, params) || !ok2 {
+				t.Fatalf("%q written back as %q reads as %q %v %v", v, w, s2, p2, ok2)
 			}
 		}
 		h := http.Header{"Www-Authenticate": {v}}

@@ -89,8 +89,16 @@ func (f *footprint) reach(v reflect.Value) int {
 	return 0
 }
 
-func measure(v any) *footprint {
+func measure(v any) *footprint { return measureWithout(v) }
+
+// measureWithout is measure, not walking into shared (pointers): what
+// every entry shares, and what other goroutines write while the walk reads
+// (the connection pool).
+func measureWithout(v any, shared ...any) *footprint {
 	f := &footprint{types: map[reflect.Type]bool{}, seen: map[uintptr]bool{}}
+	for _, s := range shared {
+		f.seen[reflect.ValueOf(s).Pointer()] = true
+	}
 	rv := reflect.ValueOf(v)
 	f.bytes = int(rv.Type().Size()) + f.reach(rv)
 	return f

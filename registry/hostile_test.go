@@ -223,20 +223,7 @@ func TestRegistryMetricLabelsBounded(t *testing.T) {
 		_, _ = r.Resolve(ctx, fmt.Sprintf("h%d.example.com:5000/x:v1", i), nil)
 	}
 	_, _ = r.Resolve(ctx, "nginx:1", nil) // through the configured mirror
-	labels := map[string]bool{}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "registry" {
-					labels[l.GetValue()] = true
-				}
-			}
-		}
-	}
+	labels := registryLabels(t, reg)
 	// Recent hosts, the mirror, Docker Hub (index.docker.io) and "other".
 	if limit := maxHostLabels + 3; len(labels) > limit {
 		t.Errorf("%d registry label values after %d hosts, want at most %d", len(labels), hosts, limit)

@@ -72,6 +72,15 @@ func TestRegistryLabelBoundSurvivesReloads(t *testing.T) {
 			_, _ = r.Resolve(context.Background(), fmt.Sprintf("r%d-h%d.example.com:5000/x:v1", reload, i), nil)
 		}
 	}
+	values := registryLabels(t, reg)
+	if limit := maxHostLabels + 1; len(values) > limit { // the recent hosts and "other"
+		t.Errorf("%d registry label values after 3 configurations, want at most %d", len(values), limit)
+	}
+}
+
+// registryLabels is the set of values the "registry" label takes in reg.
+func registryLabels(t *testing.T, reg *prometheus.Registry) map[string]bool {
+	t.Helper()
 	values := map[string]bool{}
 	families, err := reg.Gather()
 	if err != nil {
@@ -86,7 +95,5 @@ func TestRegistryLabelBoundSurvivesReloads(t *testing.T) {
 			}
 		}
 	}
-	if limit := maxHostLabels + 1; len(values) > limit { // the recent hosts and "other"
-		t.Errorf("%d registry label values after 3 configurations, want at most %d", len(values), limit)
-	}
+	return values
 }

@@ -67,6 +67,16 @@ type Options struct {
 	Config string
 	// Log receives the output of every process started (nil: discarded).
 	Log io.Writer
+	// APIServerFlags are kube-apiserver flags set on top of envtest's
+	// (name without dashes: "admission-control-config-file"); nil keeps
+	// envtest's.
+	APIServerFlags map[string]string
+	// PullsafePort is the port the bed's pullsafe serves and registers
+	// (https://127.0.0.1:PORT); 0 picks a free one. A test whose API server
+	// flags name that address picks it first with FreePort.
+	PullsafePort int
+	// PullsafeArgs are more `pullsafe serve` flags for the bed's instance.
+	PullsafeArgs []string
 }
 
 // Bed is a running test bed. Stop it when done.
@@ -165,6 +175,9 @@ func BuildTools(ctx context.Context, root string, log io.Writer) (string, error)
 
 func (b *Bed) startAPIServer() error {
 	b.env = &envtest.Environment{BinaryAssetsDirectory: b.Tools}
+	for name, value := range b.opts.APIServerFlags {
+		b.env.ControlPlane.GetAPIServer().Configure().Set(name, value)
+	}
 	cfg, err := b.env.Start()
 	if err != nil {
 		return fmt.Errorf("starting etcd + kube-apiserver: %w", err)
@@ -261,13 +274,16 @@ func (b *Bed) StartPullsafe(ctx context.Context) error {
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	port, err := FreePort()
-	if err != nil {
-		return err
+	var err error
+	port := b.opts.PullsafePort
+	if port == 0 {
+		if port, err = FreePort(); err != nil {
+			return err
+		}
 	}
 	b.PullsafeURL = fmt.Sprintf("https://127.0.0.1:%d", port)
-	if b.Pullsafe, err = b.RunPullsafe(ctx, "pullsafe", "--config", cfgFile,
-		"--webhook-url", b.PullsafeURL, "--port", fmt.Sprint(port)); err != nil {
+	args := append([]string{"--config", cfgFile, "--webhook-url", b.PullsafeURL, "--port", fmt.Sprint(port)}, b.opts.PullsafeArgs...)
+	if b.Pullsafe, err = b.RunPullsafe(ctx, "pullsafe", args...); err != nil {
 		return err
 	}
 	// Ready means serving; wait for the registration it then makes.

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -292,8 +293,11 @@ func TestCheckAndWebhookSayTheSame(t *testing.T) {
 func TestCheckMirrorPodAsAdmission(t *testing.T) {
 	b := newCheckBed(t)
 	pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: "etcd-node-a", Namespace: "shop", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "pay", Image: b.private.Host + "/team/payments:v3", ImagePullPolicy: corev1.PullAlways}}}}
+		ObjectMeta: metav1.ObjectMeta{Name: "etcd-node-a", Namespace: "shop", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"},
+			// What the kubelet's mirror client writes and NodeRestriction
+			// requires: without it the annotation is any tenant's (policy.mirror).
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "node-a-uid", Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "pay", Image: b.private.Host + "/team/payments:v3", ImagePullPolicy: corev1.PullAlways}}}}
 	podJSON, _ := json.Marshal(pod)
 
 	cfg := policy.DefaultConfig()

@@ -8,7 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/registry/registrytest"
@@ -56,6 +58,7 @@ func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
 	tr.SetAuth("basic")
 	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
 	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "node-a-uid", Controller: ptr.To(true)}}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)

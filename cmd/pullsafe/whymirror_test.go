@@ -79,3 +79,33 @@ func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
 		t.Errorf("cause %q does not say whose credentials the pull uses", ex.Cause)
 	}
 }
+
+// TestWhyForgedMirrorPodUsesPodCredentials: a Pod whose Node owner names
+// another UID than the cluster's node is no kubelet's mirror
+// (policy.ConfirmMirror; NodeRestriction refuses it from a kubelet) and
+// admission checks it with its own secrets. why must explain it the same
+// way, not send its reader to the node's credentials.
+func TestWhyForgedMirrorPodUsesPodCredentials(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("infra/agent", "v1", "linux", "amd64")
+	tr.SetAuth("basic")
+	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
+	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "forged", Controller: ptr.To(true)}}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &whyExplainer{cs: fake.NewClientset(), checker: whyChecker(t), ns: "shop",
+		nodes: []policy.Node{{Name: "node-a", UID: "node-a-uid"}}}
+	out, err := e.explainPod(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Images) != 1 {
+		t.Fatalf("images %+v", out.Images)
+	}
+	if ex := out.Images[0]; ex.Status != statusFails || strings.Contains(ex.Cause, "node's own credentials") {
+		t.Errorf("status %s, cause %q; want %s with the Pod's (absent) pull secrets, as admission checks it", ex.Status, ex.Cause, statusFails)
+	}
+}

@@ -159,3 +159,96 @@ func TestScopeGuardPassesOnlyWhatItFollows(t *testing.T) {
 		t.Errorf("scope reads back as %q", params["scope"])
 	}
 }
+
+// TestScopeGuardLegitimateChallengesResolve: the 401s real registries send
+// once a token expired or lacks a scope (Docker Hub's and distribution's
+// error="insufficient_scope", Harbor's error_description with quoted
+// commas, a lowercase scheme, Bearer and Basic offered together, plugin and
+// push scopes, several scopes space-separated, an unquoted service) pass
+// the guard as the bearer transport reads them: every lookup resolves, with
+// no lookup that costs more than one extra token request.
+func TestScopeGuardLegitimateChallengesResolve(t *testing.T) {
+	const lookups = 12
+	cases := []struct {
+		name    string
+		headers func(realm string) []string
+	}{
+		{"Docker Hub insufficient_scope", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull",error="insufficient_scope"`}
+		}},
+		{"lowercase scheme", func(realm string) []string {
+			return []string{`bearer realm="` + realm + `",service="test",scope="repository:team/app:pull"`}
+		}},
+		{"Bearer and Basic headers", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull"`, `Basic realm="Registry Realm"`}
+		}},
+		{"Basic first, then Bearer", func(realm string) []string {
+			return []string{`Basic realm="Registry Realm"`, `Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull"`}
+		}},
+		{"Bearer and Basic in one header", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull", Basic realm="x"`}
+		}},
+		{"Harbor error_description with quoted commas", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull",error="insufficient_scope",error_description="a, \"b\", c"`}
+		}},
+		{"plugin scope", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository(plugin):team/app:pull"`}
+		}},
+		{"pull,push scope", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull,push"`}
+		}},
+		{"two scopes space-separated", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `",service="test",scope="repository:team/app:pull repository:team/base:pull"`}
+		}},
+		{"unquoted service, spaces after commas", func(realm string) []string {
+			return []string{`Bearer realm="` + realm + `", service=test, scope="repository:team/app:pull"`}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := registrytest.New(t)
+			desc := tr.ImageDescriptor("team/app", "v0", "linux", "amd64")
+			index := registrytest.IndexOf(desc, []v1.Platform{{OS: "linux", Architecture: "amd64"}})
+			var want v1.Hash
+			for i := range lookups {
+				want = tr.RawManifest("team/app", fmt.Sprintf("t%d", i), "application/vnd.oci.image.index.v1+json", index)
+			}
+			tr.SetAuth("bearer")
+			var mu sync.Mutex
+			seen := map[string]bool{}
+			tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+				if !strings.Contains(r.URL.Path, "/manifests/") {
+					return false
+				}
+				mu.Lock()
+				first := !seen[r.URL.Path]
+				seen[r.URL.Path] = true
+				mu.Unlock()
+				if !first {
+					return false
+				}
+				for _, h := range tc.headers(tr.Server.URL + "/token") {
+					w.Header().Add("WWW-Authenticate", h)
+				}
+				w.WriteHeader(http.StatusUnauthorized)
+				return true
+			})
+			r := newTestResolver(t, WithCache(10000, time.Hour, time.Hour), WithLookupTimeout(time.Minute))
+			kc := NewKeychain([]*corev1.Secret{goodSecret(tr)})
+			for i := range lookups {
+				img, err := r.Resolve(context.Background(), fmt.Sprintf("%s/team/app:t%d", tr.Host, i), kc)
+				if err != nil {
+					t.Fatalf("lookup %d: %v (%s)", i, err, ReasonOf(err))
+				}
+				if img.Digest != want {
+					t.Fatalf("lookup %d: digest %s, want %s", i, img.Digest, want)
+				}
+			}
+			// One token for the first lookup, one per 401 after: the
+			// guard neither refuses nor loops.
+			if n, limit := tr.Count("GET", "/token"), 1+lookups; n > limit {
+				t.Errorf("%d token requests for %d lookups, want at most %d", n, lookups, limit)
+			}
+		})
+	}
+}

@@ -249,6 +249,9 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 	}
 	// As admission: what the kubelet pulls for this object (policy.Pulled),
 	// and nothing looked up, read or pinned when that is nothing.
+	// ConfirmMirror as admission does: a Node owner of another UID than the
+	// node's makes no mirror, and the Pod is checked.
+	policy.ConfirmMirror(w, nodes)
 	containers := policy.Pulled(w, nil)
 	if w.Mirror {
 		r.skipped = "mirror Pod of a static Pod (its node pulls the images with the node's own credentials, not the Pod's)"

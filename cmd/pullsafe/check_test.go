@@ -18,6 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -292,8 +294,11 @@ func TestCheckAndWebhookSayTheSame(t *testing.T) {
 func TestCheckMirrorPodAsAdmission(t *testing.T) {
 	b := newCheckBed(t)
 	pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: "etcd-node-a", Namespace: "shop", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "pay", Image: b.private.Host + "/team/payments:v3", ImagePullPolicy: corev1.PullAlways}}}}
+		ObjectMeta: metav1.ObjectMeta{Name: "etcd-node-a", Namespace: "shop", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"},
+			// What the kubelet's mirror client writes and NodeRestriction
+			// requires: without it the annotation is any tenant's (policy.mirror).
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "node-a-uid", Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "pay", Image: b.private.Host + "/team/payments:v3", ImagePullPolicy: corev1.PullAlways}}}}
 	podJSON, _ := json.Marshal(pod)
 
 	cfg := policy.DefaultConfig()
@@ -323,5 +328,58 @@ func TestCheckMirrorPodAsAdmission(t *testing.T) {
 	}
 	if !strings.Contains(out, "skipped: mirror Pod") {
 		t.Errorf("check does not say why it did not look:\n%s", out)
+	}
+}
+
+// TestCheckForgedMirrorPodChecked: a Pod whose Node owner names another UID
+// than the cluster's node is no kubelet's mirror: admission checks it
+// (policy.ConfirmMirror) and denies its private image pulled without a
+// secret. check, against the same cluster, must not skip it as a mirror.
+func TestCheckForgedMirrorPodChecked(t *testing.T) {
+	b := newCheckBed(t)
+	pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "etcd-node-a", Namespace: "shop", Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "abc"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "forged", Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{Name: "pay", Image: b.private.Host + "/team/payments:v2", ImagePullPolicy: corev1.PullAlways}}}}
+	podJSON, _ := json.Marshal(pod)
+
+	cfg := policy.DefaultConfig()
+	cfg.Mode = policy.ModeEnforce
+	res, err := registry.NewResolver(registry.WithAllowLoopback(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", UID: "node-a-uid"}}).Build()
+	live := webhook.NewClientCluster(c, c)
+	checker := policy.NewChecker(cfg, res)
+	h := webhook.NewHandler(checker, live, false, "", nil)
+	resp := h.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Namespace: "shop", Operation: admissionv1.Create,
+		Object: runtime.RawExtension{Raw: podJSON}}})
+	if resp.Allowed {
+		t.Fatalf("webhook allowed the forged mirror Pod; the test expects its denial")
+	}
+
+	w, err := policy.ExtractWorkload(schema.GroupKind{Kind: "Pod"}, podJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Namespace = "shop"
+	objects, err := policy.NewManifestObjects(nil, "shop", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := &inputCluster{objects: objects, namespaces: map[string]map[string]string{}, live: live}
+	nodes, err := cluster.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &checked{w: w}
+	if err := checkOne(context.Background(), checker, cluster, r, nodes, &checkOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r.skipped != "" || r.v.Decision() != policy.DecisionDeny {
+		t.Errorf("check: skipped %q, decision %v; the webhook denies", r.skipped, r.v.Decision())
 	}
 }

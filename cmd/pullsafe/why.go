@@ -416,6 +416,9 @@ func (e *whyExplainer) explainPod(ctx context.Context, raw []byte) (whyPod, erro
 	if err != nil {
 		return p, err
 	}
+	// As admission (webhook/handler.go): a Node owner of another UID than
+	// the node's makes no mirror, so the Pod's own secrets are the ones.
+	policy.ConfirmMirror(w, e.nodes)
 	evs, err := e.readEvents(ctx, pod)
 	if err != nil {
 		return p, err

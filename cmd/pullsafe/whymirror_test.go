@@ -8,7 +8,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/policy"
 	"github.com/pullsafe/pullsafe/registry/registrytest"
@@ -56,6 +58,7 @@ func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
 	tr.SetAuth("basic")
 	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
 	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "node-a-uid", Controller: ptr.To(true)}}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
@@ -74,5 +77,35 @@ func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
 	}
 	if !strings.Contains(ex.Cause, "node's own credentials") {
 		t.Errorf("cause %q does not say whose credentials the pull uses", ex.Cause)
+	}
+}
+
+// TestWhyForgedMirrorPodUsesPodCredentials: a Pod whose Node owner names
+// another UID than the cluster's node is no kubelet's mirror
+// (policy.ConfirmMirror; NodeRestriction refuses it from a kubelet) and
+// admission checks it with its own secrets. why must explain it the same
+// way, not send its reader to the node's credentials.
+func TestWhyForgedMirrorPodUsesPodCredentials(t *testing.T) {
+	tr := registrytest.New(t)
+	tr.Image("infra/agent", "v1", "linux", "amd64")
+	tr.SetAuth("basic")
+	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
+	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
+	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "forged", Controller: ptr.To(true)}}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &whyExplainer{cs: fake.NewClientset(), checker: whyChecker(t), ns: "shop",
+		nodes: []policy.Node{{Name: "node-a", UID: "node-a-uid"}}}
+	out, err := e.explainPod(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Images) != 1 {
+		t.Fatalf("images %+v", out.Images)
+	}
+	if ex := out.Images[0]; ex.Status != statusFails || strings.Contains(ex.Cause, "node's own credentials") {
+		t.Errorf("status %s, cause %q; want %s with the Pod's (absent) pull secrets, as admission checks it", ex.Status, ex.Cause, statusFails)
 	}
 }

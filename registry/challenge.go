@@ -85,9 +85,17 @@ func sameChallenge(a, b *transport.Challenge) bool {
 // lookup asks again. That a host is down is settled by askPing, after
 // repositories failed too (windows.go). A 429 still fails the lookup: a
 // rate limit, which no path escapes.
+//
+// The shared ping runs on a deadline of its own, a full lookup timeout from
+// when it starts, and each caller waits only as long as its own deadline:
+// the first caller may have spent most of its time elsewhere (a slow
+// mirror, its repository's token realm), and its deadline ending must not
+// become the "cannot verify" of another tenant's lookup that joined.
 func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*transport.Challenge, error) {
-	v, err, _ := r.flights.Do("ping|"+key, func() (any, error) {
-		pr, err := transport.Ping(ctx, reg, r.base)
+	ch := r.flights.DoChan("ping|"+key, contained("", reg.RegistryStr(), func() (any, error) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
+		defer cancel()
+		pr, err := transport.Ping(pctx, reg, r.base)
 		if err != nil {
 			if pr = advisory(err); pr == nil {
 				return nil, err
@@ -103,11 +111,16 @@ func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*tr
 		}
 		r.pings.Add(key, kept)
 		return kept, nil
-	})
-	if err != nil {
-		return nil, err
+	}))
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*transport.Challenge), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return v.(*transport.Challenge), nil
 }
 
 // advisory is what a ping that failed with an HTTP answer still teaches:

@@ -37,13 +37,16 @@ if [ -n "${PULLSAFE_SKIP_E2E:-}" ]; then
   echo "!!! PULLSAFE_SKIP_E2E is set: the end-to-end suite did NOT run"
   exit 0
 fi
-echo "== end-to-end tests (real kube-apiserver, etcd, distribution, kubectl)"
 # Built here, not inside `go test`, so a cold machine's ~5-minute build does
-# not eat into the suite's own timeout.
+# not eat into the suites' own timeouts.
+echo "== test-bed binaries (test/tools/build.sh)"
 ./test/tools/build.sh >/dev/null
+status=0
+echo "== pullsafe's verdicts vs containerd's CRI PullImage (differential, separate module)"
+./test/runtimediff/run.sh || status=$?
+echo "== end-to-end tests (real kube-apiserver, etcd, distribution, kubectl)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-status=0
 go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ >"$log" 2>&1 || status=$?
 if [ "$status" -eq 0 ]; then
   echo "== chart and kustomize objects, ServiceMonitor, PrometheusRule: server dry-run; metric names on /metrics"

@@ -66,10 +66,25 @@ state = %[2]q
       differ = "walking"
 `
 
-// StartContainerd starts bin (the containerd the tools build made) as a
-// node of platform whose registries are configured by hostsDir, and waits
-// until its socket accepts connections. Stop ends it.
-func StartContainerd(ctx context.Context, bin, platform, hostsDir string, log io.Writer) (*Containerd, error) {
+// ContainerdOptions say which node a containerd plays.
+type ContainerdOptions struct {
+	// Bin is the containerd the tools build made for the node's platform:
+	// CRI PullImage picks an index's manifest for the platform containerd
+	// was built for (platforms.DefaultSpec()), whatever its config says.
+	Bin string
+	// Emulator runs Bin when it is another architecture's binary, e.g.
+	// qemu-aarch64-static; empty runs Bin itself.
+	Emulator string
+	Platform string // "linux/arm64": what it unpacks for
+	HostsDir string // containerd's config_path: <host>/hosts.toml
+	Log      io.Writer
+}
+
+// StartContainerd starts containerd as a node whose registries are
+// configured by o.HostsDir, and waits until its socket accepts
+// connections. Stop ends it.
+func StartContainerd(ctx context.Context, o ContainerdOptions) (*Containerd, error) {
+	platform, hostsDir := o.Platform, o.HostsDir
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
 	}
@@ -87,18 +102,22 @@ func StartContainerd(ctx context.Context, bin, platform, hostsDir string, log io
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c.cmd = exec.Command(bin, "--config", file, "--log-level", "warn")
+	args := []string{o.Bin, "--config", file, "--log-level", "warn"}
+	if o.Emulator != "" {
+		args = append([]string{o.Emulator}, args...)
+	}
+	c.cmd = exec.Command(args[0], args[1:]...)
 	// A process group of its own, killed with the test process even if that
 	// dies without cleaning up.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	w := &prefixWriter{prefix: "[containerd " + platform + "] ", w: log}
+	w := &prefixWriter{prefix: "[containerd " + platform + "] ", w: o.Log}
 	c.cmd.Stdout, c.cmd.Stderr = w, w
 	if err := c.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting containerd: %w", err)
 	}
 	go func() { c.err = c.cmd.Wait(); close(c.done) }()
-	if err := c.waitSocket(ctx, 30*time.Second); err != nil {
+	if err := c.waitSocket(ctx, 60*time.Second); err != nil {
 		c.Stop()
 		return nil, err
 	}

@@ -36,13 +36,21 @@ type setup struct {
 }
 
 // hostsToml writes the node's hosts.toml for host (containerd's
-// config_path layout: <host>/hosts.toml).
+// config_path layout: <host>/hosts.toml). The folder appears whole, by a
+// rename from beside the hosts directory: cases run in parallel, and a
+// reader of the directory must never see a half-written file.
 func (s *setup) hostsToml(host, body string) {
-	dir := filepath.Join(s.hostsDir, host)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	tmp, err := os.MkdirTemp(filepath.Dir(s.hostsDir), "staging-")
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "hosts.toml"), []byte(body), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.hostsDir, host)); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -41,7 +41,7 @@ func (c *criClient) Close() error { return c.conn.Close() }
 // its socket before the CRI plugin has registered ("unknown service
 // runtime.v1.ImageService").
 func (c *criClient) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for {
 		_, err := c.images.ListImages(ctx, &runtimeapi.ListImagesRequest{})

@@ -7,6 +7,7 @@ module github.com/pullsafe/pullsafe/test/runtimediff
 go 1.26.0
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/pullsafe/pullsafe v0.0.0
 	google.golang.org/grpc v1.79.3

@@ -120,6 +120,22 @@ func push(s *setup, content string, regs ...*caseRegistry) {
 	}
 }
 
+// dockerHubMirror serves Docker Hub to the run's nodes (hosts.toml
+// docker.io: server = the mirror), holding library/present:v1 only.
+func dockerHubMirror(t *testing.T, hostsDir string) {
+	m := newRegistry(t, regOpts{})
+	idx, _ := newIndex(t, false, amd64, arm64)
+	m.WriteIndex("library/present", "v1", idx)
+	dir := filepath.Join(hostsDir, "docker.io")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	toml := fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+m.Host, "http://"+m.Host)
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var statuses = []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusTooManyRequests,
 	http.StatusInternalServerError, http.StatusServiceUnavailable}
 
@@ -295,10 +311,14 @@ func mirrorCases() []testCase {
 		s.hostsToml(up.Host, fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+m.Host))
 		s.creds = []cred{right(m)}
 	}})
-	for _, on := range []string{"manifests", "blobs"} {
+	for _, on := range []string{"ping", "token", "manifests", "blobs"} {
 		for _, f := range faultsOn(on) {
-			mirrored(f.String()+"-upstream-has", regOpts{faults: []fault{f}}, "index", "index", regOpts{})
-			mirrored(f.String()+"-upstream-missing", regOpts{faults: []fault{f}}, "index", "none", regOpts{})
+			mo := regOpts{faults: []fault{f}}
+			if on == "token" {
+				mo.auth = "bearer"
+			}
+			mirrored(f.String()+"-upstream-has", mo, "index", "index", regOpts{})
+			mirrored(f.String()+"-upstream-missing", mo, "index", "none", regOpts{})
 		}
 	}
 	cs = append(cs, testCase{name: "mirror/down-upstream-has", platform: amd64, build: func(s *setup) {
@@ -338,6 +358,11 @@ func hostsDirCases() []testCase {
 			s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+m.Host, "http://"+m.Host))
 		})
 	}
+	// The air-gapped cluster: Docker Hub only through a mirror. The
+	// mirror (dockerHubMirror, one for the run: hosts.toml is per host)
+	// holds library/present only.
+	hosted("dockerhub-air-gapped-has", func(s *setup) { s.image = "docker.io/library/present:v1" })
+	hosted("dockerhub-air-gapped-missing", func(s *setup) { s.image = "docker.io/library/non-existent-image:v1" })
 	airGapped("server-mirror-has", "index", nil)
 	airGapped("server-mirror-missing", "none", nil)
 	airGapped("server-mirror-missing-upstream-down", "none", []fault{{on: "ping", status: 503}, {on: "manifests", status: 503}})

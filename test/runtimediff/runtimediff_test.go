@@ -68,6 +68,7 @@ func TestRuntimeAgreesWithPullsafe(t *testing.T) {
 	if err := os.Mkdir(hostsDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	dockerHubMirror(t, hostsDir)
 	gaps, err := readKnownGaps("known_gaps.txt")
 	if err != nil {
 		t.Fatal(err)

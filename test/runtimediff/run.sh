@@ -2,10 +2,12 @@
 # Runs the runtime differential (pullsafe's verdicts vs containerd's CRI
 # PullImage) and prints its confusion matrix; `make runtimediff` and
 # test/run.sh call it. Needs root (containerd) and the test-bed binaries
-# (test/tools/build.sh, which the test runs itself when they are missing).
+# (test/tools/build.sh, run first: a no-op once they are cached).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 go vet ./...
+# Outside `go test`, so a cold machine's build does not eat into its timeout.
+../tools/build.sh >/dev/null
 # The arm64 node is an arm64 containerd under qemu user emulation; as root on
 # a Debian machine without it, install it (the test says loudly when it is
 # missing and runs the amd64 cases only).

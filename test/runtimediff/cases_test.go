@@ -30,7 +30,7 @@ type setup struct {
 	// registries are the lines under pullsafe's `registries:` key (beside
 	// allowLoopback).
 	registries []string
-	// hostsDir: pullsafe reads the nodes' hosts directory
+	// hostsDirNeeded: pullsafe must read the nodes' hosts directory
 	// (registries.hostsDir); the only way to say what the case's hosts.toml says.
 	hostsDirNeeded bool
 }
@@ -73,8 +73,9 @@ type testCase struct {
 	build    func(s *setup)
 }
 
-// plainImage: one registry, one image for the node's platform (or an index
-// of ps), with registry options o; returns the registry.
+// simple is one registry with options o holding content at team/app:v1
+// (push); a TLS one is trusted through its CA, by pullsafe's caBundles and
+// the node's hosts.toml alike.
 func simple(o regOpts, content string) func(s *setup) *caseRegistry {
 	return func(s *setup) *caseRegistry {
 		r := newRegistry(s.t, o)

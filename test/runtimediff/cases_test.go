@@ -30,6 +30,8 @@ type setup struct {
 	// registries are the lines under pullsafe's `registries:` key (beside
 	// allowLoopback).
 	registries []string
+	// hold runs f when the whole run ends (newRegistry).
+	hold func(f func())
 	// hostsDirNeeded: pullsafe must read the nodes' hosts directory
 	// (registries.hostsDir); the only way to say what the case's hosts.toml says.
 	hostsDirNeeded bool
@@ -78,7 +80,10 @@ type testCase struct {
 // the node's hosts.toml alike.
 func simple(o regOpts, content string) func(s *setup) *caseRegistry {
 	return func(s *setup) *caseRegistry {
-		r := newRegistry(s.t, o)
+		if o.tls {
+			o.caDir = filepath.Dir(s.hostsDir)
+		}
+		r := newRegistry(s, o)
 		s.image = r.Host + "/team/app:v1"
 		push(s, content, r)
 		if o.tls {
@@ -124,7 +129,7 @@ func push(s *setup, content string, regs ...*caseRegistry) {
 // dockerHubMirror serves Docker Hub to the run's nodes (hosts.toml
 // docker.io: server = the mirror), holding library/present:v1 only.
 func dockerHubMirror(t *testing.T, hostsDir string) {
-	m := newRegistry(t, regOpts{})
+	m := newRegistry(&setup{t: t, hostsDir: hostsDir, hold: t.Cleanup}, regOpts{})
 	idx, _ := newIndex(t, false, amd64, arm64)
 	m.WriteIndex("library/present", "v1", idx)
 	dir := filepath.Join(hostsDir, "docker.io")
@@ -167,50 +172,50 @@ func cases() []testCase {
 		add(pn+"/tag-missing", p, only(simple(regOpts{}, "none")))
 	}
 	add("content/artifact", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/chart:v1"
 		r.Artifact("team/chart", "v1")
 	})
 	add("content/schema1", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/old/app:v1"
 		r.Raw("old/app", "v1", "application/vnd.docker.distribution.manifest.v1+prettyjws",
 			[]byte(`{"schemaVersion":1,"name":"old/app","tag":"v1","architecture":"amd64","fsLayers":[],"history":[]}`))
 	})
 	add("content/missing-config-blob", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
 		r.Gone(configOf(s.t, r.Image("team/app", "v1", amd64)))
 	})
 	add("content/missing-layer-blob", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
 		r.Gone(layerOf(s.t, r.Image("team/app", "v1", amd64)))
 	})
 	add("content/index-missing-layer-of-node-platform", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
 		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, amd64, arm64)[0]))
 	})
 	add("content/index-missing-layer-of-other-platform", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
 		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, amd64, arm64)[1]))
 	})
 	add("content/manifest-digest-mismatch", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
 		img := r.PaddedImage("team/app", "v1", amd64)
 		r.Tamper("v1")
 		r.Tamper(digestOf(s.t, img).String())
 	})
 	add("content/platform-manifest-digest-mismatch", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
 		r.Tamper(digestOf(s.t, r.Index("team/app", "v1", true, amd64, arm64)[0]).String())
 	})
 	add("content/by-digest", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{})
+		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app@" + digestOf(s.t, r.Image("team/app", "v1", amd64)).String()
 	})
 
@@ -263,7 +268,7 @@ func cases() []testCase {
 	// TLS without hosts.toml: containerd skips verification for loopback
 	// registries on a port other than 443 (config.ConfigureHosts).
 	add("tls/untrusted-no-hosts", amd64, func(s *setup) {
-		r := newRegistry(s.t, regOpts{tls: true})
+		r := newRegistry(s, regOpts{tls: true})
 		s.image = r.Host + "/team/app:v1"
 		push(s, "index", r)
 	})
@@ -280,8 +285,8 @@ func mirrorCases() []testCase {
 	var cs []testCase
 	mirrored := func(name string, mo regOpts, mirrorContent, upContent string, upOpts regOpts) {
 		cs = append(cs, testCase{name: "mirror/" + name, platform: amd64, build: func(s *setup) {
-			up := newRegistry(s.t, upOpts)
-			m := newRegistry(s.t, mo)
+			up := newRegistry(s, upOpts)
+			m := newRegistry(s, mo)
 			s.image = up.Host + "/team/app:v1"
 			if upContent == mirrorContent {
 				push(s, upContent, up, m)
@@ -305,7 +310,7 @@ func mirrorCases() []testCase {
 	mirrored("without-platform-upstream-has", regOpts{}, "index-no-amd64", "index", regOpts{})
 	mirrored("auth-right", regOpts{auth: "basic"}, "index", "none", regOpts{})
 	cs = append(cs, testCase{name: "mirror/auth-secret-names-mirror-host", platform: amd64, build: func(s *setup) {
-		up, m := newRegistry(s.t, regOpts{}), newRegistry(s.t, regOpts{auth: "basic"})
+		up, m := newRegistry(s, regOpts{}), newRegistry(s, regOpts{auth: "basic"})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.registries = append(s.registries, fmt.Sprintf("mirrors: {%q: [%q]}", up.Host, "http://"+m.Host))
@@ -323,10 +328,10 @@ func mirrorCases() []testCase {
 		}
 	}
 	cs = append(cs, testCase{name: "mirror/down-upstream-has", platform: amd64, build: func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
+		up := newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", up)
-		down := closedHost(s.t)
+		down := closedHost
 		s.registries = append(s.registries, fmt.Sprintf("mirrors: {%q: [%q]}", up.Host, "http://"+down))
 		s.hostsToml(up.Host, fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+down))
 	}})
@@ -347,8 +352,8 @@ func hostsDirCases() []testCase {
 	// (server = the mirror); the upstream is never asked.
 	airGapped := func(name, mirrorContent string, upFaults []fault) {
 		hosted(name, func(s *setup) {
-			up := newRegistry(s.t, regOpts{faults: upFaults})
-			m := newRegistry(s.t, regOpts{})
+			up := newRegistry(s, regOpts{faults: upFaults})
+			m := newRegistry(s, regOpts{})
 			s.image = up.Host + "/team/app:v1"
 			if mirrorContent == "index" {
 				push(s, "index", up, m)
@@ -369,8 +374,8 @@ func hostsDirCases() []testCase {
 	airGapped("server-mirror-missing-upstream-down", "none", []fault{{on: "ping", status: 503}, {on: "manifests", status: 503}})
 	airGapped("server-mirror-without-platform", "index-no-amd64", nil)
 	hosted("several-hosts-second-has", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m1, m2 := newRegistry(s.t, regOpts{}), newRegistry(s.t, regOpts{})
+		up := newRegistry(s, regOpts{})
+		m1, m2 := newRegistry(s, regOpts{}), newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m2)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n",
@@ -379,15 +384,15 @@ func hostsDirCases() []testCase {
 	// A pull-only host cannot resolve a tag: the next host resolves it, and
 	// the pull-only host serves the content by digest.
 	hosted("pull-only-mirror-has-tag-upstream-missing", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\"]\n", "http://"+m.Host))
 	})
 	hosted("pull-only-mirror-upstream-has", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", up)
 		s.hostsToml(up.Host, fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\"]\n", "http://"+m.Host))
@@ -395,50 +400,50 @@ func hostsDirCases() []testCase {
 	// A resolve-only host answers the tag; its content must come from a
 	// host that can pull.
 	hosted("resolve-only-mirror-has-upstream-missing", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
 	})
 	hosted("override-path", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{prefix: "/custom"})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{prefix: "/custom"})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n",
 			"http://"+up.Host, "http://"+m.Host+"/custom/v2"))
 	})
 	hosted("override-path-missing", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{prefix: "/custom"})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{prefix: "/custom"})
 		s.image = up.Host + "/team/app:v1"
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n",
 			"http://"+m.Host+"/custom/v2", "http://"+m.Host+"/custom/v2"))
 	})
 	hosted("skip-verify-mirror", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{tls: true})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{tls: true})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n", "http://"+up.Host, m.URL))
 	})
 	hosted("ca-mirror", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{tls: true})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{tls: true, caDir: filepath.Dir(s.hostsDir)})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = %q\n", "http://"+up.Host, m.URL, m.CAFile))
 	})
 	hosted("untrusted-mirror-upstream-missing", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
-		m := newRegistry(s.t, regOpts{tls: true})
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{tls: true})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+up.Host, m.URL))
 	})
 	hosted("plain-http-server", func(s *setup) {
-		up := newRegistry(s.t, regOpts{})
+		up := newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", up)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n", "http://"+up.Host))

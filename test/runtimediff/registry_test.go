@@ -53,6 +53,10 @@ type regOpts struct {
 	auth   string // "", "basic" or "bearer" (token endpoint at /token taking basic credentials)
 	prefix string // served under this path ("/custom/v2/..."), for override_path
 	faults []fault
+	// caDir holds the CA file of a TLS registry that a hosts.toml names:
+	// the run's folder, as the hosts directory outlives the case (pullsafe
+	// may read every host's file); empty: the case's own temporary folder.
+	caDir string
 }
 
 // caseRegistry is go-containerregistry's in-process registry, seeded through
@@ -76,7 +80,12 @@ type caseRegistry struct {
 	tamper map[string]bool // manifest references whose GET bytes are altered
 }
 
-func newRegistry(t *testing.T, o regOpts) *caseRegistry {
+// newRegistry starts a registry for the case. It stops at the end of the
+// run, not of the case: the hosts directory is shared, and a port freed by
+// one case and handed to another's registry would bring the first case's
+// hosts.toml along.
+func newRegistry(s *setup, o regOpts) *caseRegistry {
+	t := s.t
 	t.Helper()
 	r := &caseRegistry{t: t, opts: o, User: "alice", Pass: "s3cret", gone: map[string]bool{}, tamper: map[string]bool{}}
 	r.inner = ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
@@ -86,7 +95,11 @@ func newRegistry(t *testing.T, o regOpts) *caseRegistry {
 	r.front.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if o.tls {
 		r.front.StartTLS()
-		r.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+		dir := o.caDir
+		if dir == "" {
+			dir = t.TempDir()
+		}
+		r.CAFile = filepath.Join(dir, strings.ReplaceAll(r.front.Listener.Addr().String(), ":", "_")+".pem")
 		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.front.Certificate().Raw})
 		if err := os.WriteFile(r.CAFile, pemBytes, 0o600); err != nil {
 			t.Fatal(err)
@@ -96,17 +109,13 @@ func newRegistry(t *testing.T, o regOpts) *caseRegistry {
 	}
 	r.URL = r.front.URL
 	r.Host = strings.TrimPrefix(strings.TrimPrefix(r.front.URL, "https://"), "http://")
-	t.Cleanup(func() { r.front.Close(); r.seed.Close() })
+	s.hold(func() { r.front.Close(); r.seed.Close() })
 	return r
 }
 
-// closedHost is a loopback host:port nothing listens on: connection refused.
-func closedHost(t *testing.T) string {
-	srv := httptest.NewServer(http.NotFoundHandler())
-	host := strings.TrimPrefix(srv.URL, "http://")
-	srv.Close()
-	return host
-}
+// closedHost is a loopback host:port nothing listens on (connection
+// refused): a privileged port, never handed out to a registry.
+const closedHost = "127.0.0.1:1"
 
 func (r *caseRegistry) serve(w http.ResponseWriter, req *http.Request) {
 	if r.opts.prefix != "" {

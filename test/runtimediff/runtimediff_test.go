@@ -101,6 +101,7 @@ func TestRuntimeAgreesWithPullsafe(t *testing.T) {
 	var mu sync.Mutex
 	var outs []outcome
 	notRun := 0
+	run := t
 	t.Run("cases", func(t *testing.T) {
 		for _, c := range cases() {
 			if clients[c.platform.Architecture] == nil {
@@ -109,7 +110,7 @@ func TestRuntimeAgreesWithPullsafe(t *testing.T) {
 			}
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				s := &setup{t: t, hostsDir: hostsDir}
+				s := &setup{t: t, hostsDir: hostsDir, hold: run.Cleanup}
 				c.build(s)
 				o := outcome{name: c.name}
 				o.pullsafe, o.message = pullsafeVerdict(ctx, t, s, c.platform)

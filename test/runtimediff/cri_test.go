@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/kubernetes/pkg/credentialprovider"
@@ -19,6 +21,9 @@ import (
 // pullTimeout bounds one PullImage: far above a pull from a loopback
 // registry (~100 ms) and a slow one (a few slowDelays).
 const pullTimeout = 60 * time.Second
+
+// crashed prefixes the error of a PullImage the runtime did not answer.
+const crashed = "CRI not answering: "
 
 // criClient is the kubelet's view of a node's runtime: its CRI image
 // service.
@@ -107,6 +112,11 @@ func (c *criClient) pull(ctx context.Context, spec *runtimeapi.ImageSpec, auth *
 	_, err := c.images.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec, Auth: auth})
 	if err == nil {
 		return true, ""
+	}
+	// The runtime itself not answering is the bed's failure, never a
+	// verdict: counted as "fails" it would hide every false denial.
+	if code := status.Code(err); code == codes.Unavailable || code == codes.Unimplemented {
+		return false, crashed + err.Error()
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return false, "no answer within " + pullTimeout.String() + ": " + err.Error()

@@ -115,6 +115,9 @@ func TestRuntimeAgreesWithPullsafe(t *testing.T) {
 				o := outcome{name: c.name}
 				o.pullsafe, o.message = pullsafeVerdict(ctx, t, s, c.platform)
 				o.pulled, o.runtimeErr = clients[c.platform.Architecture].pullAsKubelet(ctx, t, s.image, s.creds)
+				if strings.HasPrefix(o.runtimeErr, crashed) {
+					t.Fatalf("containerd (%s): %s", c.platform.Architecture, o.runtimeErr)
+				}
 				t.Logf("case %s: pullsafe %s, containerd %s %s", c.name, o.pullsafe, pulledWord(o.pulled), oneLine(o.runtimeErr))
 				mu.Lock()
 				outs = append(outs, o)

@@ -33,6 +33,10 @@ unit: ## Unit tests only (no test bed).
 e2e: ## End-to-end suite only: real kube-apiserver, etcd, registries, kubectl.
 	$(GO) test -tags e2e -count=1 -v ./test/e2e/
 
+.PHONY: runtimediff
+runtimediff: ## pullsafe's verdicts vs a real containerd's CRI PullImage (as root); prints the confusion matrix.
+	./test/runtimediff/run.sh
+
 .PHONY: demo
 demo: ## Show pullsafe refusing bad images at kubectl apply, on a local test bed.
 	$(GO) run ./test/demo

@@ -37,13 +37,18 @@ if [ -n "${PULLSAFE_SKIP_E2E:-}" ]; then
   echo "!!! PULLSAFE_SKIP_E2E is set: the end-to-end suite did NOT run"
   exit 0
 fi
-echo "== end-to-end tests (real kube-apiserver, etcd, distribution, kubectl)"
 # Built here, not inside `go test`, so a cold machine's ~5-minute build does
-# not eat into the suite's own timeout.
+# not eat into the suites' own timeouts.
+echo "== test-bed binaries (test/tools/build.sh)"
 ./test/tools/build.sh >/dev/null
+echo "== pullsafe's verdicts vs containerd's CRI PullImage (differential, separate module)"
+# As root (containerd); otherwise it says loudly that it was skipped.
+diffstatus=0
+./test/runtimediff/run.sh || diffstatus=$?
+status=0
+echo "== end-to-end tests (real kube-apiserver, etcd, distribution, kubectl)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-status=0
 go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ >"$log" 2>&1 || status=$?
 if [ "$status" -eq 0 ]; then
   echo "== chart and kustomize objects, ServiceMonitor, PrometheusRule: server dry-run; metric names on /metrics"
@@ -55,4 +60,6 @@ else
   cat "$log"
   echo "end-to-end suite FAILED (re-run alone: make e2e)"
 fi
+[ "$diffstatus" -eq 0 ] || echo "runtime differential FAILED (above; re-run alone: make runtimediff)"
+[ "$status" -ne 0 ] || status=$diffstatus
 exit "$status"

@@ -155,7 +155,7 @@ func (b *Bed) start(ctx context.Context) error {
 
 // BuildTools runs test/tools/build.sh (a no-op once the binaries are cached)
 // and returns the folder holding kube-apiserver, kube-controller-manager,
-// etcd, kubectl and registry.
+// etcd, kubectl, registry and containerd (the host's, and linux/arm64's).
 // A failure here is a test failure, never a skip.
 func BuildTools(ctx context.Context, root string, log io.Writer) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "test", "tools", "build.sh"))
@@ -165,7 +165,7 @@ func BuildTools(ctx context.Context, root string, log io.Writer) (string, error)
 		return "", fmt.Errorf("building the test bed binaries (test/tools/build.sh): %w", err)
 	}
 	dir := strings.TrimSpace(out.String())
-	for _, bin := range []string{"kube-apiserver", "kube-controller-manager", "etcd", "kubectl", "registry"} {
+	for _, bin := range []string{"kube-apiserver", "kube-controller-manager", "etcd", "kubectl", "registry", "containerd", "containerd-linux-arm64"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			return "", fmt.Errorf("test bed binary %s missing from %s after build: %w", bin, dir, err)
 		}

@@ -60,6 +60,10 @@ type RegistriesConfig struct {
 	Mirrors         map[string][]string `json:"mirrors,omitempty"`
 	Insecure        []string            `json:"insecure,omitempty"`
 	CABundles       map[string]string   `json:"caBundles,omitempty"`
+	// HostsDir is a folder laid out as containerd's config_path
+	// (<host>/hosts.toml, _default/hosts.toml): the nodes' own registry
+	// hosts, read as containerd reads them (registry/hostsdir.go).
+	HostsDir string `json:"hostsDir,omitempty"`
 	NodeCredentials []string            `json:"nodeCredentials,omitempty"`
 	Skip            []string            `json:"skip,omitempty"`
 	DeniedNetworks  []string            `json:"deniedNetworks,omitempty"`
@@ -208,6 +212,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := validateMirrors(c.Registries.Mirrors); err != nil {
+		return err
+	}
+	if err := c.Registries.validateHostsDir(); err != nil {
 		return err
 	}
 	for _, n := range c.Registries.DeniedNetworks {

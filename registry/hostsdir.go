@@ -244,6 +244,28 @@ func portFolder(host string) string {
 	return host
 }
 
+// folderHost undoes portFolder: "host_port_" is "host:port".
+func folderHost(folder string) string {
+	if h, ok := strings.CutSuffix(folder, "_"); ok {
+		if i := strings.LastIndex(h, "_"); i > 0 && isPort(h[i+1:]) {
+			return h[:i] + ":" + h[i+1:]
+		}
+	}
+	return folder
+}
+
+func isPort(s string) bool {
+	if s == "" || len(s) > 5 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // hubName is the registry name containerd's CRI looks folders up by:
 // Docker Hub is docker.io, however the image spelled it.
 func hubName(registry string) string {

@@ -23,12 +23,18 @@ func WithHostsDir(d *HostsDir) Option {
 		if d == nil {
 			return nil
 		}
-		for _, hosts := range d.folders {
+		for folder, hosts := range d.folders {
 			for _, h := range hosts {
-				if h.Host == "" {
-					continue
-				}
 				key := canonicalHost(h.Host)
+				if h.Host == "" {
+					// The registry itself, with the file's top-level TLS
+					// settings (or its certs.d files). _default's apply to
+					// every registry: not expressible per host, left out.
+					if folder == "_default" {
+						continue
+					}
+					key = canonicalHost(folderHost(folder))
+				}
 				if h.Scheme == "http" || h.Fallback {
 					o.insecure[key] = true
 				}

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/pelletier/go-toml/v2"
 	tomlu "github.com/pelletier/go-toml/v2/unstable"
 	"golang.org/x/net/http/httpguts"
@@ -155,8 +157,8 @@ func hostOf(server, folder string, c hostFields) (hostSpec, error) {
 		if u.Scheme != "https" && u.Scheme != "http" {
 			return s, fmt.Errorf("scheme %q: containerd only speaks http and https", Sanitize(u.Scheme, maxField))
 		}
-		if u.Host == "" {
-			return s, fmt.Errorf("names no host")
+		if _, err := name.NewRegistry(u.Host, name.StrictValidation); u.Host == "" || err != nil || !validPort(u.Host) {
+			return s, fmt.Errorf("names no host[:port] containerd could reach")
 		}
 		s.scheme, s.host = u.Scheme, u.Host
 		switch {
@@ -196,6 +198,13 @@ func hostOf(server, folder string, c hostFields) (hostSpec, error) {
 		}
 	}
 	return s, nil
+}
+
+// validPort refuses "host:" with an empty or non-numeric port, which
+// url.Parse lets through ("ftp://s" becomes https://ftp://s, host "ftp:").
+func validPort(hostport string) bool {
+	h, p, err := net.SplitHostPort(hostport)
+	return err != nil || (h != "" && isPort(p))
 }
 
 func caFiles(v any, folder string) ([]string, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
@@ -289,4 +290,51 @@ func TestLoadHostsDirErrorsNameTheFile(t *testing.T) {
 	if _, err := LoadHostsDir(filepath.Join(dir, "nope")); err == nil {
 		t.Error("a missing folder loaded")
 	}
+}
+
+// containerd's CRI gives the kubelet's credential to every host of
+// hosts.toml (the kubelet sets no ServerAddress, so ParseAuth answers it
+// for any host): a mirror that wants it gets it, as on the nodes.
+func TestHostsDirMirrorGetsTheKubeletCredential(t *testing.T) {
+	mirror := registrytest.New(t)
+	mirror.Image("team/api", "v1", "linux", "amd64")
+	mirror.SetAuth("basic")
+	reg := "registry.invalid:5000"
+	secret := dockerSecret("good", nil)
+	secret.Data[corev1.DockerConfigJsonKey] = []byte(`{"auths":{"` + reg + `":{"username":"` + mirror.User + `","password":"` + mirror.Pass + `"}}}`)
+	r := newTestResolver(t, WithHostsDir(hostsFolder(t, map[string]string{
+		"registry.invalid_5000_/hosts.toml": `server = "http://` + mirror.Host + `"` + "\n"})))
+	img, err := r.Resolve(context.Background(), reg+"/team/api:v1", NewKeychain([]*corev1.Secret{secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Registry != mirror.Host || img.Credential == "" {
+		t.Errorf("image = %+v, want it from %s with the secret", img, mirror.Host)
+	}
+}
+
+// FuzzHostsTOML feeds arbitrary bytes to the hosts.toml reader: no panic,
+// the bounds hold, and every host it returns has a scheme containerd speaks.
+func FuzzHostsTOML(f *testing.F) {
+	f.Add([]byte("server = \"https://m\"\n[host.\"http://a:5000/p\"]\noverride_path = true\ncapabilities = [\"pull\"]\n"))
+	f.Add([]byte("[host.\"https://a\".header]\nx = [\"1\", \"2\"]\n[host.\"https://b\"]\nca = [\"c\"]\nclient = [[\"c\", \"k\"], \"p\"]\n"))
+	f.Add([]byte("host.\"x\" = {}\n[[host]]\n"))
+	f.Add([]byte("server = \"https://ftp://s\"\nskip_verify = true\ndial_timeout = \"1s\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		hosts, err := parseHostsTOML("/f", data)
+		if err != nil {
+			return
+		}
+		if len(hosts) == 0 || len(hosts) > MaxHostsPerFile+1 {
+			t.Fatalf("%d hosts", len(hosts))
+		}
+		for _, h := range hosts {
+			if h.host != "" && h.scheme != "https" && h.scheme != "http" {
+				t.Fatalf("scheme %q", h.scheme)
+			}
+			if len(h.header) > MaxHostHeaders {
+				t.Fatalf("%d headers", len(h.header))
+			}
+		}
+	})
 }

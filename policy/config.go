@@ -57,16 +57,17 @@ type CacheConfig struct {
 
 // RegistriesConfig describes registries as the nodes see them.
 type RegistriesConfig struct {
-	Mirrors   map[string][]string `json:"mirrors,omitempty"`
-	Insecure  []string            `json:"insecure,omitempty"`
-	CABundles map[string]string   `json:"caBundles,omitempty"`
+	Mirrors         map[string][]string `json:"mirrors,omitempty"`
+	Insecure        []string            `json:"insecure,omitempty"`
+	CABundles       map[string]string   `json:"caBundles,omitempty"`
+	NodeCredentials []string            `json:"nodeCredentials,omitempty"`
+	Skip            []string            `json:"skip,omitempty"`
+	DeniedNetworks  []string            `json:"deniedNetworks,omitempty"`
+
 	// HostsDir is a folder laid out as containerd's config_path
 	// (<host>/hosts.toml, _default/hosts.toml): the nodes' own registry
 	// hosts, read as containerd reads them (registry/hostsdir.go).
-	HostsDir        string   `json:"hostsDir,omitempty"`
-	NodeCredentials []string `json:"nodeCredentials,omitempty"`
-	Skip            []string `json:"skip,omitempty"`
-	DeniedNetworks  []string `json:"deniedNetworks,omitempty"`
+	HostsDir string `json:"hostsDir,omitempty"`
 	// AllowLoopback lets registries, token realms and redirects reach
 	// loopback addresses (127.0.0.0/8, ::1). Unset, `pullsafe serve` refuses
 	// them (in a pod, loopback is pullsafe itself, never the node that pulls)

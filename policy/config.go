@@ -68,6 +68,9 @@ type RegistriesConfig struct {
 	// (<host>/hosts.toml, _default/hosts.toml): the nodes' own registry
 	// hosts, read as containerd reads them (registry/hostsdir.go).
 	HostsDir string `json:"hostsDir,omitempty"`
+	// HostsDigest is what the folder held at load (set by Validate, not
+	// read from the file): a config whose hosts changed is another config.
+	HostsDigest string `json:"-"`
 	// AllowLoopback lets registries, token realms and redirects reach
 	// loopback addresses (127.0.0.0/8, ::1). Unset, `pullsafe serve` refuses
 	// them (in a pod, loopback is pullsafe itself, never the node that pulls)

@@ -12,7 +12,11 @@ import (
 // kept out), naming the file. A registry may be described by the folder or
 // by registries.mirrors, not both: two descriptions of what the nodes do
 // cannot both be true.
-func (r RegistriesConfig) validateHostsDir() error {
+//
+// It records what the folder held (HostsDigest), so a config whose folder
+// changed is not equal to the one loaded before: the reload rebuilds the
+// resolver (HostsChanged).
+func (r *RegistriesConfig) validateHostsDir() error {
 	if r.HostsDir == "" {
 		return nil
 	}
@@ -20,6 +24,7 @@ func (r RegistriesConfig) validateHostsDir() error {
 	if err != nil {
 		return fmt.Errorf("registries.hostsDir: %w", err)
 	}
+	r.HostsDigest = hosts.Digest()
 	regs := make([]string, 0, len(r.Mirrors))
 	for reg := range r.Mirrors {
 		regs = append(regs, reg)
@@ -32,4 +37,10 @@ func (r RegistriesConfig) validateHostsDir() error {
 		}
 	}
 	return nil
+}
+
+// HostsChanged reports whether registries.hostsDir holds other hosts.toml
+// bytes than when this config was loaded.
+func (r *RegistriesConfig) HostsChanged() bool {
+	return r.HostsDir != "" && registry.HostsDirDigest(r.HostsDir) != r.HostsDigest
 }

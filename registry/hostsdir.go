@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 // whole at load, so a broken file is an error then, never at a lookup.
 type HostsDir struct {
 	dir     string
+	digest  string
 	folders map[string][]Host // by folder name: "docker.io", "reg.corp_5000_", "_default"
 }
 
@@ -57,7 +60,7 @@ func LoadHostsDir(dir string) (*HostsDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &HostsDir{dir: dir, folders: map[string][]Host{}}
+	h := &HostsDir{dir: dir, digest: HostsDirDigest(dir), folders: map[string][]Host{}}
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
@@ -235,6 +238,35 @@ func (d *HostsDir) Own(registry string) bool {
 
 // Dir is the folder the hosts were read from.
 func (d *HostsDir) Dir() string { return d.dir }
+
+// Digest identifies what the folder said when it was loaded; see
+// HostsDirDigest.
+func (d *HostsDir) Digest() string { return d.digest }
+
+// HostsDirDigest hashes the folder names and hosts.toml bytes under dir,
+// without reading certificates or building anything: cheap enough to poll,
+// so a ConfigMap update of the nodes' hosts (containerd reads them at every
+// pull) is seen without a change of pullsafe's own config file. A folder
+// that cannot be read hashes as its error.
+func HostsDirDigest(dir string) string {
+	h := sha256.New()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		fmt.Fprintf(h, "error %v", err)
+	}
+	for i, e := range entries {
+		if i == MaxHostsDirFolders+1 {
+			break
+		}
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		data, err := readBounded(filepath.Join(dir, e.Name(), "hosts.toml"), MaxHostsFileBytes)
+		fmt.Fprintf(h, "%q %d %v\n", e.Name(), len(data), err)
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // portFolder is containerd's hostDirectory: "host:port" is "host_port_".
 func portFolder(host string) string {

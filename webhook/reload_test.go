@@ -303,3 +303,31 @@ func TestReloadRetriesWhatFailedOutsideTheFile(t *testing.T) {
 		t.Errorf("the enforce config never applied once its CA file appeared: warnings %q", resp.Warnings)
 	}
 }
+
+// The nodes' hosts folder, mounted from a ConfigMap, changes without
+// pullsafe's own config file changing: containerd reads hosts.toml at every
+// pull, so the next poll applies it.
+func TestReloadFollowsTheHostsFolder(t *testing.T) {
+	rb := newReloadBed(t)
+	ctx := context.Background()
+	hosts := t.TempDir()
+	folder := strings.Replace(rb.open.Host, ":", "_", 1) + "_" // containerd's host_port_
+	writeHosts := func(server string) {
+		t.Helper()
+		if err := configmapvol.Write(hosts, map[string][]byte{folder + "/hosts.toml": []byte("server = \"http://" + server + "\"\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeHosts("127.0.0.1:1") // a host that refuses: cannot verify
+	rb.writeRaw(t, fmt.Sprintf("apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmode: enforce\nregistries:\n  hostsDir: %s\n  allowLoopback: true\n", hosts))
+	rb.reloader.Reload(ctx)
+	if resp := rb.validate.Handle(ctx, rb.missing(t)); !resp.Allowed {
+		t.Fatalf("denied while the only host refuses connections: %s", resp.Result.Message)
+	}
+	writeHosts(rb.open.Host)
+	rb.reloader.Reload(ctx) // the poll: same config bytes, other hosts
+	if resp := rb.validate.Handle(ctx, rb.missing(t)); resp.Allowed {
+		t.Errorf("the hosts folder's change never applied: warnings %q", resp.Warnings)
+	}
+	rb.wantReloads(t, "success", 2)
+}

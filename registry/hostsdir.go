@@ -236,6 +236,26 @@ func (d *HostsDir) Own(registry string) bool {
 	return a || b
 }
 
+// hostNames are the registries and hosts the folder names: configured
+// hosts, labelled by name in the metrics like mirrors.
+func (d *HostsDir) hostNames() []string {
+	if d == nil {
+		return nil
+	}
+	var out []string
+	for folder, hosts := range d.folders {
+		if folder != "_default" {
+			out = append(out, folderHost(folder))
+		}
+		for _, h := range hosts {
+			if h.Host != "" {
+				out = append(out, h.Host)
+			}
+		}
+	}
+	return out
+}
+
 // Dir is the folder the hosts were read from.
 func (d *HostsDir) Dir() string { return d.dir }
 

@@ -338,3 +338,20 @@ func FuzzHostsTOML(f *testing.F) {
 		}
 	})
 }
+
+// The hosts of a hosts folder are configured hosts: their metrics carry
+// their names, as mirrors' do, not "other" once unknown hosts filled the
+// label budget.
+func TestHostsDirHostsAreFixedMetricLabels(t *testing.T) {
+	hosts := hostsFolder(t, map[string]string{"registry.corp_5000_/hosts.toml": "server = \"https://mirror.corp.example:8443\"\n"})
+	o, err := makeOptions(WithHostsDir(hosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newHostLabels(o, nil)
+	for _, h := range []string{"registry.corp:5000", "mirror.corp.example:8443"} {
+		if !l.fixed[h] {
+			t.Errorf("%s is not a fixed label", h)
+		}
+	}
+}

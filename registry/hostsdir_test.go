@@ -139,6 +139,10 @@ func TestHostsDirOrderPathAndHeader(t *testing.T) {
 	if err != nil || img.Registry != frontHost {
 		t.Fatalf("cached tag: %+v, %v; want it from the mirror %s", img, err, frontHost)
 	}
+	// The platform check's GET goes the same way (path and header).
+	if ps, err := r.Platforms(context.Background(), img); err != nil || len(ps) != 1 {
+		t.Errorf("platforms of the cached tag: %v, %v", ps, err)
+	}
 	img, err = r.Resolve(context.Background(), up.Host+"/team/api:v1", nil)
 	if err != nil || img.Registry != up.Host {
 		t.Fatalf("v1: %+v, %v; want it from the registry after the mirror's 404", img, err)

@@ -102,15 +102,15 @@ func loadFolder(folder string) ([]Host, error) {
 	}
 	out := make([]Host, len(specs))
 	for i, s := range specs {
-		if out[i], err = s.host_(); err != nil {
+		if out[i], err = s.built(); err != nil {
 			return nil, fmt.Errorf("%s: host %q: %w", file, s.host, err)
 		}
 	}
 	return out, nil
 }
 
-// host_ reads the spec's certificate files: hosts.go:171-228.
-func (s hostSpec) host_() (Host, error) {
+// built reads the spec's certificate files: hosts.go:171-228.
+func (s hostSpec) built() (Host, error) {
 	h := Host{Scheme: s.scheme, Host: s.host, Path: s.path, Header: s.header,
 		Pull: s.caps&capPull != 0, Resolve: s.caps&capResolve != 0}
 	if !s.explicitTLS() {

@@ -308,7 +308,10 @@ func (r *Resolver) seedDigest(img *Image, fingerprint string) {
 // never becomes a denial. A mirror pullsafe could not verify (it wants
 // credentials the nodes may hold in hosts.toml, or did not answer) may
 // serve the nodes: the registry's own not-found or unauthorized then proves
-// nothing, and the mirror's "cannot verify" is the answer.
+// nothing, and the mirror's "cannot verify" is the answer. With a hosts
+// folder the endpoints are its hosts, those whose capabilities allow the
+// lookup (usable); when its server replaces the registry, the last host's
+// not-found is the verdict.
 func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
 	eps, err := usable(r.endpoints(ref.Context()), ref)
 	if err != nil {
@@ -357,7 +360,9 @@ func notAsked(last *Error, registry endpoint, err error) *Error {
 // credentialFor keeps credentials on the host they are for. The kubelet
 // picks them for the image's registry; a mirror is asked anonymously, as
 // pull-through caches are (they hold their own upstream credentials). A
-// Docker Hub password has no business reaching a mirror.
+// Docker Hub password has no business reaching a mirror. The hosts of a
+// hosts folder are the exception: the nodes' containerd sends them the
+// credential (dirEndpoints).
 func credentialFor(ep endpoint, c Credential) Credential {
 	if ep.mirror && !ep.withCreds {
 		return Credential{}

@@ -225,17 +225,6 @@ func (d *HostsDir) Hosts(registry string) ([]Host, bool) {
 	return nil, false
 }
 
-// Own reports whether registry has a folder of its own (not _default).
-func (d *HostsDir) Own(registry string) bool {
-	if d == nil {
-		return false
-	}
-	registry = hubName(registry)
-	_, a := d.folders[portFolder(registry)]
-	_, b := d.folders[registry]
-	return a || b
-}
-
 // hostNames are the registries and hosts the folder names: configured
 // hosts, labelled by name in the metrics like mirrors.
 func (d *HostsDir) hostNames() []string {

@@ -61,11 +61,13 @@ $(BIN)/staticcheck-$(STATICCHECK_VERSION):
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
-	@for t in registry:FuzzKeychain registry:FuzzClassify registry:FuzzSanitize registry:FuzzDecodeManifest registry:FuzzChallenge policy:FuzzExtractWorkload policy:FuzzReadManifests policy:FuzzSplitYAML cmd/pullsafe:FuzzPinFile cmd/pullsafe:FuzzWhyKubeletText webhook:FuzzAdmissionReview webhook:FuzzConfigReload; do \
+	@for t in registry:FuzzKeychain registry:FuzzClassify registry:FuzzSanitize registry:FuzzDecodeManifest registry:FuzzChallenge registry:FuzzHostsTOML policy:FuzzExtractWorkload policy:FuzzReadManifests policy:FuzzSplitYAML cmd/pullsafe:FuzzPinFile cmd/pullsafe:FuzzWhyKubeletText webhook:FuzzAdmissionReview webhook:FuzzConfigReload; do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} ./$$pkg || exit 1; done
 	@for fn in FuzzSecretParsingMatchesKubelet FuzzReferenceMatchesKubelet; do echo "== test/kubeletdiff $$fn"; \
 	  (cd test/kubeletdiff && $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} .) || exit 1; done
+	@echo "== test/hostsdiff FuzzHostsMatchContainerd"; \
+	  (cd test/hostsdiff && $(GO) test -run XXX -fuzz "^FuzzHostsMatchContainerd$$" -fuzztime $${FUZZTIME:-30s} .)
 
 .PHONY: bench
 bench: ## Measure everything (micro-benchmarks, HTTPS load, rollout storm, API server overhead, memory) into docs/benchmarks.md (~5 min).

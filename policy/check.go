@@ -318,16 +318,32 @@ func notFoundCause(ref registry.Reference, e *registry.Error) string {
 	case registry.FlavourRepository:
 		return fmt.Sprintf("%s — the repository does not exist in %s (or is hidden from these credentials)", words, e.Registry)
 	case registry.FlavourDigest:
-		return fmt.Sprintf("%s — the digest is not in the repository (deleted, or pushed elsewhere)", words)
+		return fmt.Sprintf("%s — the digest is not in the repository (deleted, or pushed elsewhere)%s", words, answeredBy(ref, e))
+	case registry.FlavourNoHosts:
+		return words
 	}
-	cause := fmt.Sprintf("%s — the tag does not exist in %s", words, ref.Name)
+	cause := fmt.Sprintf("%s — the tag does not exist in %s%s", words, ref.Name, answeredBy(ref, e))
 	if len(e.Suggestions) > 0 {
 		cause += "; nearest tags: " + strings.Join(e.Suggestions, ", ")
 	}
 	return cause
 }
 
+// answeredBy names the host that said not found when it is not the
+// image's registry: a hosts.toml (registries.hostsDir) whose hosts replace
+// the registry, so that host's word is the nodes' verdict.
+func answeredBy(ref registry.Reference, e *registry.Error) string {
+	hub := ref.Domain == "docker.io" && (e.Registry == "index.docker.io" || e.Registry == "registry-1.docker.io")
+	if e.Registry == "" || e.Registry == ref.Domain || hub {
+		return ""
+	}
+	return " (answered by " + e.Registry + ", the host the nodes pull " + ref.Domain + " from)"
+}
+
 func notFoundFix(e *registry.Error) string {
+	if e.Flavour == registry.FlavourNoHosts {
+		return "give a host of the registry's hosts.toml on the nodes (and its copy in registries.hostsDir) the pull and resolve capabilities"
+	}
 	if len(e.Suggestions) > 0 {
 		return "did you mean " + e.Suggestions[0] + "? correct the tag, or push the image before applying"
 	}

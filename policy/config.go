@@ -63,6 +63,14 @@ type RegistriesConfig struct {
 	NodeCredentials []string            `json:"nodeCredentials,omitempty"`
 	Skip            []string            `json:"skip,omitempty"`
 	DeniedNetworks  []string            `json:"deniedNetworks,omitempty"`
+
+	// HostsDir is a folder laid out as containerd's config_path
+	// (<host>/hosts.toml, _default/hosts.toml): the nodes' own registry
+	// hosts, read as containerd reads them (registry/hostsdir.go).
+	HostsDir string `json:"hostsDir,omitempty"`
+	// HostsDigest is what the folder held at load (set by Validate, not
+	// read from the file): a config whose hosts changed is another config.
+	HostsDigest string `json:"-"`
 	// AllowLoopback lets registries, token realms and redirects reach
 	// loopback addresses (127.0.0.0/8, ::1). Unset, `pullsafe serve` refuses
 	// them (in a pod, loopback is pullsafe itself, never the node that pulls)
@@ -208,6 +216,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := validateMirrors(c.Registries.Mirrors); err != nil {
+		return err
+	}
+	if err := c.Registries.validateHostsDir(); err != nil {
 		return err
 	}
 	for _, n := range c.Registries.DeniedNetworks {

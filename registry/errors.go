@@ -46,6 +46,7 @@ const (
 	FlavourTag        = "tag"        // the repository exists, the tag does not
 	FlavourRepository = "repository" // NAME_UNKNOWN, or no tags at all
 	FlavourDigest     = "digest"     // a pinned digest is not in the repository
+	FlavourNoHosts    = "no-hosts"   // hosts.toml leaves no host that may serve the lookup
 )
 
 // maxMessage caps the registry's own words quoted in an Error.

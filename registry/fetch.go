@@ -36,9 +36,19 @@ type endpoint struct {
 	reg    name.Registry
 	repo   string // repository path on that host
 	mirror bool
+	// Set for hosts from a hosts folder (hostsdir_resolve.go): the kubelet's
+	// credential goes to every host, the path replaces /v2, the headers are
+	// sent, and caps say which lookups the host may serve.
+	withCreds bool
+	path      string
+	header    http.Header
+	caps      int
 }
 
 func (r *Resolver) endpoints(repo name.Repository) []endpoint {
+	if hosts, ok := r.o.hostsDir.Hosts(repo.RegistryStr()); ok {
+		return r.dirEndpoints(repo, hosts)
+	}
 	regName := canonicalHost(repo.RegistryStr())
 	var out []endpoint
 	for _, m := range r.o.mirrors[regName] {
@@ -64,7 +74,7 @@ func (r *Resolver) endpoint(host, repo string) endpoint {
 		// Only a config error can get here; the registry will fail to answer.
 		reg, _ = name.NewRegistry("invalid.invalid")
 	}
-	return endpoint{host: reg.RegistryStr(), reg: reg, repo: repo}
+	return endpoint{host: reg.RegistryStr(), reg: reg, repo: repo, caps: capAll}
 }
 
 // authenticator gives go-containerregistry one credential: pullsafe picks
@@ -87,7 +97,7 @@ type authed struct {
 // authedFor is transportFor, also saying whether the transport was built
 // before this lookup (from the cache, or from a cached ping).
 func (r *Resolver) authedFor(ctx context.Context, ep endpoint, c Credential) (authed, bool, error) {
-	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
+	key := ep.host + ep.path + "/" + ep.repo + "|" + c.Fingerprint()
 	if t, ok := r.auth.Get(key); ok {
 		if a := t.(authed); !a.worn() {
 			return a, true, nil
@@ -117,7 +127,7 @@ func (r *Resolver) renewTransport(ctx context.Context, ep endpoint, c Credential
 	if !changed {
 		return authed{}, false
 	}
-	key := ep.host + "/" + ep.repo + "|" + c.Fingerprint()
+	key := ep.host + ep.path + "/" + ep.repo + "|" + c.Fingerprint()
 	r.auth.Remove(key)
 	t, err := r.fromChallenge(ctx, ep.reg, authenticator(c), ep.reg.Repo(ep.repo).Scope(transport.PullScope), fresh)
 	if err != nil {
@@ -145,7 +155,7 @@ func (r *Resolver) lookupAt(ctx context.Context, ep endpoint, ref name.Reference
 		return nil, e
 	}
 	start := time.Now()
-	img, err := r.contact(ctx, ep, ref, c)
+	img, err := r.contact(withEndpoint(ctx, ep), ep, ref, c)
 	r.settle(ctx, ep, c, err, time.Since(start))
 	return img, err
 }

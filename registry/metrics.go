@@ -149,6 +149,9 @@ func (l *hostLabels) reconfigured(o *options) *hostLabels {
 	for h := range o.caBundles {
 		l.fixed[h] = true
 	}
+	for _, h := range o.hostsDir.hostNames() {
+		l.fixed[canonicalHost(h)] = true
+	}
 	return l
 }
 

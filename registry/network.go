@@ -195,6 +195,12 @@ func newBaseTransport(o *options) http.RoundTripper {
 		// #nosec G402 -- the operator declared this registry insecure, as on the nodes.
 		ht.byHost[h] = mk(&tls.Config{InsecureSkipVerify: true}, 16)
 	}
+	for h, tc := range o.hostTLS {
+		// hosts.toml's own TLS settings for the host, as on the nodes.
+		c := tc.Clone()
+		c.MinVersion = tls.VersionTLS12
+		ht.byHost[h] = mk(c, 16)
+	}
 	return ht
 }
 

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net/http"
@@ -19,6 +20,8 @@ type options struct {
 	mirrors         map[string][]string
 	insecure        map[string]bool
 	caBundles       map[string]*x509.CertPool
+	hostsDir        *HostsDir              // WithHostsDir
+	hostTLS         map[string]*tls.Config // hosts.toml ca, client, skip_verify by host
 	denied          []netip.Prefix
 	cacheSize       int
 	tagTTL          time.Duration

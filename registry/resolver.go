@@ -92,7 +92,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 	r := &Resolver{
 		retired:  retired,
 		o:        o,
-		base:     containedTransport{next: newGuard(o, connTraced{next: instrumented{next: budgeted{next: base}, m: m}})},
+		base:     containedTransport{next: endpointRequests{next: newGuard(o, connTraced{next: instrumented{next: budgeted{next: base}, m: m}})}},
 		pool:     base,
 		metrics:  m,
 		tags:     newTTLCache(o.cacheSize, func(k string, v *Image) { evicted(k, v) }, o.tagTTL),
@@ -308,9 +308,15 @@ func (r *Resolver) seedDigest(img *Image, fingerprint string) {
 // never becomes a denial. A mirror pullsafe could not verify (it wants
 // credentials the nodes may hold in hosts.toml, or did not answer) may
 // serve the nodes: the registry's own not-found or unauthorized then proves
-// nothing, and the mirror's "cannot verify" is the answer.
+// nothing, and the mirror's "cannot verify" is the answer. With a hosts
+// folder the endpoints are its hosts, those whose capabilities allow the
+// lookup (usable); when its server replaces the registry, the last host's
+// not-found is the verdict.
 func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential) (*Image, error) {
-	eps := r.endpoints(ref.Context())
+	eps, err := usable(r.endpoints(ref.Context()), ref)
+	if err != nil {
+		return nil, err
+	}
 	var mirrorUnknown *Error
 	for i, ep := range eps {
 		img, err := r.lookupAt(ctx, ep, ref, credentialFor(ep, c))
@@ -354,9 +360,11 @@ func notAsked(last *Error, registry endpoint, err error) *Error {
 // credentialFor keeps credentials on the host they are for. The kubelet
 // picks them for the image's registry; a mirror is asked anonymously, as
 // pull-through caches are (they hold their own upstream credentials). A
-// Docker Hub password has no business reaching a mirror.
+// Docker Hub password has no business reaching a mirror. The hosts of a
+// hosts folder are the exception: the nodes' containerd sends them the
+// credential (dirEndpoints).
 func credentialFor(ep endpoint, c Credential) Credential {
-	if ep.mirror {
+	if ep.mirror && !ep.withCreds {
 		return Credential{}
 	}
 	return c
@@ -390,7 +398,7 @@ func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, er
 	ch := r.flights.DoChan("platforms|"+key+"|"+img.cred.Fingerprint(), contained(img.ref.String(), img.ep.host, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)
 		defer cancel()
-		s, err := r.fetchPlatforms(lctx, img)
+		s, err := r.fetchPlatforms(withEndpoint(lctx, img.ep), img)
 		if err != nil {
 			return nil, classify(err, img.ref.String(), img.ep.host)
 		}
@@ -412,5 +420,13 @@ func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, er
 // HasMirror reports whether references to registry (e.g. "docker.io") are
 // pulled through a configured mirror.
 func (r *Resolver) HasMirror(registry string) bool {
+	if hosts, ok := r.o.hostsDir.Hosts(registry); ok {
+		for _, h := range hosts {
+			if h.Host != "" && canonicalHost(h.Host) != canonicalHost(registry) {
+				return true
+			}
+		}
+		return false
+	}
 	return len(r.o.mirrors[canonicalHost(registry)]) > 0
 }

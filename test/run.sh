@@ -28,6 +28,9 @@ go test -race -count=1 ./...
 echo "== keychain vs the kubelet's own keyring (differential, separate module)"
 (cd test/kubeletdiff && go vet ./... && go test -count=1 ./...)
 
+echo "== hosts.toml reader vs containerd's own (differential, separate module)"
+(cd test/hostsdiff && go vet ./... && go test -count=1 ./...)
+
 echo "== Helm chart vs kustomize, helm lint, PromQL of alerts and dashboard (separate module)"
 # Helm's SDK, kustomize and Prometheus's parser stay out of pullsafe's
 # go.mod; a cold build of this module takes ~4 minutes on 2 cores.

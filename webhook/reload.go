@@ -127,12 +127,13 @@ func (r *Reloader) Reload(ctx context.Context) {
 		seen = []byte("\x00" + err.Error()) // the same failure is reported once
 	}
 	same := r.last != nil && bytes.Equal(seen, r.last)
-	if same && r.lastErr == "" {
+	cur, _ := r.live.Load()
+	// The hosts folder (registries.hostsDir) changes apart from the file.
+	if same && r.lastErr == "" && !cur.Config().Registries.HostsChanged() {
 		return
 	}
 	first := r.last == nil
 	r.last = seen
-	cur, _ := r.live.Load()
 	var cfg *policy.Config
 	if err == nil && len(bytes.TrimSpace(data)) == 0 {
 		// At start an empty file means the defaults; here it is more

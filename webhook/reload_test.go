@@ -303,3 +303,54 @@ func TestReloadRetriesWhatFailedOutsideTheFile(t *testing.T) {
 		t.Errorf("the enforce config never applied once its CA file appeared: warnings %q", resp.Warnings)
 	}
 }
+
+// The nodes' hosts folder, mounted from a ConfigMap, changes without
+// pullsafe's own config file changing: containerd reads hosts.toml at every
+// pull, so the next poll applies it.
+func TestReloadFollowsTheHostsFolder(t *testing.T) {
+	rb := newReloadBed(t)
+	ctx := context.Background()
+	hosts := t.TempDir()
+	folder := strings.Replace(rb.open.Host, ":", "_", 1) + "_" // containerd's host_port_
+	writeHosts := func(server string) {
+		t.Helper()
+		if err := configmapvol.Write(hosts, map[string][]byte{folder + "/hosts.toml": []byte("server = \"http://" + server + "\"\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeHosts("127.0.0.1:1") // a host that refuses: cannot verify
+	rb.writeRaw(t, fmt.Sprintf("apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmode: enforce\nregistries:\n  hostsDir: %s\n  allowLoopback: true\n", hosts))
+	rb.reloader.Reload(ctx)
+	if resp := rb.validate.Handle(ctx, rb.missing(t)); !resp.Allowed {
+		t.Fatalf("denied while the only host refuses connections: %s", resp.Result.Message)
+	}
+	writeHosts(rb.open.Host)
+	rb.reloader.Reload(ctx) // the poll: same config bytes, other hosts
+	if resp := rb.validate.Handle(ctx, rb.missing(t)); resp.Allowed {
+		t.Errorf("the hosts folder's change never applied: warnings %q", resp.Warnings)
+	}
+	rb.wantReloads(t, "success", 2)
+}
+
+// Issue 21's air-gapped cluster, through admission: the nodes reach Docker
+// Hub only through their mirror (hosts.toml's server), so a tag the mirror
+// lacks is denied not-found naming it; a tag it has is admitted, and no
+// Docker Hub credential is asked for (the mirror serves the nodes).
+func TestAirGappedDockerHubDeniedThroughHostsDir(t *testing.T) {
+	rb := newReloadBed(t)
+	ctx := context.Background()
+	hosts := t.TempDir()
+	if err := configmapvol.Write(hosts, map[string][]byte{"docker.io/hosts.toml": []byte("server = \"http://" + rb.open.Host + "\"\n")}); err != nil {
+		t.Fatal(err)
+	}
+	rb.writeRaw(t, fmt.Sprintf("apiVersion: pullsafe.io/v1alpha1\nkind: Config\nmode: enforce\nregistries:\n  hostsDir: %s\n  allowLoopback: true\n", hosts))
+	rb.reloader.Reload(ctx)
+	rb.wantReloads(t, "success", 1)
+	resp := rb.validate.Handle(ctx, request(t, admissionv1.Create, pod("team-a", "nginx:does-not-exist"), nil, ""))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "not-found") || !strings.Contains(resp.Result.Message, rb.open.Host) {
+		t.Errorf("nginx:does-not-exist: allowed=%v %q, want a not-found denial naming the mirror %s", resp.Allowed, resp.Result.Message, rb.open.Host)
+	}
+	if resp := rb.validate.Handle(ctx, request(t, admissionv1.Create, pod("team-a", "nginx:1.27"), nil, "")); !resp.Allowed {
+		t.Errorf("nginx:1.27 (on the mirror) denied: %s", resp.Result.Message)
+	}
+}

@@ -125,6 +125,13 @@ func NewResolver(cfg *policy.Config, reg ctrlmetrics.RegistererGatherer, extra .
 		}
 		opts = append(opts, registry.WithCABundle(host, pem))
 	}
+	if dir := cfg.Registries.HostsDir; dir != "" {
+		hosts, err := registry.LoadHostsDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("registries.hostsDir: %w", err)
+		}
+		opts = append(opts, registry.WithHostsDir(hosts))
+	}
 	return registry.NewResolver(append(opts, extra...)...)
 }
 

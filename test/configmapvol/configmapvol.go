@@ -11,6 +11,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -36,6 +37,10 @@ func Write(dir string, files map[string][]byte) error {
 	}
 	// (6) the payload.
 	for name, data := range files {
+		// A ConfigMap item's path may name subfolders ("docker.io/hosts.toml").
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(ts, name)), 0o755); err != nil {
+			return err
+		}
 		if err := os.WriteFile(filepath.Join(ts, name), data, 0o644); err != nil {
 			return err
 		}
@@ -50,6 +55,9 @@ func Write(dir string, files map[string][]byte) error {
 	}
 	// (10) user-visible symlinks, created once.
 	for name := range files {
+		// The link is the path's first element: a subfolder is linked
+		// whole, as the kubelet links it.
+		name, _, _ = strings.Cut(filepath.ToSlash(name), "/")
 		link := filepath.Join(dir, name)
 		if _, err := os.Lstat(link); errors.Is(err, os.ErrNotExist) {
 			if err := os.Symlink(filepath.Join(dataDirName, name), link); err != nil {

@@ -2,6 +2,8 @@ package helm
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/webhook"
 )
 
@@ -242,5 +245,101 @@ func TestChartPDBNeverBlocksDrains(t *testing.T) {
 				t.Errorf("replicas %d: PodDisruptionBudget minAvailable %v allows no eviction", replicas, v)
 			}
 		}
+	}
+}
+
+// TestChartMountsNodeHosts: nodeHosts mounts the nodes' containerd hosts
+// folder from a ConfigMap, each key at its <host>/hosts.toml path (a key
+// cannot hold "/"), and points registries.hostsDir at it.
+func TestChartMountsNodeHosts(t *testing.T) {
+	objs, _, err := renderChartIn(t, namespace, map[string]any{
+		"nodeHosts": map[string]any{"configMap": "containerd-hosts", "items": []any{
+			map[string]any{"key": "docker.io", "path": "docker.io/hosts.toml"},
+			map[string]any{"key": "default", "path": "_default/hosts.toml"},
+		}},
+		"registries": map[string]any{"insecure": []any{"registry.local:5000"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sawConfig, sawMount bool
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "ConfigMap":
+			cfg, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+			if u.GetName() == "pullsafe-config" {
+				sawConfig = strings.Contains(cfg, "hostsDir: /etc/pullsafe-hosts") && strings.Contains(cfg, "registry.local:5000")
+			}
+		case "Deployment":
+			var d appsv1.Deployment
+			fromUnstructured(t, u, &d)
+			pod := d.Spec.Template.Spec
+			mounted := slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == "node-hosts" && m.MountPath == "/etc/pullsafe-hosts"
+			})
+			volume := slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+				return v.Name == "node-hosts" && v.ConfigMap != nil && v.ConfigMap.Name == "containerd-hosts" &&
+					len(v.ConfigMap.Items) == 2 && v.ConfigMap.Items[0].Path == "docker.io/hosts.toml"
+			})
+			sawMount = mounted && volume
+		}
+	}
+	if !sawConfig || !sawMount {
+		t.Errorf("config sets hostsDir and keeps the other registries keys: %v; folder mounted: %v", sawConfig, sawMount)
+	}
+	if _, _, err := renderChartIn(t, namespace, map[string]any{"nodeHosts": map[string]any{"configMap": "c",
+		"items": []any{map[string]any{"key": "k", "path": "../etc/hosts.toml"}}}}); err == nil {
+		t.Error("an item path out of the folder rendered")
+	}
+}
+
+// TestKustomizeNodeHostsComponent: the component mounts the generated
+// ConfigMap's keys at <host>/hosts.toml under /etc/pullsafe-hosts, and what
+// it mounts is a hosts folder pullsafe loads.
+func TestKustomizeNodeHostsComponent(t *testing.T) {
+	dir := filepath.Join(root(t), "manifests", "overlays", "node-hosts-test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../base]\ncomponents: [../../components/node-hosts]\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]string
+	var vol *corev1.Volume
+	for _, u := range kustomize(t, "overlays/node-hosts-test") {
+		switch {
+		case u.GetKind() == "ConfigMap" && strings.HasPrefix(u.GetName(), "pullsafe-node-hosts"):
+			data, _, _ = unstructured.NestedStringMap(u.Object, "data")
+		case u.GetKind() == "Deployment":
+			var d appsv1.Deployment
+			fromUnstructured(t, u, &d)
+			for i, v := range d.Spec.Template.Spec.Volumes {
+				if v.Name == "node-hosts" {
+					vol = &d.Spec.Template.Spec.Volumes[i]
+				}
+			}
+		}
+	}
+	if vol == nil || vol.ConfigMap == nil || !strings.HasPrefix(vol.ConfigMap.Name, "pullsafe-node-hosts") {
+		t.Fatalf("node-hosts volume = %+v", vol)
+	}
+	hosts := t.TempDir()
+	for _, it := range vol.ConfigMap.Items {
+		f := filepath.Join(hosts, it.Path)
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(data[it.Key]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := registry.LoadHostsDir(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := h.Hosts("docker.io"); !ok || len(got) != 1 || got[0].Host != "mirror.corp.example" {
+		t.Errorf("docker.io hosts = %+v", got)
 	}
 }

@@ -1,0 +1,2 @@
+// Package hostsdiff compares pullsafe's hosts.toml reader with containerd's.
+package hostsdiff

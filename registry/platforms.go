@@ -249,7 +249,7 @@ func decodeEntries(dec *json.Decoder, s *platformSet) error {
 	}
 	for dec.More() {
 		var e struct {
-			Platform *v1.Platform   `json:"platform"`
+			Platform *v1.Platform    `json:"platform"`
 			Digest   json.RawMessage `json:"digest"`
 		}
 		if err := dec.Decode(&e); err != nil {

@@ -63,6 +63,9 @@ type RegistriesConfig struct {
 	NodeCredentials []string            `json:"nodeCredentials,omitempty"`
 	Skip            []string            `json:"skip,omitempty"`
 	DeniedNetworks  []string            `json:"deniedNetworks,omitempty"`
+	// VerifyBlobs: check the platform manifests, config and layer blobs
+	// the nodes fetch after the index (PullPath). Default true.
+	VerifyBlobs *bool `json:"verifyBlobs,omitempty"`
 	// AllowLoopback lets registries, token realms and redirects reach
 	// loopback addresses (127.0.0.0/8, ::1). Unset, `pullsafe serve` refuses
 	// them (in a pod, loopback is pullsafe itself, never the node that pulls)

@@ -165,7 +165,9 @@ func TestPullPathVerdicts(t *testing.T) {
 			},
 			want: want{Unreachable, FlavourTimeout, "cannot check"}},
 		{name: "no HEAD on blobs: a ranged GET finds them", image: "team/multi:v1", platforms: []v1.Platform{amd64},
-			break_: func(t *testing.T, f pathFixture) { f.tr.SetFault(blobFault(http.StatusMethodNotAllowed, http.MethodHead)) }},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.SetFault(blobFault(http.StatusMethodNotAllowed, http.MethodHead))
+			}},
 		{name: "no HEAD on blobs: a ranged GET misses a deleted one", image: "team/multi:v1", platforms: []v1.Platform{amd64},
 			break_: func(t *testing.T, f pathFixture) {
 				f.tr.SetFault(blobFault(http.StatusMethodNotAllowed, http.MethodHead))

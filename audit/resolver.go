@@ -39,8 +39,8 @@ type background struct {
 	images    map[imageKey]resolved
 	platforms map[string]platforms
 	paths     map[string]error // PullPath's answers, by image, credential and platforms
-	lookups   int // lookups passed on to next
-	waits     int // times a lookup waited for admission or the budget
+	lookups   int              // lookups passed on to next
+	waits     int              // times a lookup waited for admission or the budget
 }
 
 type imageKey struct {

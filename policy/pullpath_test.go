@@ -63,14 +63,20 @@ func TestCheckPullPath(t *testing.T) {
 	}{
 		{name: "healthy", nodes: []Node{node("a", "amd64")}, decision: DecisionAllow},
 		{name: "deleted layer where the nodes pull", nodes: []Node{node("a", "amd64")},
-			break_:   func(t *testing.T, reg *registrytest.Registry, amd, _ v1.Image) { reg.DeleteBlob("team/app", layerOf(t, amd, 1)) },
+			break_: func(t *testing.T, reg *registrytest.Registry, amd, _ v1.Image) {
+				reg.DeleteBlob("team/app", layerOf(t, amd, 1))
+			},
 			decision: DecisionDeny, finding: "not-found: layer 2 of 3 of linux/amd64 (sha256:"},
 		{name: "deleted layer of a platform no node pulls", nodes: []Node{node("a", "amd64")},
-			break_:   func(t *testing.T, reg *registrytest.Registry, _, arm v1.Image) { reg.DeleteBlob("team/app", layerOf(t, arm, 0)) },
+			break_: func(t *testing.T, reg *registrytest.Registry, _, arm v1.Image) {
+				reg.DeleteBlob("team/app", layerOf(t, arm, 0))
+			},
 			decision: DecisionAllow},
 		{name: "deleted layer, verifyBlobs off", nodes: []Node{node("a", "amd64")},
-			config:   func(c *Config) { c.Registries.VerifyBlobs = &off },
-			break_:   func(t *testing.T, reg *registrytest.Registry, amd, _ v1.Image) { reg.DeleteBlob("team/app", layerOf(t, amd, 1)) },
+			config: func(c *Config) { c.Registries.VerifyBlobs = &off },
+			break_: func(t *testing.T, reg *registrytest.Registry, amd, _ v1.Image) {
+				reg.DeleteBlob("team/app", layerOf(t, amd, 1))
+			},
 			decision: DecisionAllow},
 		{name: "blob 500 cannot verify", nodes: []Node{node("a", "amd64")},
 			break_: func(t *testing.T, reg *registrytest.Registry, _, _ v1.Image) {

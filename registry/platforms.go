@@ -242,7 +242,8 @@ func decodeEntries(dec *json.Decoder, s *platformSet) error {
 		return err
 	}
 	if tok == nil {
-		return nil // "manifests": null
+		s.index = false // "manifests": null, as encoding/json reads it: no index
+		return nil
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return fmt.Errorf("manifests is %v, not an array", tok)

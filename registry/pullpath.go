@@ -78,37 +78,44 @@ func decodeLayers(dec *json.Decoder, l *pathLayers) error {
 		return fmt.Errorf("layers is %v, not an array", tok)
 	}
 	for dec.More() {
+		// The fields as containerd's ocispec.Descriptor types them: what
+		// it cannot decode, neither does this.
 		var e struct {
-			MediaType string          `json:"mediaType"`
-			Digest    json.RawMessage `json:"digest"`
-			URLs      json.RawMessage `json:"urls"`
+			MediaType string   `json:"mediaType"`
+			Digest    string   `json:"digest"`
+			URLs      []string `json:"urls"`
 		}
 		if err := dec.Decode(&e); err != nil {
 			return err
 		}
-		l.total++
-		if len(l.digests) == maxLayers {
-			continue
-		}
-		d := digestOf(e.Digest)
-		if foreign(e.MediaType, e.URLs) {
-			d = ""
-		}
-		l.digests = append(l.digests, d)
+		l.add(e.MediaType, e.Digest, e.URLs)
 	}
 	return expectDelim(dec, ']')
 }
 
+// add keeps a layer's digest ("" for a foreign one), up to maxLayers.
+func (l *pathLayers) add(mediaType, digest string, urls []string) {
+	l.total++
+	if len(l.digests) == maxLayers {
+		return
+	}
+	if foreign(mediaType, urls) {
+		digest = ""
+	} else if digest == "" || len(digest) > maxDigest {
+		digest = "invalid"
+	}
+	l.digests = append(l.digests, strings.Clone(digest))
+}
+
 // foreign reports a layer containerd fetches from its urls first: a
 // non-distributable media type, or urls set.
-func foreign(mediaType string, urls json.RawMessage) bool {
+func foreign(mediaType string, urls []string) bool {
 	for _, t := range foreignLayers {
 		if strings.EqualFold(mediaType, t) {
 			return true
 		}
 	}
-	u := strings.TrimSpace(string(urls))
-	return u != "" && u != "null" && u != "[]"
+	return len(urls) > 0
 }
 
 // digestOf is a descriptor's digest as written, or "invalid" when it is not

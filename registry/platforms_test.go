@@ -163,7 +163,7 @@ func TestPlatformCacheBounds(t *testing.T) {
 func referencePlatforms(data []byte) (manifestPlatforms, error) {
 	var m struct {
 		Manifests *[]struct {
-			Platform *v1.Platform   `json:"platform"`
+			Platform *v1.Platform    `json:"platform"`
 			Digest   json.RawMessage `json:"digest"`
 		} `json:"manifests"`
 		Config *v1.Descriptor `json:"config"`

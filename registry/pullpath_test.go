@@ -295,3 +295,50 @@ func TestPullPathTenantIsolation(t *testing.T) {
 		t.Fatalf("bob: %v, want not-found (alice's walk must not answer for bob)", err)
 	}
 }
+
+// TestPullPathAcrossMirrors: as containerd's fetcher, a piece a mirror
+// lacks is asked of the next host; it is missing only when every host says
+// so, and a mirror that could not be asked leaves the registry's 404 no
+// verdict.
+func TestPullPathAcrossMirrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		break_ func(t *testing.T, mirror, up *registrytest.Registry, img v1.Image)
+		want   Reason
+	}{
+		{name: "both serve it"},
+		{name: "the mirror lost a layer, the registry has it",
+			break_: func(t *testing.T, mirror, _ *registrytest.Registry, img v1.Image) {
+				mirror.DeleteBlob("team/app", layerDigest(t, img, 0))
+			}},
+		{name: "both lost it",
+			break_: func(t *testing.T, mirror, up *registrytest.Registry, img v1.Image) {
+				mirror.DeleteBlob("team/app", layerDigest(t, img, 0))
+				up.DeleteBlob("team/app", layerDigest(t, img, 0))
+			},
+			want: NotFound},
+		{name: "the mirror fails on blobs, the registry lost it",
+			break_: func(t *testing.T, mirror, up *registrytest.Registry, img v1.Image) {
+				mirror.SetFault(blobFault(http.StatusBadGateway, ""))
+				up.DeleteBlob("team/app", layerDigest(t, img, 0))
+			},
+			want: Unreachable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			up, mirror := registrytest.New(t), registrytest.New(t)
+			img := registrytest.LayeredImage(t, "linux", "amd64", 2)
+			for _, reg := range []*registrytest.Registry{up, mirror} {
+				reg.PushIndex("team/app", "v1", []v1.Image{img}, []v1.Platform{amd64})
+			}
+			if tc.break_ != nil {
+				tc.break_(t, mirror, up, img)
+			}
+			r := newTestResolver(t, WithMirrors(map[string][]string{up.Host: {mirror.Host}}), WithLookupTimeout(time.Second))
+			err := walkPath(t, r, up.Host+"/team/app:v1", nil, amd64)
+			if ReasonOf(err) != tc.want {
+				t.Errorf("PullPath = %v, want reason %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -340,5 +341,35 @@ func TestPullPathAcrossMirrors(t *testing.T) {
 				t.Errorf("PullPath = %v, want reason %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestPullPathSkipsForeignLayers: a foreign (non-distributable) layer is
+// fetched by containerd from its urls, never from the registry: its
+// absence there is no failure.
+func TestPullPathSkipsForeignLayers(t *testing.T) {
+	tr := registrytest.New(t)
+	img := registrytest.LayeredImage(t, "linux", "amd64", 1)
+	tr.Push("team/win", "base", img)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	absent := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	m.Layers = append(m.Layers,
+		v1.Descriptor{MediaType: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", Digest: absent, Size: 1},
+		v1.Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: absent, Size: 1, URLs: []string{"https://example.com/layer"}})
+	body, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.RawManifest("team/win", "v1", string(m.MediaType), body)
+	r := newTestResolver(t)
+	if err := walkPath(t, r, tr.Host+"/team/win:v1", nil, amd64); err != nil {
+		t.Errorf("PullPath = %v, want nil (foreign layers are not the registry's)", err)
+	}
+	if n := tr.Count("", "/blobs/"+absent.String()); n != 0 {
+		t.Errorf("asked the registry %d times for a foreign layer, want 0", n)
 	}
 }

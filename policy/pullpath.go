@@ -60,7 +60,8 @@ func (c *Checker) pullPath(ctx context.Context, in Input, ct Container, img *reg
 	case !errors.As(err, &e):
 		find(RuleUnreachable, fmt.Sprintf("cannot verify the layers the nodes pull: %v", err), "")
 	case e.Reason == registry.NotFound && e.Flavour == registry.FlavourDigestMismatch:
-		find(RuleNotFound, e.Message, "push the image again (the registry serves other bytes than the digest names), or pin a digest that pulls")
+		find(RuleNotFound, e.Message+" at "+e.Registry+": containerd fails every pull (\"unexpected commit digest\")",
+			"push the image again (the registry serves other bytes than the digest names), or pin a digest that pulls")
 	case e.Reason == registry.NotFound:
 		find(RuleNotFound, e.Message+" — the reference resolves, but every pull of it fails with \"not found\"",
 			"push the image again from a complete copy (the blob was deleted: registry garbage collection, a replication or pull-through cache that lost it)")

@@ -57,30 +57,40 @@ func TestCheckPullPath(t *testing.T) {
 		name     string
 		nodes    []Node
 		config   func(*Config)
-		break_   func(t *testing.T, reg *registrytest.Registry, amd, arm v1.Image)
+		break_   func(t *testing.T, f pathFixture)
 		decision Decision
 		finding  string // "rule: text in the cause", "" for none
 	}{
 		{name: "healthy", nodes: []Node{node("a", "amd64")}, decision: DecisionAllow},
 		{name: "deleted layer where the nodes pull", nodes: []Node{node("a", "amd64")},
-			break_: func(t *testing.T, reg *registrytest.Registry, amd, _ v1.Image) {
-				reg.DeleteBlob("team/app", layerOf(t, amd, 1))
+			break_: func(t *testing.T, f pathFixture) {
+				f.reg.DeleteBlob("team/app", layerOf(t, f.amd, 1))
 			},
 			decision: DecisionDeny, finding: "not-found: layer 2 of 3 of linux/amd64 (sha256:"},
 		{name: "deleted layer of a platform no node pulls", nodes: []Node{node("a", "amd64")},
-			break_: func(t *testing.T, reg *registrytest.Registry, _, arm v1.Image) {
-				reg.DeleteBlob("team/app", layerOf(t, arm, 0))
+			break_: func(t *testing.T, f pathFixture) {
+				f.reg.DeleteBlob("team/app", layerOf(t, f.arm, 0))
 			},
 			decision: DecisionAllow},
 		{name: "deleted layer, verifyBlobs off", nodes: []Node{node("a", "amd64")},
 			config: func(c *Config) { c.Registries.VerifyBlobs = &off },
-			break_: func(t *testing.T, reg *registrytest.Registry, amd, _ v1.Image) {
-				reg.DeleteBlob("team/app", layerOf(t, amd, 1))
+			break_: func(t *testing.T, f pathFixture) {
+				f.reg.DeleteBlob("team/app", layerOf(t, f.amd, 1))
 			},
 			decision: DecisionAllow},
+		{name: "platform manifest does not match its digest", nodes: []Node{node("a", "amd64")},
+			break_: func(t *testing.T, f pathFixture) {
+				f.reg.SetFault(servesOther(t, digestOf(t, f.amd), f.arm))
+			},
+			decision: DecisionDeny, finding: "not-found: the linux/amd64 manifest (sha256:"},
+		{name: "index does not match its digest", nodes: []Node{node("a", "amd64")},
+			break_: func(t *testing.T, f pathFixture) {
+				f.reg.SetFault(servesOther(t, f.index, f.amd))
+			},
+			decision: DecisionDeny, finding: "not-found: the image's manifest (sha256:"},
 		{name: "blob 500 cannot verify", nodes: []Node{node("a", "amd64")},
-			break_: func(t *testing.T, reg *registrytest.Registry, _, _ v1.Image) {
-				reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+			break_: func(t *testing.T, f pathFixture) {
+				f.reg.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 					if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "/blobs/") {
 						w.WriteHeader(http.StatusInternalServerError)
 						return true
@@ -92,11 +102,11 @@ func TestCheckPullPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			reg := registrytest.New(t)
-			amd, arm := registrytest.LayeredImage(t, "linux", "amd64", 3), registrytest.LayeredImage(t, "linux", "arm64", 2)
-			reg.PushIndex("team/app", "v1", []v1.Image{amd, arm}, []v1.Platform{plat("linux", "amd64", ""), plat("linux", "arm64", "")})
+			f := pathFixture{reg: registrytest.New(t),
+				amd: registrytest.LayeredImage(t, "linux", "amd64", 3), arm: registrytest.LayeredImage(t, "linux", "arm64", 2)}
+			f.index = f.reg.PushIndex("team/app", "v1", []v1.Image{f.amd, f.arm}, []v1.Platform{plat("linux", "amd64", ""), plat("linux", "arm64", "")})
 			if tc.break_ != nil {
-				tc.break_(t, reg, amd, arm)
+				tc.break_(t, f)
 			}
 			cfg := DefaultConfig()
 			cfg.Rules[RuleMutableTag] = ActionIgnore
@@ -107,7 +117,7 @@ func TestCheckPullPath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := podWith([]string{reg.Host + "/team/app:v1"})
+			in := podWith([]string{f.reg.Host + "/team/app:v1"})
 			in.Nodes = tc.nodes
 			v := NewChecker(cfg, res).Check(context.Background(), in)
 			var got []string
@@ -122,6 +132,13 @@ func TestCheckPullPath(t *testing.T) {
 	}
 }
 
+// pathFixture is an index of an amd64 image of 3 layers and an arm64 one of 2.
+type pathFixture struct {
+	reg      *registrytest.Registry
+	amd, arm v1.Image
+	index    v1.Hash
+}
+
 func layerOf(t *testing.T, img v1.Image, i int) v1.Hash {
 	t.Helper()
 	ls, err := img.Layers()
@@ -133,4 +150,30 @@ func layerOf(t *testing.T, img v1.Image, i int) v1.Hash {
 		t.Fatal(err)
 	}
 	return d
+}
+
+func digestOf(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// servesOther answers GETs of the manifest digest with img's manifest:
+// bytes that hash to another digest.
+func servesOther(t *testing.T, digest v1.Hash, img v1.Image) func(w http.ResponseWriter, r *http.Request) bool {
+	body, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/manifests/"+digest.String()) {
+			return false
+		}
+		w.Header().Set("Docker-Content-Digest", digest.String())
+		_, _ = w.Write(body)
+		return true
+	}
 }

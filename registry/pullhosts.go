@@ -58,8 +58,9 @@ func (r *Resolver) manifestAcross(ctx context.Context, hosts []pullHost, digest,
 		var e *Error
 		switch {
 		case errors.As(err, &e) && e.Flavour == FlavourDigestMismatch:
+			// Short enough that the not-found cache (maxMessage) keeps it whole.
 			return m, &Error{Reason: NotFound, Flavour: FlavourDigestMismatch, Registry: h.ep.host,
-				Message: fmt.Sprintf("%s (%s) served by %s does not match its digest: %s; containerd fails the pull (\"unexpected commit digest\")", what, digest, h.ep.host, e.Message)}
+				Message: fmt.Sprintf("%s (%s) does not match its digest", what, digest)}
 		case ans == pieceServed:
 			return m, nil
 		case ans == pieceUnknown && unknown == nil:

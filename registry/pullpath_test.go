@@ -137,7 +137,7 @@ func TestPullPathVerdicts(t *testing.T) {
 				f.tr.SetFault(servesOther(manifestDigest(t, f.amd), manifestBytes(t, f.arm)))
 			},
 			want: want{NotFound, FlavourDigestMismatch, "the linux/amd64 manifest (sha256:"}},
-		{name: "index does not match its digest", image: "team/single:v1",
+		{name: "top-level manifest does not match its digest", image: "team/single:v1",
 			break_: func(t *testing.T, f pathFixture) {
 				f.tr.SetFault(servesOther(manifestDigest(t, f.single), manifestBytes(t, f.amd)))
 			},

@@ -249,7 +249,7 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 		if t.blobs != nil || t.digest == "" {
 			return nil
 		}
-		if _, ok := r.paths.Get(pathKey(img.ep, img.chosen, t.digest)); ok {
+		if _, ok := r.paths.Get(pathKey(img.ep, img.chosen, t.digest)); ok && !background(ctx) {
 			t.digest = "" // walked before, under another index or tag
 			return nil
 		}

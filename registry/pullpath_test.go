@@ -373,3 +373,28 @@ func TestPullPathSkipsForeignLayers(t *testing.T) {
 		t.Errorf("asked the registry %d times for a foreign layer, want 0", n)
 	}
 }
+
+// TestPullPathBackgroundAsksAgain: the audit's lookups (WithBudget) skip
+// the cached walks, so a layer deleted after admission is found at the
+// next pass, not when the cached answer expires.
+func TestPullPathBackgroundAsksAgain(t *testing.T) {
+	f := newPathFixture(t)
+	r := newTestResolver(t)
+	image := f.tr.Host + "/team/multi:v1"
+	if err := walkPath(t, r, image, nil, amd64); err != nil {
+		t.Fatal(err)
+	}
+	f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 0))
+	ctx := WithBudget(context.Background(), nopBudget{})
+	img, err := r.Resolve(ctx, image, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PullPath(ctx, img, []v1.Platform{amd64}); ReasonOf(err) != NotFound {
+		t.Errorf("background PullPath after the layer was deleted = %v, want not-found", err)
+	}
+}
+
+type nopBudget struct{}
+
+func (nopBudget) Spend(string) {}

@@ -224,20 +224,27 @@ type pathTarget struct {
 	label  string // "linux/amd64", or "the image" where unknown
 	digest string // the manifest's; empty when blobs are known already
 	blobs  *pathBlobs
+	// configRead: Platforms has read the config already (a single
+	// manifest's): a host serves it, no HEAD needed.
+	configRead bool
 }
 
+// walk reads the manifests of the targets and checks their blobs.
 func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform) error {
 	var hosts []pullHost
 	for _, ep := range r.endpoints(img.ref.Context()) {
 		hosts = append(hosts, pullHost{ep: ep, cred: credentialFor(ep, img.chosen)})
 	}
-	top, err := r.topOfPath(ctx, img, hosts)
+	top, cached, err := r.topOfPath(ctx, img, hosts)
 	if err != nil {
 		return err
 	}
 	var targets []pathTarget
 	if !top.index {
-		targets = append(targets, pathTarget{label: singleLabel(platforms), blobs: top.blobs})
+		// A cached single manifest's set states a platform only once its
+		// config was read; the audit asks again whatever was cached.
+		read := cached && len(top.platforms) > 0 && !background(ctx)
+		targets = append(targets, pathTarget{label: singleLabel(platforms), blobs: top.blobs, configRead: read})
 	}
 	for _, p := range platforms {
 		if i := indexOfPlatform(top, p); top.index && i >= 0 {
@@ -279,12 +286,12 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 // topOfPath is img's manifest as a path: from the platform cache, where
 // Platforms left it, or read again (it was not cached when Platforms
 // failed, e.g. on a missing config).
-func (r *Resolver) topOfPath(ctx context.Context, img *Image, hosts []pullHost) (platformSet, error) {
+func (r *Resolver) topOfPath(ctx context.Context, img *Image, hosts []pullHost) (s platformSet, cached bool, err error) {
 	if s, ok := r.platforms.get(img.Digest.String()); ok && (s.index || s.blobs != nil) {
-		return s, nil
+		return s, true, nil
 	}
 	m, err := r.manifestAcross(ctx, hosts, img.Digest.String(), "the image's manifest")
-	return m.set, err
+	return m.set, false, err
 }
 
 func indexOfPlatform(s platformSet, p v1.Platform) int {
@@ -338,7 +345,9 @@ func (r *Resolver) checkBlobs(ctx context.Context, hosts []pullHost, targets []p
 		if t.blobs == nil || !t.blobs.imageConfig {
 			continue // no config, or an artifact's: not a runnable image
 		}
-		add(t.blobs.config, "config of "+t.label)
+		if !t.configRead {
+			add(t.blobs.config, "config of "+t.label)
+		}
 		for i, d := range t.blobs.digests {
 			add(d, fmt.Sprintf("layer %d of %d of %s", i+1, t.blobs.total, t.label))
 		}

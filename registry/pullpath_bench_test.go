@@ -14,7 +14,8 @@ import (
 )
 
 // BenchmarkFirstLookup is a first lookup of a new multi-arch image (2
-// platforms of 5 layers, both pulled by the nodes) as policy makes it, from
+// platforms of 5 layers, both pulled by the nodes) or a single-platform one
+// (5 layers) as policy makes it, from
 // a cold resolver, against a registry 2ms away: path=off is Resolve and
 // Platforms (registries.verifyBlobs: false), path=on adds PullPath. The
 // time is mostly round trips: rtt/op counts them as time/2ms.
@@ -24,8 +25,9 @@ func BenchmarkFirstLookup(b *testing.B) {
 	platforms := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
 	const tags = 64
 	for i := range tags {
-		tr.PushIndex("team/app", fmt.Sprintf("v%d", i),
+		tr.PushIndex("team/multi", fmt.Sprintf("v%d", i),
 			[]v1.Image{registrytest.LayeredImage(b, "linux", "amd64", 5), registrytest.LayeredImage(b, "linux", "arm64", 5)}, platforms)
+		tr.Push("team/single", fmt.Sprintf("v%d", i), registrytest.LayeredImage(b, "linux", "amd64", 5))
 	}
 	var inFlight, peak atomic.Int64
 	tr.SetFault(func(http.ResponseWriter, *http.Request) bool {
@@ -36,8 +38,12 @@ func BenchmarkFirstLookup(b *testing.B) {
 		time.Sleep(latency)
 		return false
 	})
-	for _, path := range []bool{false, true} {
-		b.Run(fmt.Sprintf("path=%v", map[bool]string{false: "off", true: "on"}[path]), func(b *testing.B) {
+	for _, bc := range []struct {
+		image string
+		path  bool
+	}{{"multi", false}, {"multi", true}, {"single", false}, {"single", true}} {
+		path := bc.path
+		b.Run(fmt.Sprintf("image=%s/path=%v", bc.image, map[bool]string{false: "off", true: "on"}[path]), func(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			tr.Reset()
@@ -46,7 +52,7 @@ func BenchmarkFirstLookup(b *testing.B) {
 			start := time.Now()
 			for b.Loop() {
 				r := newTestResolver(b) // cold: no connection, token or answer cached
-				img, err := r.Resolve(ctx, fmt.Sprintf("%s/team/app:v%d", tr.Host, n%tags), nil)
+				img, err := r.Resolve(ctx, fmt.Sprintf("%s/team/%s:v%d", tr.Host, bc.image, n%tags), nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -54,7 +60,7 @@ func BenchmarkFirstLookup(b *testing.B) {
 					b.Fatal(err)
 				}
 				if path {
-					if err := r.PullPath(ctx, img, platforms); err != nil {
+					if err := r.PullPath(ctx, img, platforms[:map[string]int{"multi": 2, "single": 1}[bc.image]]); err != nil {
 						b.Fatal(err)
 					}
 				}

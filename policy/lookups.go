@@ -152,7 +152,12 @@ func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]
 // PullPath takes a slot like Platforms. Its key names the credential's
 // source (namespace/secret): what a credential may read decides the answer.
 func (r *reviewResolver) PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error {
-	key := "pullpath|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential + "|" + fmt.Sprint(platforms)
+	var b strings.Builder
+	b.WriteString("pullpath|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential)
+	for _, p := range platforms {
+		b.WriteString("|" + p.OS + "/" + p.Architecture + "/" + p.Variant + "/" + p.OSVersion)
+	}
+	key := b.String()
 	_, err, answered := r.lookups.do(ctx, r.ns, slotHost(img.Registry), key, func() (any, error) {
 		return nil, r.next.PullPath(context.WithoutCancel(ctx), img, platforms)
 	})

@@ -153,7 +153,7 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 	if img == nil || img.ref == nil || isSchema1(img.MediaType) {
 		return nil
 	}
-	key := pathKey(img.ep, img.chosen, img.Digest.String()) + "|" + platformsKey(platforms)
+	key := pathKey(img.ep, img.chosen, img.Digest.String(), platforms)
 	if !background(ctx) {
 		if _, ok := r.paths.Get(key); ok {
 			r.metrics.cacheEvent("hit")
@@ -189,18 +189,32 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 	}
 }
 
-// pathKey names a manifest's pull path as one credential sees it on the
-// hosts that serve ep's repository.
-func pathKey(ep endpoint, c Credential, digest string) string {
-	return "pullpath|" + ep.host + "/" + ep.repo + "@" + digest + "|" + c.Fingerprint()
+// pathKey names a manifest's pull path, for platforms of it, as one
+// credential sees it on the hosts that serve ep's repository.
+func pathKey(ep endpoint, c Credential, digest string, platforms []v1.Platform) string {
+	var b strings.Builder
+	fp := c.Fingerprint()
+	b.Grow(len("pullpath|") + len(ep.host) + len(ep.repo) + len(digest) + len(fp) + 3 + 16*len(platforms))
+	b.WriteString("pullpath|")
+	b.WriteString(ep.host)
+	b.WriteByte('/')
+	b.WriteString(ep.repo)
+	b.WriteByte('@')
+	b.WriteString(digest)
+	b.WriteByte('|')
+	b.WriteString(fp)
+	writePlatforms(&b, platforms)
+	return b.String()
 }
 
-func platformsKey(ps []v1.Platform) string {
-	var b strings.Builder
+// writePlatforms appends "|os/arch/variant/osversion" for each platform.
+func writePlatforms(b *strings.Builder, ps []v1.Platform) {
 	for _, p := range ps {
-		b.WriteString(p.OS + "/" + p.Architecture + "/" + p.Variant + "/" + p.OSVersion + ";")
+		for i, s := range []string{p.OS, p.Architecture, p.Variant, p.OSVersion} {
+			b.WriteByte("|///"[i])
+			b.WriteString(s)
+		}
 	}
-	return b.String()
 }
 
 func isSchema1(mediaType string) bool {
@@ -256,7 +270,7 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 		if t.blobs != nil || t.digest == "" {
 			return nil
 		}
-		if _, ok := r.paths.Get(pathKey(img.ep, img.chosen, t.digest)); ok && !background(ctx) {
+		if _, ok := r.paths.Get(pathKey(img.ep, img.chosen, t.digest, nil)); ok && !background(ctx) {
 			t.digest = "" // walked before, under another index or tag
 			return nil
 		}
@@ -277,7 +291,7 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 	}
 	for _, t := range targets {
 		if t.digest != "" {
-			r.paths.Add(pathKey(img.ep, img.chosen, t.digest), struct{}{})
+			r.paths.Add(pathKey(img.ep, img.chosen, t.digest, nil), struct{}{})
 		}
 	}
 	return nil

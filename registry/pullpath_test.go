@@ -2,8 +2,11 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -398,3 +401,34 @@ func TestPullPathBackgroundAsksAgain(t *testing.T) {
 type nopBudget struct{}
 
 func (nopBudget) Spend(string) {}
+
+// TestPullPathLayersBounded: a manifest listing more layers than any image
+// has costs at most maxLayers blob requests, and still names a missing one.
+func TestPullPathLayersBounded(t *testing.T) {
+	tr := registrytest.New(t)
+	img := registrytest.LayeredImage(t, "linux", "amd64", 1)
+	tr.Push("team/many", "base", img)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	for i := range 300 {
+		h := sha256.Sum256([]byte(fmt.Sprint(i)))
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: m.Layers[0].MediaType, Size: 1,
+			Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h[:])}})
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.RawManifest("team/many", "v1", string(m.MediaType), body)
+	r := newTestResolver(t, WithLookupTimeout(10*time.Second))
+	err = walkPath(t, r, tr.Host+"/team/many:v1", nil, amd64)
+	if e := mustFail(t, err); e.Reason != NotFound || !strings.Contains(e.Message, "layer 2 of 301 of linux/amd64") {
+		t.Errorf("PullPath = %v, want layer 2 of 301 named missing", err)
+	}
+	if n := tr.Count(http.MethodHead, "/blobs/"); n > maxLayers {
+		t.Errorf("%d blob HEADs, want at most %d", n, maxLayers)
+	}
+}

@@ -129,7 +129,7 @@ func (a *Auditor) Pass(ctx context.Context) (*Report, error) {
 		a.budget = newBudget(cfg.Audit.RequestsPerMinute, a.now)
 	}
 	bg := &background{next: admission.Resolver(), admission: admission, current: a.checker, budget: a.budget, sleep: a.sleep, poll: a.poll,
-		images: map[imageKey]resolved{}, platforms: map[string]platforms{}}
+		images: map[imageKey]resolved{}, platforms: map[string]platforms{}, paths: map[string]error{}}
 	p := &pass{a: a, cfg: cfg, res: bg,
 		// One lookup at a time: the audit never competes with admission
 		// for connections or registry quota beyond one request.

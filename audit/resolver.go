@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -37,8 +38,9 @@ type background struct {
 	mu        sync.Mutex
 	images    map[imageKey]resolved
 	platforms map[string]platforms
-	lookups   int // lookups passed on to next
-	waits     int // times a lookup waited for admission or the budget
+	paths     map[string]error // PullPath's answers, by image, credential and platforms
+	lookups   int              // lookups passed on to next
+	waits     int              // times a lookup waited for admission or the budget
 }
 
 type imageKey struct {
@@ -101,6 +103,26 @@ func (b *background) Platforms(ctx context.Context, img *registry.Image) ([]v1.P
 	b.lookups++
 	b.mu.Unlock()
 	return p, err
+}
+
+// PullPath is walked once a pass per image, credential and platforms.
+func (b *background) PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error {
+	k := img.Registry + "/" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential + "|" + fmt.Sprint(platforms)
+	b.mu.Lock()
+	err, ok := b.paths[k]
+	b.mu.Unlock()
+	if ok {
+		return err
+	}
+	if err := b.turn(ctx, img.Registry); err != nil {
+		return err
+	}
+	err = b.next.PullPath(registry.WithBudget(ctx, b.budget), img, platforms)
+	b.mu.Lock()
+	b.paths[k] = err
+	b.lookups++
+	b.mu.Unlock()
+	return err
 }
 
 func (b *background) HasMirror(registry string) bool { return b.next.HasMirror(registry) }

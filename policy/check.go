@@ -20,6 +20,9 @@ import (
 type ImageResolver interface {
 	Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error)
 	Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error)
+	// PullPath checks the manifests and blobs a node fetches after img
+	// resolved, for the index entries of platforms (pullpath.go).
+	PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error
 	HasMirror(registry string) bool
 }
 
@@ -208,6 +211,7 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 		c.mutableTag(in, ct, ref, img, find)
 	}
 	c.platform(ctx, in, ct, img, find, &out)
+	c.pullPath(ctx, in, ct, img, find)
 	return out
 }
 
@@ -481,6 +485,9 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 			// gave: pinning it would make every pull of this Pod fail.
 			out.pin = nil
 			cause += "; not pinned"
+		}
+		if c.pullPathNames(err) {
+			return
 		}
 		find(RuleUnreachable, cause, "")
 		return

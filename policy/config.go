@@ -71,6 +71,9 @@ type RegistriesConfig struct {
 	// HostsDigest is what the folder held at load (set by Validate, not
 	// read from the file): a config whose hosts changed is another config.
 	HostsDigest string `json:"-"`
+	// VerifyBlobs: check the platform manifests, config and layer blobs
+	// the nodes fetch after the index (PullPath). Default true.
+	VerifyBlobs *bool `json:"verifyBlobs,omitempty"`
 	// AllowLoopback lets registries, token realms and redirects reach
 	// loopback addresses (127.0.0.0/8, ::1). Unset, `pullsafe serve` refuses
 	// them (in a pod, loopback is pullsafe itself, never the node that pulls)

@@ -252,7 +252,8 @@ func (h *heldResolver) Resolve(context.Context, string, *registry.Keychain) (*re
 func (h *heldResolver) Platforms(context.Context, *registry.Image) ([]v1.Platform, error) {
 	return nil, nil
 }
-func (h *heldResolver) HasMirror(string) bool { return false }
+func (h *heldResolver) PullPath(context.Context, *registry.Image, []v1.Platform) error { return nil }
+func (h *heldResolver) HasMirror(string) bool                                          { return false }
 
 // One registry spelled three ways is one host for its share of the slots:
 // a flood from several namespaces cannot take three host shares by writing

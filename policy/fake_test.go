@@ -19,6 +19,7 @@ type fakeResolver struct {
 	platErr   error
 	mirrors   map[string]bool
 	asked     *asked // records lookups when set
+	paths     *pathAnswers
 }
 
 // asked is every image a fakeResolver was asked for.
@@ -47,4 +48,22 @@ func (f *fakeResolver) Platforms(_ context.Context, img *registry.Image) ([]v1.P
 	return f.platforms[img.Digest], f.platErr
 }
 
+func (f *fakeResolver) PullPath(_ context.Context, img *registry.Image, platforms []v1.Platform) error {
+	if f.paths != nil {
+		f.paths.mu.Lock()
+		f.paths.asked = append(f.paths.asked, platforms)
+		f.paths.mu.Unlock()
+		return f.paths.err
+	}
+	return nil
+}
+
 func (f *fakeResolver) HasMirror(reg string) bool { return f.mirrors[reg] }
+
+// pathAnswers is what a fakeResolver's PullPath answers, and the platforms
+// it was asked for.
+type pathAnswers struct {
+	err   error
+	mu    sync.Mutex
+	asked [][]v1.Platform
+}

@@ -149,6 +149,24 @@ func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]
 	return l.platforms, l.err
 }
 
+// PullPath takes a slot like Platforms. Its key names the credential's
+// source (namespace/secret): what a credential may read decides the answer.
+func (r *reviewResolver) PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error {
+	var b strings.Builder
+	b.WriteString("pullpath|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential)
+	for _, p := range platforms {
+		b.WriteString("|" + p.OS + "/" + p.Architecture + "/" + p.Variant + "/" + p.OSVersion)
+	}
+	key := b.String()
+	_, err, answered := r.lookups.do(ctx, r.ns, slotHost(img.Registry), key, func() (any, error) {
+		return nil, r.next.PullPath(context.WithoutCancel(ctx), img, platforms)
+	})
+	if !answered {
+		return busy(ctx, img.Repository, img.Registry)
+	}
+	return err
+}
+
 func (r *reviewResolver) HasMirror(registry string) bool { return r.next.HasMirror(registry) }
 
 // shared returns the lookup for key, running fn for it if this caller is

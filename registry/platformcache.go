@@ -15,6 +15,13 @@ import (
 type platformSet struct {
 	platforms []v1.Platform
 	truncated bool
+
+	// What a node fetches next (pullpath.go). For an index, children[i]
+	// is the digest of the first entry offering platforms[i]; for a
+	// manifest with a config, blobs are its config and layers.
+	index    bool
+	children []string
+	blobs    *pathBlobs
 }
 
 // size is an estimate of the bytes the set holds on the heap, for the
@@ -24,7 +31,11 @@ func (s platformSet) size() int64 {
 	for _, p := range s.platforms {
 		n += int64(len(p.OS) + len(p.Architecture) + len(p.Variant) + len(p.OSVersion))
 	}
-	return n
+	n += int64(cap(s.children)) * int64(unsafe.Sizeof(""))
+	for _, c := range s.children {
+		n += int64(len(c))
+	}
+	return n + s.blobs.size()
 }
 
 // platformCache holds platform sets by digest, bounded in entries and in

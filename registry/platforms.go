@@ -107,7 +107,7 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 	if err != nil {
 		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "image config is not valid JSON"}
 	}
-	var s platformSet
+	s := platformSet{blobs: m.set.blobs}
 	s.addPlatform(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion})
 	return s, nil
 }
@@ -135,24 +135,34 @@ func (r *Resolver) getVerified(ctx context.Context, t http.RoundTripper, u, acce
 	return body, err
 }
 
+// addEntry is addPlatform for an index entry, keeping the digest of the
+// first entry offering each platform: containerd's matcher sorts entries
+// stably, so of equally good ones the first is pulled.
+func (s *platformSet) addEntry(p v1.Platform, digest string) {
+	if s.addPlatform(p) {
+		s.children = append(s.children, strings.Clone(digest))
+	}
+}
+
 // addPlatform keeps p if it is new, with its fields cut to
 // maxPlatformField; past maxPlatforms distinct ones it only notes that
-// there were more.
-func (s *platformSet) addPlatform(p v1.Platform) {
+// there were more. It reports whether p was kept.
+func (s *platformSet) addPlatform(p v1.Platform) bool {
 	p = v1.Platform{OS: cut(p.OS), Architecture: cut(p.Architecture), Variant: cut(p.Variant), OSVersion: cut(p.OSVersion)}
 	for _, q := range s.platforms {
 		if q.OS == p.OS && q.Architecture == p.Architecture && q.Variant == p.Variant && q.OSVersion == p.OSVersion {
-			return
+			return false
 		}
 	}
 	if len(s.platforms) == maxPlatforms {
 		s.truncated = true
-		return
+		return false
 	}
 	// Clone: the strings must not pin the decoder's buffers.
 	p = v1.Platform{OS: strings.Clone(p.OS), Architecture: strings.Clone(p.Architecture),
 		Variant: strings.Clone(p.Variant), OSVersion: strings.Clone(p.OSVersion)}
 	s.platforms = append(s.platforms, p)
+	return true
 }
 
 func cut(s string) string {
@@ -163,6 +173,7 @@ func cut(s string) string {
 }
 
 // manifestPlatforms is what decodeManifest keeps of a manifest or index.
+// set.blobs is filled in for a manifest with a config (pullpath.go).
 type manifestPlatforms struct {
 	set    platformSet
 	config *v1.Descriptor
@@ -175,7 +186,10 @@ type manifestPlatforms struct {
 // unknown/unknown) are not platforms; an entry without a platform is the
 // empty platform (unknown: containerd would read its config).
 func decodeManifest(r io.Reader) (manifestPlatforms, error) {
-	var m manifestPlatforms
+	var (
+		m      manifestPlatforms
+		layers pathLayers
+	)
 	dec := json.NewDecoder(r)
 	if err := expectDelim(dec, '{'); err != nil {
 		return m, err
@@ -188,13 +202,18 @@ func decodeManifest(r io.Reader) (manifestPlatforms, error) {
 		key, _ := tok.(string)
 		switch {
 		case strings.EqualFold(key, "manifests"):
-			m.set = platformSet{}
+			m.set = platformSet{index: true}
 			if err := decodeEntries(dec, &m.set); err != nil {
 				return m, err
 			}
 		case strings.EqualFold(key, "config"):
 			m.config = nil
 			if err := dec.Decode(&m.config); err != nil {
+				return m, err
+			}
+		case strings.EqualFold(key, "layers"):
+			layers = pathLayers{}
+			if err := decodeLayers(dec, &layers); err != nil {
 				return m, err
 			}
 		default:
@@ -210,6 +229,9 @@ func decodeManifest(r io.Reader) (manifestPlatforms, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return m, errors.New("data after the manifest's JSON object")
 	}
+	if m.config != nil && !m.set.index {
+		m.set.blobs = &pathBlobs{config: m.config.Digest.String(), imageConfig: imageConfig(m.config.MediaType), pathLayers: layers}
+	}
 	return m, nil
 }
 
@@ -220,14 +242,16 @@ func decodeEntries(dec *json.Decoder, s *platformSet) error {
 		return err
 	}
 	if tok == nil {
-		return nil // "manifests": null
+		s.index = false // "manifests": null, as encoding/json reads it: no index
+		return nil
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '[' {
 		return fmt.Errorf("manifests is %v, not an array", tok)
 	}
 	for dec.More() {
 		var e struct {
-			Platform *v1.Platform `json:"platform"`
+			Platform *v1.Platform    `json:"platform"`
+			Digest   json.RawMessage `json:"digest"`
 		}
 		if err := dec.Decode(&e); err != nil {
 			return err
@@ -237,9 +261,9 @@ func decodeEntries(dec *json.Decoder, s *platformSet) error {
 			// containerd keeps such an entry and reads its config to
 			// decide: it may be any platform. Kept as the empty
 			// platform, which the rule reads as "unknown".
-			s.addPlatform(v1.Platform{})
+			s.addEntry(v1.Platform{}, digestOf(e.Digest))
 		case e.Platform.OS != "unknown":
-			s.addPlatform(*e.Platform)
+			s.addEntry(*e.Platform, digestOf(e.Digest))
 		}
 	}
 	return expectDelim(dec, ']')

@@ -162,24 +162,40 @@ func TestPlatformCacheBounds(t *testing.T) {
 // json.Unmarshal of the whole manifest, then distinct and capped.
 func referencePlatforms(data []byte) (manifestPlatforms, error) {
 	var m struct {
-		Manifests []struct {
-			Platform *v1.Platform `json:"platform"`
+		Manifests *[]struct {
+			Platform *v1.Platform    `json:"platform"`
+			Digest   json.RawMessage `json:"digest"`
 		} `json:"manifests"`
 		Config *v1.Descriptor `json:"config"`
+		Layers []struct {
+			MediaType string   `json:"mediaType"`
+			Digest    string   `json:"digest"`
+			URLs      []string `json:"urls"`
+		} `json:"layers"`
 	}
 	var out manifestPlatforms
 	if err := json.Unmarshal(data, &m); err != nil {
 		return out, err
 	}
-	for _, d := range m.Manifests {
-		switch {
-		case d.Platform == nil:
-			out.set.addPlatform(v1.Platform{})
-		case d.Platform.OS != "unknown":
-			out.set.addPlatform(*d.Platform)
+	if m.Manifests != nil {
+		out.set.index = true
+		for _, d := range *m.Manifests {
+			switch {
+			case d.Platform == nil:
+				out.set.addEntry(v1.Platform{}, digestOf(d.Digest))
+			case d.Platform.OS != "unknown":
+				out.set.addEntry(*d.Platform, digestOf(d.Digest))
+			}
 		}
 	}
 	out.config = m.Config
+	if m.Config != nil && !out.set.index {
+		var l pathLayers
+		for _, d := range m.Layers {
+			l.add(d.MediaType, d.Digest, d.URLs)
+		}
+		out.set.blobs = &pathBlobs{config: m.Config.Digest.String(), imageConfig: imageConfig(m.Config.MediaType), pathLayers: l}
+	}
 	return out, nil
 }
 
@@ -192,6 +208,9 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(`{"config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":3}}`))
 	f.Add([]byte(`{"manifests":[]} {}`))
 	f.Add(hugeIndex(1, 70))
+	f.Add([]byte(`{"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":3},` +
+		`"layers":[{"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"},{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"x"},{"urls":["https://x"]},{"digest":""}],"LAYERS":null}`))
+	f.Add([]byte(`{"manifests":[{"digest":"sha256:2","platform":{"os":"linux","architecture":"amd64"}},{"digest":5,"platform":{"os":"linux","architecture":"amd64"}}],"layers":[{"digest":3}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, gotErr := decodeManifest(bytes.NewReader(data))
 		want, wantErr := referencePlatforms(data)
@@ -209,6 +228,13 @@ func FuzzDecodeManifest(f *testing.F) {
 		}
 		if (want.config == nil) != (got.config == nil) {
 			t.Fatalf("config: json %v, stream %v", want.config, got.config)
+		}
+		// What the pull path walks next: the same children and blobs.
+		if diff := cmp.Diff(want.set.children, got.set.children); diff != "" || want.set.index != got.set.index {
+			t.Fatalf("children differ (-json +stream), index %v/%v:\n%s", want.set.index, got.set.index, diff)
+		}
+		if diff := cmp.Diff(want.set.blobs, got.set.blobs, cmp.AllowUnexported(pathBlobs{}, pathLayers{})); diff != "" {
+			t.Fatalf("blobs differ (-json +stream):\n%s", diff)
 		}
 	})
 }

@@ -36,6 +36,10 @@ type Image struct {
 	ref  name.Reference
 	ep   endpoint
 	cred Credential
+	// chosen is the credential the kubelet's keychain chose: cred is
+	// anonymous where a mirror answered, and the registry after it is
+	// asked with chosen (PullPath).
+	chosen Credential
 }
 
 // Pinned returns repository:tag@digest, or repository@digest when keepTag is
@@ -60,6 +64,7 @@ type Resolver struct {
 	digests   *ttlCache[string, *Image]
 	negative  *ttlCache[string, *Error]
 	platforms *platformCache
+	paths     *ttlCache[string, struct{}] // pull paths walked without a failure (pullpath.go)
 	auth      *ttlCache[string, http.RoundTripper]
 	refs      *ttlCache[string, parsed]
 	pings     *ttlCache[string, *transport.Challenge]
@@ -101,6 +106,7 @@ func NewResolver(opts ...Option) (*Resolver, error) {
 		// Content addressed by digest, but bounded in bytes and expiring:
 		// every image a user names would otherwise stay forever.
 		platforms: newPlatformCache(o.platformEntries, o.platformBytes, o.platformTTL, o.now),
+		paths:     newTTLCache[string, struct{}](o.cacheSize, nil, o.digestTTL),
 		auth:      newTTLCache[string, http.RoundTripper](1024, nil, o.transportTTL),
 		pings:     newTTLCache[string, *transport.Challenge](1024, nil, o.transportTTL),
 		windows:   newWindows(o.now, o.outageWindow),
@@ -126,6 +132,7 @@ func (r *Resolver) CloseIdleConnections() {
 	r.tags.Purge()
 	r.digests.Purge()
 	r.negative.Purge()
+	r.paths.Purge()
 	r.auth.Purge()
 	r.pings.Purge()
 	r.refs.Purge()
@@ -321,6 +328,7 @@ func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential)
 	for i, ep := range eps {
 		img, err := r.lookupAt(ctx, ep, ref, credentialFor(ep, c))
 		if err == nil {
+			img.chosen = c
 			return img, nil
 		}
 		e := mirrorRefused(classify(err, ref.String(), ep.host), ep)

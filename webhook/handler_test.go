@@ -415,7 +415,8 @@ func TestNoPinWhenValidationWillRefuse(t *testing.T) {
 
 // TestRolloutStormCostsOneRequestPerImage: 100 Pods of one new image and 10
 // other images, all reviewed at once with cold caches, cost one HEAD per
-// image and one GET per new digest for the platform rule.
+// image, one GET per new digest for the platform rule and, for the pull
+// path, one GET per platform the nodes pull and one HEAD per blob of it.
 func TestRolloutStormCostsOneRequestPerImage(t *testing.T) {
 	b := newBed(t, withNodes("amd64", "arm64"))
 	for i := range 10 {
@@ -444,8 +445,11 @@ func TestRolloutStormCostsOneRequestPerImage(t *testing.T) {
 	if n := b.open.Count(http.MethodHead, "/manifests/"); n != 11 {
 		t.Errorf("HEAD manifests = %d, want 11 (one per image)", n)
 	}
-	if n := b.open.Count(http.MethodGet, "/manifests/"); n != 11 {
-		t.Errorf("GET manifests = %d, want 11 (one per new digest, for its platforms)", n)
+	if n := b.open.Count(http.MethodGet, "/manifests/"); n != 33 {
+		t.Errorf("GET manifests = %d, want 33 (per new digest: the index, for its platforms; its amd64 and arm64 manifests)", n)
+	}
+	if n := b.open.Count(http.MethodHead, "/blobs/"); n != 44 {
+		t.Errorf("HEAD blobs = %d, want 44 (per new digest: config and one layer of 2 platforms)", n)
 	}
 }
 

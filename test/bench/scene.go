@@ -201,8 +201,10 @@ func (s *scene) storm(ctx context.Context) ([]row, error) {
 	c := proxy.Counts()
 	return []row{
 		{"rollout storm: HEAD manifest requests (11 images, 110 reviews)", fmt.Sprint(c["HEAD manifests"]), "1 per (image, credential) = 11"},
-		{"rollout storm: GET manifest requests (platform rule)", fmt.Sprint(c["GET manifests"]), "≤ 1 per new digest = 11"},
-		{"rollout storm: other requests (ping, blobs)", fmt.Sprintf("%d ping, %d blob GET", c["GET ping"], c["GET blobs"]), ""},
+		{"rollout storm: GET manifest requests (platform rule, pull path)", fmt.Sprint(c["GET manifests"]),
+			"≤ 1 per new digest + 1 per platform the nodes pull (registries.verifyBlobs)"},
+		{"rollout storm: other requests (ping, blobs)", fmt.Sprintf("%d ping, %d blob GET, %d blob HEAD", c["GET ping"], c["GET blobs"], c["HEAD blobs"]),
+			"blob HEADs: config and layers of each pulled platform, once per digest"},
 		{"rollout storm: wall time for 110 concurrent reviews", fmt.Sprintf("%s (%d not allowed)", dur(took), denied.Load()), ""},
 	}, nil
 }

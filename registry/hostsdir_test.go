@@ -140,8 +140,17 @@ func TestHostsDirOrderPathAndHeader(t *testing.T) {
 		t.Fatalf("cached tag: %+v, %v; want it from the mirror %s", img, err, frontHost)
 	}
 	// The platform check's GET goes the same way (path and header).
-	if ps, err := r.Platforms(context.Background(), img); err != nil || len(ps) != 1 {
-		t.Errorf("platforms of the cached tag: %v, %v", ps, err)
+	ps, err := r.Platforms(context.Background(), img)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("platforms of the cached tag: %v, %v", ps, err)
+	}
+	// So do the pull path's manifest GETs and blob HEADs.
+	mirror.Reset()
+	if err := r.PullPath(context.Background(), img, ps); err != nil {
+		t.Errorf("pull path of the cached tag: %v", err)
+	}
+	if mirror.Count(http.MethodHead, "/blobs/") == 0 {
+		t.Error("the pull path asked the mirror for no blob: the test proves nothing")
 	}
 	img, err = r.Resolve(context.Background(), up.Host+"/team/api:v1", nil)
 	if err != nil || img.Registry != up.Host {

@@ -170,6 +170,9 @@ func (r *Resolver) pieceOf(h pullHost, resp *http.Response) (pieceAnswer, error)
 // the lookup does. A window (a 429's back-off, a remembered outage) open
 // for the host answers instead.
 func (r *Resolver) askHost(ctx context.Context, h pullHost, method, u, rng string) (*http.Response, error) {
+	// The host's hosts.toml path (override_path) and headers, as on the
+	// lookup's own requests.
+	ctx = withEndpoint(ctx, h.ep)
 	if e := r.remembered(h.ep, h.cred); e != nil {
 		return nil, e
 	}

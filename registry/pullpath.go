@@ -247,7 +247,15 @@ type pathTarget struct {
 func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform) error {
 	var hosts []pullHost
 	for _, ep := range r.endpoints(img.ref.Context()) {
+		// containerd's fetcher asks only the hosts with the pull capability
+		// (hosts.toml) for manifests by digest and blobs.
+		if ep.caps&capPull == 0 {
+			continue
+		}
 		hosts = append(hosts, pullHost{ep: ep, cred: credentialFor(ep, img.chosen)})
+	}
+	if len(hosts) == 0 {
+		return nil // the lookup itself refused a registry with no pull host
 	}
 	top, cached, err := r.topOfPath(ctx, img, hosts)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -119,7 +120,10 @@ func (r *Resolver) ping(ctx context.Context, reg name.Registry, key string) (*tr
 		}
 		return res.Val.(*transport.Challenge), nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		// What this caller learned is what the flight's own timeout would
+		// have said: the host's /v2/ did not answer in its time (host-level
+		// evidence, hostLevel, as the ping's own error is).
+		return nil, &url.Error{Op: "Get", URL: reg.Scheme() + "://" + reg.RegistryStr() + "/v2/", Err: ctx.Err()}
 	}
 }
 

@@ -142,6 +142,8 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 	}
 	ref := p.ref
 	creds := kc.Lookup(p.repo)
+	provided, outcomes := r.o.providers.Lookup(ctx, p.repo, kc.Identity(), r.o.lookupTimeout)
+	creds = append(creds, provided...)
 	if len(creds) == 0 {
 		creds = []Credential{{}}
 	}
@@ -173,7 +175,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		}
 	}
 	best.Tried = tried
-	return nil, best
+	return nil, withProviders(best, outcomes)
 }
 
 // parsed is an image reference with the strings every lookup needs,

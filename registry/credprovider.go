@@ -451,3 +451,13 @@ func withProviders(e *Error, outs []ProviderOutcome) *Error {
 	}
 	return e
 }
+
+// PullCredentials are the credentials the kubelet tries for image (its
+// name as the kubelet matches it), in its order: its union keyring puts
+// the pod's pull secrets first, then the node's keyring with the
+// credential providers' answers (image_manager.go, MakeDockerKeyring).
+func PullCredentials(ctx context.Context, image string, kc *Keychain, cp *CredentialProviders, timeout time.Duration) ([]Credential, []ProviderOutcome) {
+	creds := kc.Lookup(image)
+	provided, outcomes := cp.Lookup(ctx, image, kc.Identity(), timeout)
+	return append(slices.Clip(creds), provided...), outcomes
+}

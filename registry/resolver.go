@@ -141,9 +141,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		return nil, err
 	}
 	ref := p.ref
-	creds := kc.Lookup(p.repo)
-	provided, outcomes := r.o.providers.Lookup(ctx, p.repo, kc.Identity(), r.o.lookupTimeout)
-	creds = append(creds, provided...)
+	creds, outcomes := PullCredentials(ctx, p.repo, kc, r.o.providers, r.o.lookupTimeout)
 	if len(creds) == 0 {
 		creds = []Credential{{}}
 	}

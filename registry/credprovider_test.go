@@ -441,3 +441,28 @@ func mustProviders(t *testing.T, config string) []kubeletconfigProvider {
 }
 
 type kubeletconfigProvider = kubeletconfig.CredentialProvider
+
+// TestProviderHangingChildrenKilled: a plugin that is a script waiting on
+// a child leaves no process behind when the lookup deadline stops it.
+func TestProviderHangingChildrenKilled(t *testing.T) {
+	b := newPluginBed(t)
+	pidFile := filepath.Join(b.dir, "child.pid")
+	b.plugin("waits", fmt.Sprintf("sleep 60 &\necho $! > %q\nwait\n", pidFile))
+	cp := b.providers(providerConfig("waits", "a.io", ""), time.Now)
+	_, outs := cp.Lookup(context.Background(), "a.io/x", PodIdentity{}, 300*time.Millisecond)
+	if len(outs) != 1 || !strings.Contains(outs[0].Problem, "did not answer within 300ms") {
+		t.Fatalf("outcomes %+v", outs)
+	}
+	pid, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 { // SIGKILL is delivered at once; reaping by init may lag
+		stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Errorf("the plugin's child %s still runs after the lookup deadline", strings.TrimSpace(string(pid)))
+}

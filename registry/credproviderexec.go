@@ -36,8 +36,8 @@ type providerResponse struct {
 //
 // with the process's environment followed by the config's env (later
 // entries win), the request on stdin and the response read from stdout.
-// The plugin is killed when ctx ends; a child that keeps its stdout open
-// does not hold the lookup past waitDelay.
+// The plugin and its children are killed when ctx ends (killGroup); a
+// child that keeps its stdout open does not hold the lookup past WaitDelay.
 func (p *credentialProvider) run(ctx context.Context, req providerRequest, timeout time.Duration) (*providerResponse, error) {
 	bin, err := p.lookPlugin()
 	if err != nil {
@@ -56,6 +56,7 @@ func (p *credentialProvider) run(ctx context.Context, req providerRequest, timeo
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), stdout, stderr
 	cmd.Env = append(p.environ(), p.env...)
 	cmd.WaitDelay = 100 * time.Millisecond
+	killGroup(cmd)
 	err = cmd.Run()
 	switch {
 	case ctx.Err() != nil:

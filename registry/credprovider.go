@@ -112,7 +112,7 @@ func newCredentialProviders(ps []kubeletconfig.CredentialProvider, binDir string
 		cp.providers = append(cp.providers, &credentialProvider{
 			name: p.Name, apiVersion: p.APIVersion, bin: filepath.Join(binDir, p.Name),
 			args: slices.Clone(p.Args), env: env, environ: environ,
-			matchImages: slices.Clone(p.MatchImages), defaultCache: p.DefaultCacheDuration.Duration,
+			globs: matchGlobs(p.MatchImages), defaultCache: p.DefaultCacheDuration.Duration,
 			token: p.TokenAttributes, now: now,
 			cache: newTTLCache[string, providerEntry](maxProviderCache, nil, 0),
 		})
@@ -180,7 +180,7 @@ type credentialProvider struct {
 	name, apiVersion, bin string
 	args, env             []string
 	environ               func() []string
-	matchImages           []string
+	globs                 []glob // matchImages, parsed
 	defaultCache          time.Duration
 	token                 *kubeletconfig.ServiceAccountTokenAttributes
 	now                   func() time.Time
@@ -199,8 +199,8 @@ func (p *credentialProvider) matches(image string) bool {
 	if !ok {
 		return false
 	}
-	for _, m := range p.matchImages {
-		if g, ok := parseGlob(m); ok && g.matches(target) {
+	for _, g := range p.globs {
+		if g.matches(target) {
 			return true
 		}
 	}
@@ -460,4 +460,15 @@ func PullCredentials(ctx context.Context, image string, kc *Keychain, cp *Creden
 	creds := kc.Lookup(image)
 	provided, outcomes := cp.Lookup(ctx, image, kc.Identity(), timeout)
 	return append(slices.Clip(creds), provided...), outcomes
+}
+
+// matchGlobs parses matchImages; validation refused those that do not parse.
+func matchGlobs(ms []string) []glob {
+	var out []glob
+	for _, m := range ms {
+		if g, ok := parseGlob(m); ok {
+			out = append(out, g)
+		}
+	}
+	return out
 }

@@ -466,3 +466,30 @@ func TestProviderHangingChildrenKilled(t *testing.T) {
 	}
 	t.Errorf("the plugin's child %s still runs after the lookup deadline", strings.TrimSpace(string(pid)))
 }
+
+// BenchmarkProviderLookup: what a provider costs a lookup, answered from
+// its cache and by running the plugin (a shell script) every time.
+func BenchmarkProviderLookup(b *testing.B) {
+	for _, tc := range []struct{ name, duration string }{{"cached", "1h"}, {"exec", "0s"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			bed := &pluginBed{t: &testing.T{}, dir: b.TempDir()}
+			bed.plugin("p", fmt.Sprintf("cat >/dev/null; cat %q/response\n", bed.dir))
+			bed.respond(response("Registry", tc.duration, map[string][2]string{"a.io": {"u", "p"}}))
+			f := filepath.Join(b.TempDir(), "config.yaml")
+			if err := os.WriteFile(f, []byte(providerConfig("p", "a.io", "")), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			ps, err := readProviderConfig(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cp := newCredentialProviders(ps, bed.dir, time.Now, os.Environ)
+			b.ReportAllocs()
+			for b.Loop() {
+				if creds, outs := cp.Lookup(context.Background(), "a.io/x", PodIdentity{}, 10*time.Second); len(creds) != 1 {
+					b.Fatalf("credentials %+v, outcomes %+v", creds, outs)
+				}
+			}
+		})
+	}
+}

@@ -277,12 +277,13 @@ func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, 
 		find(RuleNotFound, notFoundCause(ref, e), notFoundFix(e))
 	case e.Reason == registry.Unauthorized:
 		host := hostOf(ref, e)
-		if c.nodeCredentials(host) {
+		if c.nodeCredentials(host) && len(e.Providers) == 0 {
 			f := out.add(ct, RuleUnauthorized, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
 			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
 			return
 		}
 		cause, fix := diagnoseUnauthorized(in, ref, e)
+		cause, fix = withProviderNotes(e, cause, fix)
 		if why := in.Credentials.unverifiable(in.Workload); why != "" {
 			if words == "" {
 				words = "unauthorized"
@@ -296,6 +297,8 @@ func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, 
 	case e.Reason == registry.RateLimited:
 		find(RuleRateLimited, fmt.Sprintf("registry %s is rate limiting pulls (%s); pulls are likely to fail now", e.Registry, words),
 			"authenticate pulls with a pull secret, use a mirror, or retry after "+e.RetryAfter.String())
+	case e.Flavour == registry.FlavourProvider:
+		find(RuleUnreachable, "cannot verify: "+words, providerFix)
 	case e.Flavour == registry.FlavourUnsupported:
 		find(RuleUnreachable, fmt.Sprintf("cannot verify %s: %s", ref, words), "")
 	default:

@@ -103,6 +103,7 @@ func ReadCredentials(ctx context.Context, r SecretReader, w *Workload, stage Sta
 		secrets = append(secrets, s)
 	}
 	cr.Keychain = registry.NewKeychain(secrets)
+	cr.Keychain.SetIdentity(podIdentity(r, w))
 	return cr, nil
 }
 

@@ -29,15 +29,16 @@ const (
 
 // Flavours of Unreachable and NotFound: what exactly went wrong.
 const (
-	FlavourDNS         = "dns"          // no such host
-	FlavourTimeout     = "timeout"      // deadline or i/o timeout
-	FlavourRefused     = "refused"      // connection refused
-	FlavourTLS         = "tls"          // certificate or handshake failure
-	FlavourServerError = "server-error" // 5xx or an unexpected status
-	FlavourBlocked     = "blocked"      // address on the network deny list
-	FlavourBadResponse = "bad-response" // oversized or unparsable body
-	FlavourNetwork     = "network"      // any other transport failure
-	FlavourMirrorAuth  = "mirror-auth"  // a mirror refused pullsafe's anonymous request
+	FlavourDNS         = "dns"                 // no such host
+	FlavourTimeout     = "timeout"             // deadline or i/o timeout
+	FlavourRefused     = "refused"             // connection refused
+	FlavourTLS         = "tls"                 // certificate or handshake failure
+	FlavourServerError = "server-error"        // 5xx or an unexpected status
+	FlavourBlocked     = "blocked"             // address on the network deny list
+	FlavourBadResponse = "bad-response"        // oversized or unparsable body
+	FlavourNetwork     = "network"             // any other transport failure
+	FlavourMirrorAuth  = "mirror-auth"         // a mirror refused pullsafe's anonymous request
+	FlavourProvider    = "credential-provider" // a credential provider's answer is unknown
 	// FlavourDigestMismatch: bytes the registry served hash to another
 	// digest than the one it gave for them. That digest is never pinned:
 	// the kubelet's pull by it would fail or fetch other bytes.
@@ -69,6 +70,9 @@ type Error struct {
 	Suggestions []string      // nearest existing tags, for NotFound on a tag
 	RetryAfter  time.Duration // for RateLimited
 	Err         error         // the underlying error, for errors.Is/As
+	// Providers are the credential providers that matched the image and
+	// what each gave (credprovider.go).
+	Providers []ProviderOutcome
 }
 
 func (e *Error) Error() string {

@@ -74,6 +74,9 @@ type Keychain struct {
 	creds    map[string][]Credential
 	sources  map[string][]string // source -> keys it holds, for diagnoses
 	problems []SecretProblem
+	// identity is the pod's, for credential providers that take its
+	// service-account token (credprovider.go).
+	identity PodIdentity
 }
 
 // NewKeychain builds the keychain for secrets of type kubernetes.io/dockerconfigjson

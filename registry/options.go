@@ -48,6 +48,7 @@ type options struct {
 	// loopback rule are not applied to it. Tests use it to reach a loopback
 	// server under a name as if it were elsewhere.
 	hostAliases map[string]string
+	providers   *CredentialProviders // WithCredentialProviders
 }
 
 // DefaultDeniedNetworks are refused after DNS resolution unless overridden:

@@ -148,7 +148,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		return nil, err
 	}
 	ref := p.ref
-	creds := kc.Lookup(p.repo)
+	creds, outcomes := PullCredentials(ctx, p.repo, kc, r.o.providers, r.o.lookupTimeout)
 	if len(creds) == 0 {
 		creds = []Credential{{}}
 	}
@@ -180,7 +180,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		}
 	}
 	best.Tried = tried
-	return nil, best
+	return nil, withProviders(best, outcomes)
 }
 
 // parsed is an image reference with the strings every lookup needs,

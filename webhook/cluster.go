@@ -38,6 +38,7 @@ type ClientCluster struct {
 	direct client.Reader
 	gets   singleflight.Group
 	state  state
+	tokens *ServiceAccountTokens // SetTokens (tokens.go)
 }
 
 // NewClientCluster returns a Cluster reading through cached (informers) and

@@ -68,6 +68,9 @@ type ServerOptions struct {
 	ClientCAFile string
 	ClientCNs    []string
 	ClientCAPoll time.Duration
+	// CredentialProviders are the kubelet's image credential provider
+	// plugins (--image-credential-provider-config); nil: none.
+	CredentialProviders *registry.CredentialProviders
 }
 
 // Validate checks the options before anything starts.
@@ -254,10 +257,11 @@ func (o ServerOptions) newManager(scheme *runtime.Scheme, auth *ClientAuth) (man
 func (o ServerOptions) snapshotBuilder(reg ctrlmetrics.RegistererGatherer) SnapshotBuilder {
 	return SnapshotBuilder{OwnNamespace: o.Namespace, NewResolver: func(cfg *policy.Config, prev *registry.Resolver) (*registry.Resolver, error) {
 		ua := registry.WithUserAgent(UserAgent(o.Version))
+		cp := registry.WithCredentialProviders(o.CredentialProviders)
 		if prev != nil {
-			return NewResolver(cfg, nil, ua, registry.WithMetricsOf(prev))
+			return NewResolver(cfg, nil, ua, cp, registry.WithMetricsOf(prev))
 		}
-		return NewResolver(cfg, reg, ua)
+		return NewResolver(cfg, reg, ua, cp)
 	}}
 }
 
@@ -281,6 +285,9 @@ func (s *server) setupPolicy(m *Metrics) error {
 // health checks.
 func (s *server) setupHandlers(ctx context.Context, m *Metrics) error {
 	cluster := NewClientCluster(s.mgr.GetClient(), s.mgr.GetAPIReader())
+	if s.o.CredentialProviders.NeedTokens() {
+		cluster.SetTokens(NewServiceAccountTokens(s.mgr.GetClient()))
+	}
 	srv := s.mgr.GetWebhookServer()
 	srv.Register(ValidatePath, WithRequestDeadline(&admission.Webhook{Handler: NewLiveHandler(s.live, cluster, false, m)}))
 	srv.Register(MutatePath, WithRequestDeadline(&admission.Webhook{Handler: NewLiveHandler(s.live, cluster, true, m)}))

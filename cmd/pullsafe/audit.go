@@ -38,6 +38,7 @@ type auditOptions struct {
 	ownNamespace string
 	namespaces   stringList
 	rate         int
+	providers    providerFlags
 }
 
 func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
@@ -47,6 +48,7 @@ func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
 	fset.Usage = func() { fmt.Fprint(stderr, auditUsage); fset.PrintDefaults() }
 	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
 	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config")
+	o.providers.bind(fset)
 	fset.StringVar(&o.output, "o", "text", "output: text or json")
 	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never audited, like kube-system and kube-node-lease")
 	fset.Var(&o.namespaces, "n", "audit only this namespace; repeatable (default: the config's audit.namespaces, else all)")
@@ -96,7 +98,14 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
 	}
-	res, err := localResolver(cfg)
+	providers, err := o.providers.load()
+	if err != nil {
+		return usageError{err}
+	}
+	if err := withTokens(cluster, providers, cl.rest); err != nil {
+		return usageError{err}
+	}
+	res, err := localResolver(cfg, registry.WithCredentialProviders(providers))
 	if err != nil {
 		return usageError{err}
 	}

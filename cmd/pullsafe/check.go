@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/webhook"
 )
 
@@ -66,6 +67,7 @@ type checkOptions struct {
 	dockerConfig bool
 	pin          bool
 	inPlace      bool
+	providers    providerFlags
 }
 
 type stringList []string
@@ -82,6 +84,7 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none (default: the kubeconfig context's, as kubectl apply, else \"default\")")
 	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
 	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config, when one exists; none with --offline")
+	o.providers.bind(fset)
 	fset.BoolVar(&o.offline, "offline", false, "use no cluster, even when a kubeconfig exists")
 	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes, else not checked)")
 	fset.StringVar(&o.output, "o", "text", "output: text or json")
@@ -149,11 +152,18 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
+	providers, err := o.providers.load()
+	if err != nil {
+		return usageError{err}
+	}
 	cluster, err := newInputCluster(ctx, manifests, o, clientcmd.NewDefaultClientConfigLoadingRules(), stderr)
 	if err != nil {
 		return usageError{err}
 	}
-	res, err := localResolver(cfg)
+	if err := withTokens(cluster.live, providers, cluster.rest); err != nil {
+		return usageError{err}
+	}
+	res, err := localResolver(cfg, registry.WithCredentialProviders(providers))
 	if err != nil {
 		return usageError{err}
 	}
@@ -406,6 +416,7 @@ type inputCluster struct {
 	namespaces map[string]map[string]string // labels of the input's Namespaces
 	platforms  []policy.Node
 	live       webhook.Cluster // nil without a cluster
+	rest       *rest.Config    // live's, for service-account tokens
 }
 
 func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions, rules *clientcmd.ClientConfigLoadingRules, stderr io.Writer) (*inputCluster, error) {
@@ -433,6 +444,7 @@ func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions,
 		if c.live, err = liveCluster(ctx, cl); err != nil {
 			return nil, err
 		}
+		c.rest = cl.rest
 		// Said every time: which cluster's secrets and nodes were used is
 		// part of the answer.
 		fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))

@@ -24,6 +24,6 @@ func loadLocalConfig(file string) (*policy.Config, error) {
 
 // localResolver is the registry resolver cfg describes, without metrics,
 // sending pullsafe's User-Agent.
-func localResolver(cfg *policy.Config) (*registry.Resolver, error) {
-	return webhook.NewResolver(cfg, nil, registry.WithUserAgent(webhook.UserAgent(version)))
+func localResolver(cfg *policy.Config, extra ...registry.Option) (*registry.Resolver, error) {
+	return webhook.NewResolver(cfg, nil, append([]registry.Option{registry.WithUserAgent(webhook.UserAgent(version))}, extra...)...)
 }

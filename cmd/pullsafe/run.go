@@ -77,8 +77,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		o          webhook.ServerOptions
 		configFile = fs.String("config", "", "policy config file (YAML, pullsafe.io/v1alpha1 Config), reloaded when it changes; default: built-in defaults (mode warn)")
 		kube       kubeFlags // default: in-cluster, else as kubectl
+		providers  providerFlags
 	)
 	kube.bind(fs, "in-cluster when $KUBECONFIG is unset and pullsafe runs in a pod, else as kubectl: $KUBECONFIG's files, else ~/.kube/config")
+	providers.bind(fs)
 	fs.StringVar(&o.Host, "bind-address", "", "address the webhook server listens on (default all)")
 	fs.IntVar(&o.Port, "port", 9443, "port the webhook server listens on (HTTPS); with --webhook-url and no --port, the URL's port")
 	fs.StringVar(&o.CertDir, "cert-dir", "", "directory with tls.crt and tls.key, reloaded when they change\n(default: /tmp/k8s-webhook-server/serving-certs; with --webhook-url a fresh temporary directory)")
@@ -123,6 +125,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	o.Config, o.ConfigFile = cfg, *configFile
+	if o.CredentialProviders, err = providers.load(); err != nil {
+		return usageError{err}
+	}
 	o.Version = version
 	if o.RestConfig, err = serveConfig(kube, clientcmd.NewDefaultClientConfigLoadingRules(), rest.InClusterConfig); err != nil {
 		return err

@@ -50,6 +50,7 @@ type whyOptions struct {
 	output       string
 	configFile   string
 	kube         kubeFlags
+	providers    providerFlags
 }
 
 // parseWhyFlags accepts flags before and after the target, as kubectl does
@@ -65,6 +66,7 @@ func parseWhyFlags(args []string, stderr io.Writer) (*whyOptions, error) {
 	fs.StringVar(&o.output, "o", "text", "output: text or json")
 	fs.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve, for its registries settings (mirrors, CA bundles)")
 	o.kube.bind(fs, "as kubectl: $KUBECONFIG's files, else ~/.kube/config")
+	o.providers.bind(fs)
 	args = splitShorthands(args)
 	var targets []string
 	for {
@@ -179,7 +181,11 @@ func why(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
 	}
-	res, err := localResolver(cfg)
+	providers, err := o.providers.load()
+	if err != nil {
+		return usageError{err}
+	}
+	res, err := localResolver(cfg, registry.WithCredentialProviders(providers))
 	if err != nil {
 		return usageError{err}
 	}

@@ -259,7 +259,7 @@ func TestParseWhyFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := cmp.Diff(tc.want, o, cmp.AllowUnexported(whyOptions{}, kubeFlags{})); d != "" {
+			if d := cmp.Diff(tc.want, o, cmp.AllowUnexported(whyOptions{}, kubeFlags{}, providerFlags{})); d != "" {
 				t.Errorf("(-want +got)\n%s", d)
 			}
 		})

@@ -77,6 +77,9 @@ type Options struct {
 	PullsafePort int
 	// PullsafeArgs are more `pullsafe serve` flags for the bed's instance.
 	PullsafeArgs []string
+	// BeforePullsafe, when set, runs once the registries are up and before
+	// pullsafe starts: files its flags name can then hold their addresses.
+	BeforePullsafe func(*Bed) error
 }
 
 // Bed is a running test bed. Stop it when done.
@@ -149,6 +152,11 @@ func (b *Bed) start(ctx context.Context) error {
 	}
 	if b.Private, err = b.startRegistry(ctx, "private", true); err != nil {
 		return err
+	}
+	if b.opts.BeforePullsafe != nil {
+		if err := b.opts.BeforePullsafe(b); err != nil {
+			return err
+		}
 	}
 	return b.StartPullsafe(ctx)
 }

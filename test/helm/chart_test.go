@@ -130,6 +130,14 @@ func comparable(t *testing.T, objs []*unstructured.Unstructured, labels map[stri
 		}
 		labels[key(u)] = u.GetLabels()
 		unstructured.RemoveNestedField(u.Object, "metadata", "labels")
+		if u.GetKind() == "ConfigMap" && u.GetName() == "pullsafe-credential-providers" {
+			data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+			var cfg map[string]any
+			if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+				t.Fatalf("%s: %v", key(u), err)
+			}
+			u.Object["data"] = cfg
+		}
 		if u.GetKind() == "ConfigMap" && u.GetName() == "pullsafe-config" {
 			data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
 			cfg, err := policy.ParseConfig([]byte(data))
@@ -161,6 +169,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 		{"overlays/enforce", map[string]any{"mode": "enforce"}},
 		{"overlays/cert-manager", map[string]any{"certs": map[string]any{"mode": "cert-manager"}}},
 		{"overlays/audit", map[string]any{"audit": map[string]any{"enabled": true, "interval": "1h", "requestsPerMinute": 60}}},
+		{"overlays/credential-providers", providerValues(t, overlayProviderConfig(t), nil)},
 		{"overlays/monitoring", map[string]any{"monitoring": map[string]any{
 			"serviceMonitor": map[string]any{"enabled": true},
 			"prometheusRule": map[string]any{"enabled": true},
@@ -226,6 +235,14 @@ func TestChartConfigIsPullsafes(t *testing.T) {
 	}
 	var data string
 	for _, u := range mustRenderChart(t, values) {
+		if u.GetKind() == "ConfigMap" && u.GetName() == "pullsafe-credential-providers" {
+			data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+			var cfg map[string]any
+			if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+				t.Fatalf("%s: %v", key(u), err)
+			}
+			u.Object["data"] = cfg
+		}
 		if u.GetKind() == "ConfigMap" && u.GetName() == "pullsafe-config" {
 			data, _, _ = unstructured.NestedString(u.Object, "data", "config.yaml")
 		}

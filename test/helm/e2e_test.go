@@ -120,7 +120,10 @@ func TestServerDryRun(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) { dryRun(t, name, mustRenderChart(t, values)) })
 	}
-	for _, overlay := range []string{"overlays/warn", "overlays/enforce", "overlays/cert-manager", "overlays/monitoring", "overlays/audit"} {
+	t.Run("chart, credential providers", func(t *testing.T) {
+		dryRun(t, "chart, credential providers", mustRenderChart(t, providerValues(t, overlayProviderConfig(t), map[string]any{"tokenNamespaces": []any{namespace}})))
+	})
+	for _, overlay := range []string{"overlays/warn", "overlays/enforce", "overlays/cert-manager", "overlays/monitoring", "overlays/audit", "overlays/credential-providers"} {
 		t.Run(overlay, func(t *testing.T) { dryRun(t, overlay, kustomize(t, overlay)) })
 	}
 }

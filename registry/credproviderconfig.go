@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,22 +93,6 @@ func providerConfigFiles(dir string) ([]string, error) {
 		return nil, fmt.Errorf("directory %q holds %d configuration files, more than %d", dir, len(files), maxProviderConfigFiles)
 	}
 	return files, nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("unable to read file %q: %w", path, err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("unable to read file %q: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file %q is larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 // decodeProviderConfig decodes one file. kubelet.config.k8s.io v1beta1 and

@@ -191,7 +191,9 @@ func certFiles(folder string) ([]hostSpec, error) {
 func fileExists(f string) bool { _, err := os.Stat(f); return err == nil }
 
 // readBounded reads a regular file of at most max bytes: a FIFO or
-// /dev/zero named in hosts.toml must not hang or fill the process.
+// /dev/zero named in hosts.toml or a credential provider config must not
+// hang or fill the process. The size is checked again after reading: the
+// file may grow between the stat and the read.
 func readBounded(file string, max int64) ([]byte, error) {
 	fi, err := os.Stat(file)
 	if err != nil {
@@ -200,12 +202,19 @@ func readBounded(file string, max int64) ([]byte, error) {
 	if !fi.Mode().IsRegular() || fi.Size() > max {
 		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", file, max)
 	}
-	f, err := os.Open(file) // #nosec G304 -- a path from the operator's hosts folder
+	f, err := os.Open(file) // #nosec G304 -- a path from the operator's configuration
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max+1))
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("unable to read file %q: %w", file, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is not a regular file of at most %d bytes", file, max)
+	}
+	return data, nil
 }
 
 // Hosts returns the hosts containerd tries for registry ("docker.io",

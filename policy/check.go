@@ -490,6 +490,10 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		}
 	}
 	offers := platformList(platforms)
+	if builds, run := windowsOnly(platforms, cannot); builds != "" {
+		c.windowsBuildFinding(ct, builds, run, can, cannot, eligible, out)
+		return
+	}
 	switch {
 	case len(cannot) == 0:
 	case len(can) == 0:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/shortnames"
@@ -29,6 +30,9 @@ const (
 	// registry, search registries and aliases, each.
 	MaxRegistriesConfEntries = 1000
 )
+
+// loads numbers LoadRegistriesConf's calls: each parse's cache key.
+var loads atomic.Uint64
 
 // RegistriesConf is a loaded registries.conf (and its drop-in folder), as
 // CRI-O reads it. Safe for concurrent use.
@@ -54,10 +58,15 @@ func LoadRegistriesConf(file, dir string) (*RegistriesConf, error) {
 	} else if err := boundedDropIns(dir); err != nil {
 		return nil, err
 	}
+	// The library caches each parse process-wide, keyed by these paths and
+	// RootForImplicitAbsolutePaths, which it does not apply to explicit
+	// paths: a key of its own per load means a reload parses the file as it
+	// is now, and a config kept after a refused reload keeps reading its
+	// own parse, never the refused one. Each load keeps its parse (bounded
+	// above) for the process's life: reloads are a person's edits.
 	sys := &types.SystemContext{SystemRegistriesConfPath: file, SystemRegistriesConfDirPath: dir,
-		UserShortNameAliasConfPath: filepath.Join(filepath.Dir(file), ".pullsafe-no-short-name-alias-cache.conf")}
-	// The library caches by path; a reload must see the file as it is now.
-	sysregistriesv2.InvalidateCache()
+		RootForImplicitAbsolutePaths: fmt.Sprintf("/nonexistent/pullsafe-load-%d", loads.Add(1)),
+		UserShortNameAliasConfPath:   filepath.Join(filepath.Dir(file), ".pullsafe-no-short-name-alias-cache.conf")}
 	conf, err := sysregistriesv2.TryUpdatingCache(sys)
 	if err != nil {
 		return nil, fmt.Errorf("registries.conf: %w", err)

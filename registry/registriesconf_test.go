@@ -138,3 +138,33 @@ func FuzzRegistriesConfResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestRegistriesConfReloadKeepsEachParse: a second load of an edited file
+// sees the edit, and the first load still answers with its own parse (a
+// config kept after a refused reload must not read the refused file).
+func TestRegistriesConfReloadKeepsEachParse(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "registries.conf")
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`unqualified-search-registries = ["one.corp"]`)
+	first, err := LoadRegistriesConf(file, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(`unqualified-search-registries = ["two.corp", "three.corp"]`)
+	second, err := LoadRegistriesConf(file, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := first.Resolve("team/api:v1")
+	b, _ := second.Resolve("team/api:v1")
+	if d := cmp.Diff([]string{"one.corp/team/api:v1"}, a.Candidates); d != "" {
+		t.Errorf("first load after the edit (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"two.corp/team/api:v1", "three.corp/team/api:v1"}, b.Candidates); d != "" {
+		t.Errorf("second load (-want +got):\n%s", d)
+	}
+}

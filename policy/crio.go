@@ -284,7 +284,12 @@ func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
 				}
 				continue
 			}
-			f.Cause = "on " + fmt.Sprintf(g.label, nodeNames(g.nodes)) + ": " + f.Cause
+			if named := "on CRI-O nodes (short-name-mode"; g.nodes[0].isCRIO() && strings.HasPrefix(f.Cause, "ambiguous short name "+named) {
+				// Name the nodes where the cause already says CRI-O nodes.
+				f.Cause = strings.Replace(f.Cause, named, "on CRI-O nodes "+nodeNames(g.nodes)+" (short-name-mode", 1)
+			} else {
+				f.Cause = "on " + fmt.Sprintf(g.label, nodeNames(g.nodes)) + ": " + f.Cause
+			}
 			if !everyDenies {
 				f.Action = c.cappedAt(f.Rule, ActionWarn)
 			}

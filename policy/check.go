@@ -199,6 +199,17 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 		find(RuleUnauthorized, f, "fix the secret's data (kubectl create secret docker-registry ... --dry-run=client -o yaml) or remove it from imagePullSecrets")
 		return out
 	}
+	if groups := c.runtimeGroups(in); groups != nil {
+		return c.byRuntime(ctx, in, ct, ref, groups)
+	}
+	return c.lookup(ctx, in, ct, ref)
+}
+
+// lookup resolves ct.Image as containerd nodes do and applies the rules
+// that need the registry's answer.
+func (c *Checker) lookup(ctx context.Context, in Input, ct Container, ref registry.Reference) result {
+	var out result
+	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
 	img, err := c.res.Resolve(ctx, ct.Image, in.Credentials.Keychain)
 	if err != nil {
 		c.lookupFinding(in, ct, ref, err, &out)
@@ -516,6 +527,10 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		}
 	}
 	offers := platformList(platforms)
+	if builds, run := windowsOnly(platforms, cannot); builds != "" {
+		c.windowsBuildFinding(ct, builds, run, can, cannot, eligible, out)
+		return
+	}
 	switch {
 	case len(cannot) == 0:
 	case len(can) == 0:

@@ -39,6 +39,10 @@ type Config struct {
 	Workloads []WorkloadKind `json:"workloads,omitempty"`
 	// Audit is the audit of running workloads in `pullsafe serve`.
 	Audit AuditConfig `json:"audit"`
+
+	// LoadedRegistriesConf is Registries.RegistriesConf as Validate loaded
+	// it (nil: none); not a key of the file.
+	LoadedRegistriesConf *registry.RegistriesConf `json:"-"`
 }
 
 // PinConfig decides where tags are pinned to digests.
@@ -80,6 +84,16 @@ type RegistriesConfig struct {
 	// and `pullsafe check` allows them (it runs on your machine). Set true
 	// only out of cluster: development, the test bed.
 	AllowLoopback *bool `json:"allowLoopback,omitempty"`
+	// RegistriesConf is CRI-O's registries.conf (v2), and RegistriesConfDir
+	// its registries.conf.d drop-in folder, as the CRI-O nodes have them:
+	// short names and [[registry]] entries on nodes whose runtime is cri-o
+	// (crio.go). Empty: CRI-O nodes are judged as containerd nodes.
+	RegistriesConf    string `json:"registriesConf,omitempty"`
+	RegistriesConfDir string `json:"registriesConfDir,omitempty"`
+	// CRIOShortNameMode is crio.conf's [crio.image] short_name_mode on the
+	// nodes: "enforcing" (CRI-O 1.34's default; it overrides
+	// registries.conf's short-name-mode) or "disabled".
+	CRIOShortNameMode string `json:"crioShortNameMode,omitempty"`
 }
 
 // NamespacesConfig lists namespaces pullsafe never looks at, besides
@@ -238,6 +252,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Audit.validate(); err != nil {
+		return err
+	}
+	if err := c.loadRegistriesConf(); err != nil {
 		return err
 	}
 	for host, file := range c.Registries.CABundles {

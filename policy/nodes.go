@@ -27,6 +27,10 @@ type Node struct {
 	// UID is the Node object's, which a mirror Pod's owner reference names
 	// (ConfirmMirror); empty when unknown.
 	UID string
+	// WindowsBuild is a Windows node's major.minor.build ("10.0.17763"),
+	// which decides the index entries it pulls (windowsbuild.go); empty when
+	// unknown or not Windows.
+	WindowsBuild string
 
 	obj *corev1.Node // name and labels as the scheduler's matcher takes them, built once
 }
@@ -34,7 +38,8 @@ type Node struct {
 // NodeOf keeps what the rules read of a cluster's node. The labels map is
 // shared, not copied: informer objects are never mutated.
 func NodeOf(n *corev1.Node) Node {
-	out := Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion, UID: string(n.UID)}
+	out := Node{Name: n.Name, Labels: n.Labels, Runtime: n.Status.NodeInfo.ContainerRuntimeVersion, UID: string(n.UID),
+		WindowsBuild: WindowsBuildOf(n)}
 	out.obj = out.object()
 	return out
 }
@@ -96,15 +101,16 @@ func stated(ps []v1.Platform) []v1.Platform {
 }
 
 // runs reports whether an image offering platforms can run on node n: as
-// containerd's platform matcher decides it (platformmatch.go). A variant is
-// compared only where both sides state one.
+// containerd's platform matcher decides it (platformmatch.go), and on a
+// Windows node of known build, its OS version matcher (windowsbuild.go). A
+// variant is compared only where both sides state one.
 func runs(platforms []v1.Platform, n Node) bool {
 	os, arch := n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable]
 	if os == "" || arch == "" {
 		return true // the node does not say what it is: unknown, never a mismatch
 	}
 	for _, p := range platforms {
-		if pulls(p, os, arch, n.Variant) {
+		if pulls(p, os, arch, n.Variant) && (normalOS(os) != "windows" || buildRuns(n.WindowsBuild, p.OSVersion)) {
 			return true
 		}
 	}
@@ -118,14 +124,16 @@ func runs(platforms []v1.Platform, n Node) bool {
 // has another value. Empty when labels cannot tell the two groups apart.
 func narrowing(can, cannot []Node) string {
 	var parts []string
-	for _, key := range []string{corev1.LabelOSStable, corev1.LabelArchStable} {
+	for _, key := range []string{corev1.LabelOSStable, corev1.LabelArchStable, corev1.LabelWindowsBuild} {
 		var vals []string
 		for _, n := range can {
 			if v := n.Labels[key]; !slices.Contains(vals, v) {
 				vals = append(vals, v)
 			}
 		}
-		if !slices.ContainsFunc(cannot, func(n Node) bool { return !slices.Contains(vals, n.Labels[key]) }) {
+		// A node without the label (the build of a Linux node) cannot be
+		// selected by a value of it.
+		if slices.Contains(vals, "") || !slices.ContainsFunc(cannot, func(n Node) bool { return !slices.Contains(vals, n.Labels[key]) }) {
 			continue
 		}
 		sort.Strings(vals)
@@ -179,11 +187,16 @@ func platformList(ps []v1.Platform) string {
 	return strings.Join(s, ", ")
 }
 
-// nodeSummary is "3 linux/arm64" or "2 linux/amd64, 1 linux/arm64".
+// nodeSummary is "3 linux/arm64" or "2 linux/amd64, 1 windows/amd64
+// 10.0.17763".
 func nodeSummary(nodes []Node) string {
 	count := map[string]int{}
 	for _, n := range nodes {
-		count[n.Platform()]++
+		k := n.Platform()
+		if n.WindowsBuild != "" {
+			k += " " + n.WindowsBuild
+		}
+		count[k]++
 	}
 	keys := make([]string, 0, len(count))
 	for k := range count {

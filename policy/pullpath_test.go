@@ -80,7 +80,7 @@ func TestCheckPullPath(t *testing.T) {
 			decision: DecisionAllow},
 		{name: "platform manifest does not match its digest", nodes: []Node{node("a", "amd64")},
 			break_: func(t *testing.T, f pathFixture) {
-				f.reg.SetFault(servesOther(t, digestOf(t, f.amd), f.arm))
+				f.reg.SetFault(servesOther(t, imageDigest(t, f.amd), f.arm))
 			},
 			decision: DecisionDeny, finding: "not-found: the linux/amd64 manifest (sha256:"},
 		{name: "index does not match its digest", nodes: []Node{node("a", "amd64")},
@@ -152,7 +152,7 @@ func layerOf(t *testing.T, img v1.Image, i int) v1.Hash {
 	return d
 }
 
-func digestOf(t *testing.T, img v1.Image) v1.Hash {
+func imageDigest(t *testing.T, img v1.Image) v1.Hash {
 	t.Helper()
 	d, err := img.Digest()
 	if err != nil {

@@ -24,6 +24,13 @@ const (
 	RuleInvalidReference   Rule = "invalid-reference"
 	RuleUnreachable        Rule = "unreachable"
 	RuleRateLimited        Rule = "rate-limited"
+	// RuleShortName: CRI-O nodes cannot resolve the name through their
+	// registries.conf (ambiguous in short-name-mode enforcing, or no search
+	// registry and no alias): crio.go.
+	RuleShortName Rule = "short-name"
+	// RuleBlockedRegistry: CRI-O nodes' registries.conf blocks every
+	// registry the name resolves to.
+	RuleBlockedRegistry Rule = "blocked-registry"
 	// RuleInternal is pullsafe's own failure (a panic, an unreadable secret):
 	// always allowed with a warning, never configurable to deny.
 	RuleInternal Rule = "internal"
@@ -31,7 +38,7 @@ const (
 
 // AllRules are the configurable rules.
 var AllRules = []Rule{RuleNotFound, RuleUnauthorized, RulePlatform, RuleDockerHubAnonymous,
-	RuleMutableTag, RuleInvalidReference, RuleUnreachable, RuleRateLimited}
+	RuleMutableTag, RuleInvalidReference, RuleUnreachable, RuleRateLimited, RuleShortName, RuleBlockedRegistry}
 
 // DefaultAction is the action of DESIGN.md's table.
 func (r Rule) DefaultAction() Action {
@@ -51,7 +58,7 @@ func (r Rule) DefaultAction() Action {
 // "would fail to pull" (Verdict.DenialMessage) and audited as such.
 func (r Rule) FailsPull() bool {
 	switch r {
-	case RuleNotFound, RuleUnauthorized, RulePlatform, RuleInvalidReference:
+	case RuleNotFound, RuleUnauthorized, RulePlatform, RuleInvalidReference, RuleShortName, RuleBlockedRegistry:
 		return true
 	}
 	return false

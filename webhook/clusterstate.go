@@ -46,13 +46,13 @@ type state struct {
 var errNodesLoading = errors.New("node list still loading")
 
 // setNode records n unless it changes nothing pullsafe reads of a node
-// (policy.NodeOf: name, labels, runtime version, UID); most node updates are
+// (policy.NodeOf: name, labels, runtime version, UID, Windows build); most node updates are
 // status heartbeats, which slimNode has already reduced to an equal node.
 func (s *state) setNode(n *corev1.Node) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.nodes[n.Name]; ok && old.Runtime == n.Status.NodeInfo.ContainerRuntimeVersion && old.UID == string(n.UID) &&
-		maps.Equal(old.Labels, n.Labels) {
+		maps.Equal(old.Labels, n.Labels) && old.WindowsBuild == policy.WindowsBuildOf(n) {
 		return
 	}
 	if s.nodes == nil {
@@ -107,7 +107,8 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 // needs status.nodeInfo.containerRuntimeVersion), so they are stripped by a
 // transform before they are stored: a kubelet's Node is ~50 KB (its
 // status.images lists every image on the node), of which pullsafe keeps
-// the name, the labels and the runtime version. Namespaces are a
+// the name, the labels, the runtime version and, of a Windows node, the
+// kernel version (its build, when it has no windows-build label). Namespaces are a
 // metadata-only watch stripped to their labels (annotations such as
 // kubectl's last-applied-configuration can be large).
 func CacheOptions() crcache.Options {
@@ -124,8 +125,11 @@ func slimNode(o any) (any, error) {
 	if !ok {
 		return o, nil
 	}
-	return &corev1.Node{TypeMeta: n.TypeMeta, ObjectMeta: slimObjectMeta(n.ObjectMeta),
-		Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{ContainerRuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}}}, nil
+	info := corev1.NodeSystemInfo{ContainerRuntimeVersion: n.Status.NodeInfo.ContainerRuntimeVersion}
+	if n.Labels[corev1.LabelOSStable] == "windows" {
+		info.KernelVersion = n.Status.NodeInfo.KernelVersion // its build, without a windows-build label
+	}
+	return &corev1.Node{TypeMeta: n.TypeMeta, ObjectMeta: slimObjectMeta(n.ObjectMeta), Status: corev1.NodeStatus{NodeInfo: info}}, nil
 }
 
 // slimMeta keeps a metadata-only object's name and labels.

@@ -25,8 +25,8 @@ const (
 // pullFailing are the rules whose findings make a pull fail, in the order
 // a person should read them; the other rules (mutable tags, anonymous
 // Docker Hub pulls) are advice about images that pull.
-var pullFailing = []policy.Rule{policy.RuleInvalidReference, policy.RuleNotFound, policy.RuleUnauthorized,
-	policy.RuleRateLimited, policy.RuleUnreachable, policy.RulePlatform}
+var pullFailing = []policy.Rule{policy.RuleInvalidReference, policy.RuleShortName, policy.RuleBlockedRegistry, policy.RuleNotFound,
+	policy.RuleUnauthorized, policy.RuleRateLimited, policy.RuleUnreachable, policy.RulePlatform}
 
 // whyConfig is cfg for explaining pulls: every pull-failing rule reported
 // (whatever the config ignores: the pod is already stuck), the advice
@@ -89,6 +89,10 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 		ex.Status, ex.Rule = statusFails, "never-pull"
 		ex.Cause = fmt.Sprintf("imagePullPolicy Never: the kubelet never pulls, and the image is not in %s image store (pullsafe cannot see a node's images)", where)
 		ex.Fix = "load the image onto the node (ctr -n k8s.io images import, kind load docker-image ...), or set imagePullPolicy: IfNotPresent so the kubelet pulls it"
+		return ex
+	}
+	if c, ok := runtimeCause(si, node); ok {
+		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
 		return ex
 	}
 	// Failures on the node's side, which a registry lookup cannot see:
@@ -194,6 +198,12 @@ var nodeSideCauses = []struct {
 	{[]string{"x509: ", "failed to verify certificate"}, nodeCause{"node-tls",
 		"the node does not trust the registry's certificate (x509 in the kubelet's error): pullsafe trusts it from this machine, the node's runtime does not",
 		"give the nodes the registry's CA (containerd: /etc/containerd/certs.d/HOST/hosts.toml ca = ..., or the node's trust store), then delete the pod to retry"}},
+	// containerd's (and Docker's) words when no index entry matches the
+	// node: pullsafe's platform rule names it when it can; this is for a
+	// node it could not judge (its Windows build unknown, a variant).
+	{[]string{"no match for platform in manifest"}, nodeCause{"platform",
+		"the node's runtime found no image for its platform in the index (\"no match for platform in manifest\"); a Windows node needs an os.version it runs: its exact build below 10.0.20348, else one from 10.0.20348 up to its own build",
+		"use a tag built for the node's OS, architecture and Windows build, or a nodeSelector (kubernetes.io/arch, node.kubernetes.io/windows-build) to nodes that run it"}},
 	{[]string{"server gave HTTP response to HTTPS client"}, nodeCause{"node-http",
 		"the registry speaks plain HTTP and the node's runtime asked with HTTPS (\"server gave HTTP response to HTTPS client\")",
 		"declare the registry as plain HTTP on the nodes (containerd: /etc/containerd/certs.d/HOST/hosts.toml server = \"http://HOST\"), or serve it over TLS"}},

@@ -312,7 +312,7 @@ func TestChartValuesCoverConfig(t *testing.T) {
 	ct := reflect.TypeFor[policy.Config]()
 	for i := range ct.NumField() {
 		name, _, _ := strings.Cut(ct.Field(i).Tag.Get("json"), ",")
-		if name == "apiVersion" || name == "kind" || name == "" {
+		if name == "apiVersion" || name == "kind" || name == "" || name == "-" { // "-": not a key of the file
 			continue
 		}
 		if _, ok := schema.Properties[name]; !ok {

@@ -178,6 +178,18 @@ func TestPullPathVerdicts(t *testing.T) {
 				f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 4))
 			},
 			want: want{NotFound, FlavourBlob, "layer 5 of 5 of linux/amd64"}},
+		// containerd's fetcher GETs blobs: a front (a CDN, a proxy) whose
+		// HEAD misses what its GET serves must not turn into a denial.
+		{name: "HEAD on blobs answers 404, GET serves them", image: "team/multi:v1", platforms: []v1.Platform{amd64},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.SetFault(blobFault(http.StatusNotFound, http.MethodHead))
+			}},
+		{name: "HEAD on blobs answers 404, GET misses a deleted one", image: "team/multi:v1", platforms: []v1.Platform{amd64},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.SetFault(blobFault(http.StatusNotFound, http.MethodHead))
+				f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 4))
+			},
+			want: want{NotFound, FlavourBlob, "layer 5 of 5 of linux/amd64"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,8 +271,9 @@ func TestPullPathCachedCostsNothing(t *testing.T) {
 		if err := walkPath(t, r, single, nil, amd64); ReasonOf(err) != NotFound {
 			t.Fatalf("lookup %d: %v, want not-found", i+1, err)
 		}
-		// The first: Platforms' GET of the config, then a HEAD of each layer.
-		if n, want := f.tr.Count("", "/blobs/"), []int{4, 0}[i]; n != want {
+		// The first: Platforms' GET of the config, then a HEAD of each
+		// layer, and the GET that confirms the missing one's 404.
+		if n, want := f.tr.Count("", "/blobs/"), []int{5, 0}[i]; n != want {
 			t.Errorf("lookup %d of the broken image: %d blob requests, want %d", i+1, n, want)
 		}
 	}

@@ -368,3 +368,26 @@ func TestHostsDirHostsAreFixedMetricLabels(t *testing.T) {
 		}
 	}
 }
+
+// containerd's fetcher checks that some host has the pull capability, then
+// asks every host of the file for manifests by digest and blobs, in order,
+// whatever its capabilities (core/remotes/docker/fetcher.go, Fetch: "range
+// r.hosts"). A blob only a resolve-only host still serves pulls.
+func TestHostsDirPullPathAsksEveryHost(t *testing.T) {
+	resolveOnly, server := registrytest.New(t), registrytest.New(t)
+	img := registrytest.LayeredImage(t, "linux", "amd64", 3)
+	resolveOnly.Push("team/api", "v1", img)
+	server.Push("team/api", "v1", img)
+	server.DeleteBlob("team/api", layerDigest(t, img, 1))
+	reg := "registry.invalid:5000"
+	toml := `server = "http://` + server.Host + `"` + "\n" +
+		`[host."http://` + resolveOnly.Host + `"]` + "\n" + `capabilities = ["resolve"]` + "\n"
+	r := newTestResolver(t, WithHostsDir(hostsFolder(t, map[string]string{"registry.invalid_5000_/hosts.toml": toml})))
+
+	if err := walkPath(t, r, reg+"/team/api:v1", nil, amd64); err != nil {
+		t.Errorf("pull path = %v; want nil: containerd fetches the layer from the resolve-only host", err)
+	}
+	if resolveOnly.Count("", "/blobs/") == 0 {
+		t.Error("the resolve-only host was asked for no blob")
+	}
+}

@@ -245,16 +245,17 @@ type pathTarget struct {
 
 // walk reads the manifests of the targets and checks their blobs.
 func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform) error {
+	// containerd's fetcher (v2.4.2 fetcher.go, Fetch) requires a host with
+	// the pull capability, then asks every host of hosts.toml in order for
+	// manifests by digest and blobs, whatever its capabilities ("range
+	// r.hosts"): a resolve-only host that serves a blob makes the pull work.
 	var hosts []pullHost
+	pull := false
 	for _, ep := range r.endpoints(img.ref.Context()) {
-		// containerd's fetcher asks only the hosts with the pull capability
-		// (hosts.toml) for manifests by digest and blobs.
-		if ep.caps&capPull == 0 {
-			continue
-		}
+		pull = pull || ep.caps&capPull != 0
 		hosts = append(hosts, pullHost{ep: ep, cred: credentialFor(ep, img.chosen)})
 	}
-	if len(hosts) == 0 {
+	if !pull {
 		return nil // the lookup itself refused a registry with no pull host
 	}
 	top, cached, err := r.topOfPath(ctx, img, hosts)

@@ -444,3 +444,36 @@ func TestHostsDirHeaderCredentialNotRedirected(t *testing.T) {
 		t.Errorf("the CDN got the hosts.toml credential headers %q; Go's client (and containerd) strip them on a redirect to another domain", cdnAuth)
 	}
 }
+
+// containerd's CRI normalizes an image's registry as the docker reference
+// library does: index.docker.io is docker.io, registry-1.docker.io is a
+// registry of its own, whose folder is "registry-1.docker.io" (else
+// _default, else none). A pod naming registry-1.docker.io/... is pulled
+// from there even when docker.io's hosts.toml replaces Docker Hub with a
+// mirror that lacks the image.
+func TestHostsDirDockerHubSpellings(t *testing.T) {
+	mirror := registrytest.New(t)
+	upstream, err := registrytest.NewBlackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upstream.Close()
+	hosts := hostsFolder(t, map[string]string{"docker.io/hosts.toml": `server = "http://` + mirror.Host + `"` + "\n"})
+	for _, reg := range []string{"docker.io", "index.docker.io"} {
+		if hs, ok := hosts.Hosts(reg); !ok || len(hs) != 1 || hs[0].Host != mirror.Host {
+			t.Errorf("Hosts(%s) = %+v, %v; want docker.io's folder", reg, hs, ok)
+		}
+	}
+	if hs, ok := hosts.Hosts("registry-1.docker.io"); ok {
+		t.Errorf("Hosts(registry-1.docker.io) = %+v; containerd looks for a folder of that name", hs)
+	}
+	r := newTestResolver(t, WithHostsDir(hosts), WithLookupTimeout(time.Second),
+		withHostAlias("registry-1.docker.io:443", upstream.Addr))
+	_, err = r.Resolve(context.Background(), "registry-1.docker.io/library/missing:v1", nil)
+	if e := mustFail(t, err); e.Reason == NotFound {
+		t.Errorf("registry-1.docker.io/library/missing:v1 = %v; want cannot verify: the nodes ask registry-1.docker.io, not the mirror", e)
+	}
+	if n := mirror.Count("", "/manifests/"); n != 0 {
+		t.Errorf("the docker.io mirror was asked %d times for a registry-1.docker.io image", n)
+	}
+}

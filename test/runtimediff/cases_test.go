@@ -225,6 +225,9 @@ func cases() []testCase {
 			add("upstream/"+f.String(), amd64, only(simple(regOpts{faults: []fault{f}}, "index")))
 		}
 	}
+	// A front (CDN, proxy) whose HEAD on blobs misses what its GET serves:
+	// containerd GETs blobs.
+	add("upstream/blobs-HEAD-404", amd64, only(simple(regOpts{faults: []fault{{on: "blobs", status: http.StatusNotFound, method: http.MethodHead}}}, "index")))
 	for _, f := range faultsOn("token") {
 		f := f
 		add("token/"+f.String(), amd64, func(s *setup) {
@@ -404,6 +407,19 @@ func hostsDirCases() []testCase {
 		m := newRegistry(s, regOpts{})
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
+		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
+	})
+	// containerd's fetcher asks every host for blobs, whatever its
+	// capabilities: a layer the server lost, kept by a resolve-only host,
+	// pulls.
+	hosted("resolve-only-mirror-keeps-layer-server-lost", func(s *setup) {
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
+		s.image = up.Host + "/team/app:v1"
+		idx, imgs := newIndex(s.t, false, amd64, arm64)
+		up.WriteIndex("team/app", "v1", idx)
+		m.WriteIndex("team/app", "v1", idx)
+		up.Gone(layerOf(s.t, imgs[0]))
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
 	})
 	hosted("override-path", func(s *setup) {

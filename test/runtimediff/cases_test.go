@@ -422,6 +422,19 @@ func hostsDirCases() []testCase {
 		up.Gone(layerOf(s.t, imgs[0]))
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
 	})
+	// A mirror serving other bytes for the platform manifest than its
+	// digest, the server the right ones: containerd reads the first host
+	// that answers 200 and fails on the digest, it does not try the next.
+	hosted("mirror-tampers-platform-manifest-server-good", func(s *setup) {
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
+		s.image = up.Host + "/team/app:v1"
+		idx, imgs := newIndex(s.t, true, amd64, arm64)
+		up.WriteIndex("team/app", "v1", idx)
+		m.WriteIndex("team/app", "v1", idx)
+		m.Tamper(digestOf(s.t, imgs[0]).String())
+		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
+	})
 	hosted("override-path", func(s *setup) {
 		up := newRegistry(s, regOpts{})
 		m := newRegistry(s, regOpts{prefix: "/custom"})

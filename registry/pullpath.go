@@ -217,6 +217,11 @@ func writePlatforms(b *strings.Builder, ps []v1.Platform) {
 	}
 }
 
+// configReader names where and as whom fetchPlatforms reads img's config.
+func configReader(img *Image) string {
+	return img.ep.host + img.ep.path + "/" + img.ep.repo + "|" + img.cred.Fingerprint()
+}
+
 func isSchema1(mediaType string) bool {
 	mt, _, _ := strings.Cut(mediaType, ";")
 	switch strings.TrimSpace(mt) {
@@ -265,8 +270,9 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 	var targets []pathTarget
 	if !top.index {
 		// A cached single manifest's set states a platform only once its
-		// config was read; the audit asks again whatever was cached.
-		read := cached && len(top.platforms) > 0 && !background(ctx)
+		// config was read, here only if read where and as this lookup
+		// reads it; the audit asks again whatever was cached.
+		read := cached && len(top.platforms) > 0 && !background(ctx) && top.readAt == configReader(img)
 		targets = append(targets, pathTarget{label: singleLabel(platforms), blobs: top.blobs, configRead: read})
 	}
 	for _, p := range platforms {

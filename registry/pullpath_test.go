@@ -445,3 +445,23 @@ func TestPullPathLayersBounded(t *testing.T) {
 		t.Errorf("%d blob HEADs, want at most %d", n, maxLayers)
 	}
 }
+
+// TestPullPathConfigReadElsewhere: the platform cache is shared by digest
+// (content-addressed), but that one registry served a single manifest's
+// config says nothing of another: the same digest in a registry that lost
+// its config fails every pull there, whoever looked the digest up first.
+func TestPullPathConfigReadElsewhere(t *testing.T) {
+	x, y := registrytest.New(t), registrytest.New(t)
+	img := registrytest.LayeredImage(t, "linux", "amd64", 2)
+	x.Push("team/a", "v1", img)
+	y.Push("team/b", "v1", img)
+	y.DeleteBlob("team/b", configDigest(t, img))
+	r := newTestResolver(t)
+	if err := walkPath(t, r, x.Host+"/team/a:v1", nil, amd64); err != nil {
+		t.Fatalf("the healthy registry: %v", err)
+	}
+	err := walkPath(t, r, y.Host+"/team/b:v1", nil, amd64)
+	if e := mustFail(t, err); e.Reason != NotFound || !strings.Contains(e.Message, "config of linux/amd64") {
+		t.Errorf("the registry without the config = %v; want not-found naming the config", err)
+	}
+}

@@ -202,6 +202,38 @@ func cases() []testCase {
 		s.image = r.Host + "/team/app:v1"
 		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, amd64, arm64)[1]))
 	})
+	// The node's platform listed twice: containerd pulls the first of
+	// equally ranked entries (LimitManifests sorts stably), so only the
+	// first entry's layers decide.
+	for i, which := range []string{"first", "second"} {
+		add("content/index-node-platform-twice-"+which+"-broken", amd64, func(s *setup) {
+			r := newRegistry(s, regOpts{})
+			s.image = r.Host + "/team/app:v1"
+			r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, amd64, amd64)[i]))
+		})
+	}
+	i386 := v1.Platform{OS: "linux", Architecture: "386"}
+	add("amd64/index-386-and-arm64", amd64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Index("team/app", "v1", false, i386, arm64)
+	})
+	add("amd64/index-386-broken-and-arm64", amd64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, i386, arm64)[0]))
+	})
+	armNoVariant := v1.Platform{OS: "linux", Architecture: "arm64"}
+	add("arm64/index-v8-broken-then-no-variant", arm64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, arm64, armNoVariant)[0]))
+	})
+	add("arm64/index-no-variant-broken-then-v8", arm64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, armNoVariant, arm64)[0]))
+	})
 	add("content/manifest-digest-mismatch", amd64, func(s *setup) {
 		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"

@@ -316,10 +316,12 @@ func isPort(s string) bool {
 	return true
 }
 
-// hubName is the registry name containerd's CRI looks folders up by:
-// Docker Hub is docker.io, however the image spelled it.
+// hubName is the registry name containerd's CRI looks folders up by: the
+// docker reference library's, where index.docker.io (go-containerregistry's
+// name for Docker Hub) is docker.io. registry-1.docker.io is not: an image
+// spelled with it is looked up in a folder of that name.
 func hubName(registry string) string {
-	if canonicalHost(registry) == "docker.io" {
+	if registry == "index.docker.io" {
 		return "docker.io"
 	}
 	return registry

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"reflect"
 	"strings"
@@ -146,7 +147,11 @@ func (t endpointRequests) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.next.RoundTrip(req)
 	}
 	req = req.Clone(req.Context())
+	strip := strippedOnRedirect(req)
 	for k, vs := range hr.header {
+		if strip && sensitiveHeader(k) {
+			continue
+		}
 		req.Header[k] = append(req.Header[k], vs...)
 	}
 	if hr.path != "" && req.URL.Host == hr.host && strings.HasPrefix(req.URL.Path, "/v2/") && req.URL.Path != "/v2/" {
@@ -161,4 +166,49 @@ func (t endpointRequests) CloseIdleConnections() {
 	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// strippedOnRedirect reports a request that follows a redirect to which
+// Go's client (and so containerd, whose hosts.toml headers are the
+// request's own) no longer copies credentials: some request of the chain
+// went to a host that is neither the first one's domain nor a subdomain of
+// it (net/http shouldCopyHeaderOnRedirect). A CDN a blob is redirected to
+// must not get a static credential a hosts.toml header carries.
+func strippedOnRedirect(req *http.Request) bool {
+	var chain []*http.Request
+	for q := req; q != nil; {
+		chain = append(chain, q)
+		if q.Response == nil {
+			break
+		}
+		q = q.Response.Request
+	}
+	first := chain[len(chain)-1].URL.Hostname()
+	for _, q := range chain[:len(chain)-1] {
+		if !domainOrSubdomain(q.URL.Hostname(), first) {
+			return true
+		}
+	}
+	return false
+}
+
+func domainOrSubdomain(sub, parent string) bool {
+	sub, parent = strings.ToLower(sub), strings.ToLower(parent)
+	if sub == parent {
+		return true
+	}
+	// An IP address is no domain: only an exact match.
+	if strings.ContainsAny(sub, ":") || net.ParseIP(sub) != nil {
+		return false
+	}
+	return strings.HasSuffix(sub, "."+parent)
+}
+
+// sensitiveHeader is what Go's client drops on such a redirect.
+func sensitiveHeader(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Authorization", "Www-Authenticate", "Cookie", "Cookie2", "Proxy-Authorization", "Proxy-Authenticate":
+		return true
+	}
+	return false
 }

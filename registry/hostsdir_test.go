@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,5 +367,113 @@ func TestHostsDirHostsAreFixedMetricLabels(t *testing.T) {
 		if !l.fixed[h] {
 			t.Errorf("%s is not a fixed label", h)
 		}
+	}
+}
+
+// containerd's fetcher checks that some host has the pull capability, then
+// asks every host of the file for manifests by digest and blobs, in order,
+// whatever its capabilities (core/remotes/docker/fetcher.go, Fetch: "range
+// r.hosts"). A blob only a resolve-only host still serves pulls.
+func TestHostsDirPullPathAsksEveryHost(t *testing.T) {
+	resolveOnly, server := registrytest.New(t), registrytest.New(t)
+	img := registrytest.LayeredImage(t, "linux", "amd64", 3)
+	resolveOnly.Push("team/api", "v1", img)
+	server.Push("team/api", "v1", img)
+	server.DeleteBlob("team/api", layerDigest(t, img, 1))
+	reg := "registry.invalid:5000"
+	toml := `server = "http://` + server.Host + `"` + "\n" +
+		`[host."http://` + resolveOnly.Host + `"]` + "\n" + `capabilities = ["resolve"]` + "\n"
+	r := newTestResolver(t, WithHostsDir(hostsFolder(t, map[string]string{"registry.invalid_5000_/hosts.toml": toml})))
+
+	if err := walkPath(t, r, reg+"/team/api:v1", nil, amd64); err != nil {
+		t.Errorf("pull path = %v; want nil: containerd fetches the layer from the resolve-only host", err)
+	}
+	if resolveOnly.Count("", "/blobs/") == 0 {
+		t.Error("the resolve-only host was asked for no blob")
+	}
+}
+
+// A hosts.toml header is sent as containerd sends it: on the host's own
+// requests and, through a redirect (a blob behind a CDN), as Go's client
+// copies headers, never a credential (Authorization, Cookie) to another
+// domain. Some hosts.toml carry a static credential as a header.
+func TestHostsDirHeaderCredentialNotRedirected(t *testing.T) {
+	up, mirror := registrytest.New(t), registrytest.New(t)
+	mirror.Image("team/api", "cached", "linux", "amd64")
+	var mu sync.Mutex
+	var cdnAuth []string
+	cdnHits := 0
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		cdnHits++
+		cdnAuth = append(cdnAuth, r.Header.Values("Authorization")...)
+		cdnAuth = append(cdnAuth, r.Header.Values("Cookie")...)
+		mu.Unlock()
+		mirror.Server.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer cdn.Close()
+	_, cdnPort, _ := strings.Cut(strings.TrimPrefix(cdn.URL, "http://"), ":")
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer static-secret" {
+			http.Error(w, "no key", http.StatusForbidden)
+			return
+		}
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			// Another domain than the front's 127.0.0.1: Go's client strips
+			// credentials there.
+			http.Redirect(w, r, "http://localhost:"+cdnPort+r.URL.Path, http.StatusTemporaryRedirect)
+			return
+		}
+		mirror.Server.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	frontHost := strings.TrimPrefix(front.URL, "http://")
+	toml := `[host."http://` + frontHost + `"]` + "\n" +
+		`[host."http://` + frontHost + `".header]` + "\n" + `Authorization = "Bearer static-secret"` + "\n" + `Cookie = "session=s"` + "\n"
+	r := newTestResolver(t, WithHostsDir(hostsFolder(t, map[string]string{portFolder(up.Host) + "/hosts.toml": toml})))
+
+	if err := walkPath(t, r, up.Host+"/team/api:cached", nil, amd64); err != nil {
+		t.Fatalf("pull path through the CDN: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if cdnHits == 0 {
+		t.Fatal("no request reached the CDN: the test proves nothing")
+	}
+	if len(cdnAuth) != 0 {
+		t.Errorf("the CDN got the hosts.toml credential headers %q; Go's client (and containerd) strip them on a redirect to another domain", cdnAuth)
+	}
+}
+
+// containerd's CRI normalizes an image's registry as the docker reference
+// library does: index.docker.io is docker.io, registry-1.docker.io is a
+// registry of its own, whose folder is "registry-1.docker.io" (else
+// _default, else none). A pod naming registry-1.docker.io/... is pulled
+// from there even when docker.io's hosts.toml replaces Docker Hub with a
+// mirror that lacks the image.
+func TestHostsDirDockerHubSpellings(t *testing.T) {
+	mirror := registrytest.New(t)
+	upstream, err := registrytest.NewBlackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer upstream.Close()
+	hosts := hostsFolder(t, map[string]string{"docker.io/hosts.toml": `server = "http://` + mirror.Host + `"` + "\n"})
+	for _, reg := range []string{"docker.io", "index.docker.io"} {
+		if hs, ok := hosts.Hosts(reg); !ok || len(hs) != 1 || hs[0].Host != mirror.Host {
+			t.Errorf("Hosts(%s) = %+v, %v; want docker.io's folder", reg, hs, ok)
+		}
+	}
+	if hs, ok := hosts.Hosts("registry-1.docker.io"); ok {
+		t.Errorf("Hosts(registry-1.docker.io) = %+v; containerd looks for a folder of that name", hs)
+	}
+	r := newTestResolver(t, WithHostsDir(hosts), WithLookupTimeout(time.Second),
+		withHostAlias("registry-1.docker.io:443", upstream.Addr))
+	_, err = r.Resolve(context.Background(), "registry-1.docker.io/library/missing:v1", nil)
+	if e := mustFail(t, err); e.Reason == NotFound {
+		t.Errorf("registry-1.docker.io/library/missing:v1 = %v; want cannot verify: the nodes ask registry-1.docker.io, not the mirror", e)
+	}
+	if n := mirror.Count("", "/manifests/"); n != 0 {
+		t.Errorf("the docker.io mirror was asked %d times for a registry-1.docker.io image", n)
 	}
 }

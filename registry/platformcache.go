@@ -22,6 +22,10 @@ type platformSet struct {
 	index    bool
 	children []string
 	blobs    *pathBlobs
+	// readAt names the host, repository and credential that served a
+	// single manifest's config (configReader): the cache is shared by
+	// digest, and that one registry served it says nothing of another.
+	readAt string
 }
 
 // size is an estimate of the bytes the set holds on the heap, for the
@@ -35,7 +39,7 @@ func (s platformSet) size() int64 {
 	for _, c := range s.children {
 		n += int64(len(c))
 	}
-	return n + s.blobs.size()
+	return n + int64(len(s.readAt)) + s.blobs.size()
 }
 
 // platformCache holds platform sets by digest, bounded in entries and in

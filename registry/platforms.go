@@ -107,7 +107,7 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 	if err != nil {
 		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse, Message: "image config is not valid JSON"}
 	}
-	s := platformSet{blobs: m.set.blobs}
+	s := platformSet{blobs: m.set.blobs, readAt: configReader(img)}
 	s.addPlatform(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant, OSVersion: cfg.OSVersion})
 	return s, nil
 }

@@ -96,16 +96,23 @@ func cannotVerify(what string, err error) *Error {
 }
 
 // blobAt asks one host for a blob with HEAD, or, where the host does not
-// implement HEAD on blobs (405, 501), a GET of its first byte.
+// implement HEAD on blobs (405, 501), a GET of its first byte. A HEAD's
+// 404 is asked again with that GET: containerd's fetcher GETs blobs, and
+// fronts (CDNs, proxies, redirect targets signed for GET) exist whose HEAD
+// misses what their GET serves. The GET costs a request only for a blob
+// the HEAD calls missing.
 func (r *Resolver) blobAt(ctx context.Context, h pullHost, digest string) (pieceAnswer, error) {
 	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", h.ep.reg.Scheme(), h.ep.host, h.ep.repo, digest)
 	resp, err := r.askHost(ctx, h, http.MethodHead, u, "")
-	if err == nil && (resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented) {
-		resp.Body.Close()
-		resp, err = r.askHost(ctx, h, http.MethodGet, u, "bytes=0-0")
-	}
 	if err != nil {
 		return pieceUnknown, err
+	}
+	switch resp.StatusCode {
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented, http.StatusNotFound:
+		resp.Body.Close()
+		if resp, err = r.askHost(ctx, h, http.MethodGet, u, "bytes=0-0"); err != nil {
+			return pieceUnknown, err
+		}
 	}
 	// Never read: a GET whose range the host ignored streams the whole
 	// blob. Closing unread drops the connection instead.

@@ -217,6 +217,11 @@ func writePlatforms(b *strings.Builder, ps []v1.Platform) {
 	}
 }
 
+// configReader names where and as whom fetchPlatforms reads img's config.
+func configReader(img *Image) string {
+	return img.ep.host + img.ep.path + "/" + img.ep.repo + "|" + img.cred.Fingerprint()
+}
+
 func isSchema1(mediaType string) bool {
 	mt, _, _ := strings.Cut(mediaType, ";")
 	switch strings.TrimSpace(mt) {
@@ -245,16 +250,17 @@ type pathTarget struct {
 
 // walk reads the manifests of the targets and checks their blobs.
 func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform) error {
+	// containerd's fetcher (v2.4.2 fetcher.go, Fetch) requires a host with
+	// the pull capability, then asks every host of hosts.toml in order for
+	// manifests by digest and blobs, whatever its capabilities ("range
+	// r.hosts"): a resolve-only host that serves a blob makes the pull work.
 	var hosts []pullHost
+	pull := false
 	for _, ep := range r.endpoints(img.ref.Context()) {
-		// containerd's fetcher asks only the hosts with the pull capability
-		// (hosts.toml) for manifests by digest and blobs.
-		if ep.caps&capPull == 0 {
-			continue
-		}
+		pull = pull || ep.caps&capPull != 0
 		hosts = append(hosts, pullHost{ep: ep, cred: credentialFor(ep, img.chosen)})
 	}
-	if len(hosts) == 0 {
+	if !pull {
 		return nil // the lookup itself refused a registry with no pull host
 	}
 	top, cached, err := r.topOfPath(ctx, img, hosts)
@@ -264,8 +270,9 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 	var targets []pathTarget
 	if !top.index {
 		// A cached single manifest's set states a platform only once its
-		// config was read; the audit asks again whatever was cached.
-		read := cached && len(top.platforms) > 0 && !background(ctx)
+		// config was read, here only if read where and as this lookup
+		// reads it; the audit asks again whatever was cached.
+		read := cached && len(top.platforms) > 0 && !background(ctx) && top.readAt == configReader(img)
 		targets = append(targets, pathTarget{label: singleLabel(platforms), blobs: top.blobs, configRead: read})
 	}
 	for _, p := range platforms {

@@ -178,6 +178,18 @@ func TestPullPathVerdicts(t *testing.T) {
 				f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 4))
 			},
 			want: want{NotFound, FlavourBlob, "layer 5 of 5 of linux/amd64"}},
+		// containerd's fetcher GETs blobs: a front (a CDN, a proxy) whose
+		// HEAD misses what its GET serves must not turn into a denial.
+		{name: "HEAD on blobs answers 404, GET serves them", image: "team/multi:v1", platforms: []v1.Platform{amd64},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.SetFault(blobFault(http.StatusNotFound, http.MethodHead))
+			}},
+		{name: "HEAD on blobs answers 404, GET misses a deleted one", image: "team/multi:v1", platforms: []v1.Platform{amd64},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.SetFault(blobFault(http.StatusNotFound, http.MethodHead))
+				f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 4))
+			},
+			want: want{NotFound, FlavourBlob, "layer 5 of 5 of linux/amd64"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,8 +271,9 @@ func TestPullPathCachedCostsNothing(t *testing.T) {
 		if err := walkPath(t, r, single, nil, amd64); ReasonOf(err) != NotFound {
 			t.Fatalf("lookup %d: %v, want not-found", i+1, err)
 		}
-		// The first: Platforms' GET of the config, then a HEAD of each layer.
-		if n, want := f.tr.Count("", "/blobs/"), []int{4, 0}[i]; n != want {
+		// The first: Platforms' GET of the config, then a HEAD of each
+		// layer, and the GET that confirms the missing one's 404.
+		if n, want := f.tr.Count("", "/blobs/"), []int{5, 0}[i]; n != want {
 			t.Errorf("lookup %d of the broken image: %d blob requests, want %d", i+1, n, want)
 		}
 	}
@@ -430,5 +443,25 @@ func TestPullPathLayersBounded(t *testing.T) {
 	}
 	if n := tr.Count(http.MethodHead, "/blobs/"); n > maxLayers {
 		t.Errorf("%d blob HEADs, want at most %d", n, maxLayers)
+	}
+}
+
+// TestPullPathConfigReadElsewhere: the platform cache is shared by digest
+// (content-addressed), but that one registry served a single manifest's
+// config says nothing of another: the same digest in a registry that lost
+// its config fails every pull there, whoever looked the digest up first.
+func TestPullPathConfigReadElsewhere(t *testing.T) {
+	x, y := registrytest.New(t), registrytest.New(t)
+	img := registrytest.LayeredImage(t, "linux", "amd64", 2)
+	x.Push("team/a", "v1", img)
+	y.Push("team/b", "v1", img)
+	y.DeleteBlob("team/b", configDigest(t, img))
+	r := newTestResolver(t)
+	if err := walkPath(t, r, x.Host+"/team/a:v1", nil, amd64); err != nil {
+		t.Fatalf("the healthy registry: %v", err)
+	}
+	err := walkPath(t, r, y.Host+"/team/b:v1", nil, amd64)
+	if e := mustFail(t, err); e.Reason != NotFound || !strings.Contains(e.Message, "config of linux/amd64") {
+		t.Errorf("the registry without the config = %v; want not-found naming the config", err)
 	}
 }

@@ -202,6 +202,38 @@ func cases() []testCase {
 		s.image = r.Host + "/team/app:v1"
 		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, amd64, arm64)[1]))
 	})
+	// The node's platform listed twice: containerd pulls the first of
+	// equally ranked entries (LimitManifests sorts stably), so only the
+	// first entry's layers decide.
+	for i, which := range []string{"first", "second"} {
+		add("content/index-node-platform-twice-"+which+"-broken", amd64, func(s *setup) {
+			r := newRegistry(s, regOpts{})
+			s.image = r.Host + "/team/app:v1"
+			r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, amd64, amd64)[i]))
+		})
+	}
+	i386 := v1.Platform{OS: "linux", Architecture: "386"}
+	add("amd64/index-386-and-arm64", amd64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Index("team/app", "v1", false, i386, arm64)
+	})
+	add("amd64/index-386-broken-and-arm64", amd64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, i386, arm64)[0]))
+	})
+	armNoVariant := v1.Platform{OS: "linux", Architecture: "arm64"}
+	add("arm64/index-v8-broken-then-no-variant", arm64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, arm64, armNoVariant)[0]))
+	})
+	add("arm64/index-no-variant-broken-then-v8", arm64, func(s *setup) {
+		r := newRegistry(s, regOpts{})
+		s.image = r.Host + "/team/app:v1"
+		r.Gone(layerOf(s.t, r.Index("team/app", "v1", false, armNoVariant, arm64)[0]))
+	})
 	add("content/manifest-digest-mismatch", amd64, func(s *setup) {
 		r := newRegistry(s, regOpts{})
 		s.image = r.Host + "/team/app:v1"
@@ -225,6 +257,9 @@ func cases() []testCase {
 			add("upstream/"+f.String(), amd64, only(simple(regOpts{faults: []fault{f}}, "index")))
 		}
 	}
+	// A front (CDN, proxy) whose HEAD on blobs misses what its GET serves:
+	// containerd GETs blobs.
+	add("upstream/blobs-HEAD-404", amd64, only(simple(regOpts{faults: []fault{{on: "blobs", status: http.StatusNotFound, method: http.MethodHead}}}, "index")))
 	for _, f := range faultsOn("token") {
 		f := f
 		add("token/"+f.String(), amd64, func(s *setup) {
@@ -405,6 +440,32 @@ func hostsDirCases() []testCase {
 		s.image = up.Host + "/team/app:v1"
 		push(s, "index", m)
 		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
+	})
+	// containerd's fetcher asks every host for blobs, whatever its
+	// capabilities: a layer the server lost, kept by a resolve-only host,
+	// pulls.
+	hosted("resolve-only-mirror-keeps-layer-server-lost", func(s *setup) {
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
+		s.image = up.Host + "/team/app:v1"
+		idx, imgs := newIndex(s.t, false, amd64, arm64)
+		up.WriteIndex("team/app", "v1", idx)
+		m.WriteIndex("team/app", "v1", idx)
+		up.Gone(layerOf(s.t, imgs[0]))
+		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
+	})
+	// A mirror serving other bytes for the platform manifest than its
+	// digest, the server the right ones: containerd reads the first host
+	// that answers 200 and fails on the digest, it does not try the next.
+	hosted("mirror-tampers-platform-manifest-server-good", func(s *setup) {
+		up := newRegistry(s, regOpts{})
+		m := newRegistry(s, regOpts{})
+		s.image = up.Host + "/team/app:v1"
+		idx, imgs := newIndex(s.t, true, amd64, arm64)
+		up.WriteIndex("team/app", "v1", idx)
+		m.WriteIndex("team/app", "v1", idx)
+		m.Tamper(digestOf(s.t, imgs[0]).String())
+		s.hostsToml(up.Host, fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+up.Host, "http://"+m.Host))
 	})
 	hosted("override-path", func(s *setup) {
 		up := newRegistry(s, regOpts{})

@@ -38,13 +38,18 @@ type fault struct {
 	on     string // "ping", "token", "manifests" or "blobs"
 	status int
 	slow   bool
+	method string // only requests of this method ("HEAD"); "": all
 }
 
 func (f fault) String() string {
-	if f.slow {
-		return f.on + "-slow"
+	on := f.on
+	if f.method != "" {
+		on += "-" + f.method
 	}
-	return fmt.Sprintf("%s-%d", f.on, f.status)
+	if f.slow {
+		return on + "-slow"
+	}
+	return fmt.Sprintf("%s-%d", on, f.status)
 }
 
 // regOpts describe one registry of a case.
@@ -127,7 +132,7 @@ func (r *caseRegistry) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	kind := kindOf(req.URL.Path)
 	for _, f := range r.opts.faults {
-		if f.on != kind {
+		if f.on != kind || (f.method != "" && f.method != req.Method) {
 			continue
 		}
 		if f.slow {

@@ -24,6 +24,10 @@ type ImageResolver interface {
 	// resolved, for the index entries of platforms (pullpath.go).
 	PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error
 	HasMirror(registry string) bool
+	// PullIdentity is what the credentials for image depend on beyond the
+	// pull secrets in kc (registry.Resolver.PullIdentity): lookups with
+	// different identities are never shared.
+	PullIdentity(image string, kc *registry.Keychain) string
 }
 
 // Credentials are the pull secrets the kubelet would use for a workload, and

@@ -206,10 +206,14 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 	img, err := c.res.Resolve(ctx, ct.Image, in.Credentials.Keychain)
 	if err != nil {
 		c.lookupFinding(in, ct, ref, err, &out)
-		c.dockerHub(in, ct, ref, nil, &out)
+		var providers []registry.ProviderOutcome
+		if e := (*registry.Error)(nil); errors.As(err, &e) {
+			providers = e.Providers
+		}
+		c.dockerHub(in, ct, ref, nil, providers, &out)
 		return out
 	}
-	c.dockerHub(in, ct, ref, img, &out)
+	c.dockerHub(in, ct, ref, img, img.Providers, &out)
 	pinned := c.pin(in, ct, ref, img, &out)
 	if !pinned {
 		c.mutableTag(in, ct, ref, img, find)
@@ -380,12 +384,20 @@ func (c *Checker) offlineNote(in Input, out *result) {
 	}
 }
 
-func (c *Checker) dockerHub(in Input, ct Container, ref registry.Reference, img *registry.Image, out *result) {
+func (c *Checker) dockerHub(in Input, ct Container, ref registry.Reference, img *registry.Image, providers []registry.ProviderOutcome, out *result) {
 	if img != nil && img.Credential != "" {
 		return
 	}
 	if img == nil && len(in.Credentials.Keychain.Lookup(ref.Name)) > 0 {
 		return
+	}
+	// A credential provider that gave credentials for the image, or that
+	// pullsafe could not run, may hand the kubelet credentials: the pull is
+	// not known to be anonymous.
+	for _, o := range providers {
+		if o.Credentials > 0 || o.Problem != "" {
+			return
+		}
 	}
 	// Nodes that hold their own Docker Hub credentials
 	// (registries.nodeCredentials) do not pull anonymously.

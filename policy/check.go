@@ -285,8 +285,12 @@ func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, 
 		find(RuleNotFound, notFoundCause(ref, e), notFoundFix(e))
 	case e.Reason == registry.Unauthorized:
 		host := hostOf(ref, e)
-		if c.nodeCredentials(host) && len(e.Providers) == 0 {
-			f := out.add(ct, RuleUnauthorized, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
+		// The kubelet tries the node's own credentials before the
+		// credential providers' (its node keyring, then the plugins):
+		// whatever a provider gave, a refusal proves nothing here.
+		if c.nodeCredentials(host) {
+			cause, _ := withProviderNotes(e, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
+			f := out.add(ct, RuleUnauthorized, cause, "")
 			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
 			return
 		}

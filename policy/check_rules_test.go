@@ -228,8 +228,17 @@ func TestRuleMessages(t *testing.T) {
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
 				Cause: "cannot verify: nodes pull from docker.io with their own credentials (registries.nodeCredentials); pullsafe does not"}}}},
 		// Credential provider plugins (registry/credprovider.go): a host a
-		// provider covers is checked for real, nodeCredentials or not.
-		{name: "unauthorized, the credential provider returned nothing for the service account", cfg: func(c *Config) { c.Registries.NodeCredentials = []string{"registry.corp.io"} },
+		// provider covers is checked for real. Where nodeCredentials also
+		// names it, the kubelet tries the node's own credentials (its node
+		// keyring comes before the providers'), which pullsafe has not: a
+		// refusal proves nothing.
+		{name: "unauthorized, the credential provider returned nothing, the nodes have credentials of their own", cfg: func(c *Config) { c.Registries.NodeCredentials = []string{"registry.corp.io"} },
+			ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Message: "authentication required",
+				Providers: []registry.ProviderOutcome{{Provider: "ecr-credential-provider", ServiceAccount: "shop/default"}}}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
+				Cause: "cannot verify: nodes pull from registry.corp.io with their own credentials (registries.nodeCredentials); pullsafe does not; credential provider ecr-credential-provider returned no credentials for service account shop/default"}}}},
+		{name: "unauthorized, the credential provider returned nothing for the service account",
 			ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Message: "authentication required",
 				Providers: []registry.ProviderOutcome{{Provider: "ecr-credential-provider", ServiceAccount: "shop/default"}}}),

@@ -261,13 +261,13 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	if s.Mode == policy.ModeOff {
 		return
 	}
-	// Pods with no pull secrets share one (empty) keychain whatever their
-	// namespace: an image they name is looked up once a pass, not once per
-	// namespace (the audit skips admission's cache).
-	ckey := ""
-	if secrets != "" {
-		ckey = pod.Namespace + "|" + secrets
-	}
+	// One keychain per namespace, service account and pull secrets: the
+	// keychain carries the pod's identity, which a credential provider that
+	// takes service-account tokens asks with. Pods with the same
+	// credentials still share a lookup whatever their namespace
+	// (background's imageKey): an image they name is looked up once a
+	// pass, not once per namespace (the audit skips admission's cache).
+	ckey := pod.Namespace + "|" + pod.Spec.ServiceAccountName + "|" + secrets
 	ce, ok := p.creds[ckey]
 	if !ok {
 		// A running Pod holds its service account's pull secrets already:

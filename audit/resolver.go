@@ -43,10 +43,12 @@ type background struct {
 	waits     int              // times a lookup waited for admission or the budget
 }
 
-type imageKey struct {
-	image string
-	kc    *registry.Keychain // one pointer per distinct pull secrets (pass.credentials)
-}
+// imageKey is policy.LookupKey: the image, the credentials of the pull
+// secrets and, where a credential provider takes the pod's service-account
+// token, the pod's identity. Pods of every namespace with the same
+// credentials share one lookup a pass; one service account's never
+// answers another's.
+type imageKey string
 
 type resolved struct {
 	img *registry.Image
@@ -68,7 +70,7 @@ func (b *background) lookupCount() int {
 }
 
 func (b *background) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
-	k := imageKey{image, kc}
+	k := imageKey(policy.LookupKey(b.next, image, kc))
 	b.mu.Lock()
 	r, ok := b.images[k]
 	b.mu.Unlock()
@@ -126,6 +128,10 @@ func (b *background) PullPath(ctx context.Context, img *registry.Image, platform
 }
 
 func (b *background) HasMirror(registry string) bool { return b.next.HasMirror(registry) }
+
+func (b *background) PullIdentity(image string, kc *registry.Keychain) string {
+	return b.next.PullIdentity(image, kc)
+}
 
 // turn waits until admission holds no lookup slot and host's budget has a
 // token. A pass cut short by ctx gets "cannot verify", never a finding.

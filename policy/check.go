@@ -24,6 +24,10 @@ type ImageResolver interface {
 	// resolved, for the index entries of platforms (pullpath.go).
 	PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error
 	HasMirror(registry string) bool
+	// PullIdentity is what the credentials for image depend on beyond the
+	// pull secrets in kc (registry.Resolver.PullIdentity): lookups with
+	// different identities are never shared.
+	PullIdentity(image string, kc *registry.Keychain) string
 }
 
 // Credentials are the pull secrets the kubelet would use for a workload, and
@@ -213,10 +217,14 @@ func (c *Checker) lookup(ctx context.Context, in Input, ct Container, ref regist
 	img, err := c.res.Resolve(ctx, ct.Image, in.Credentials.Keychain)
 	if err != nil {
 		c.lookupFinding(in, ct, ref, err, &out)
-		c.dockerHub(in, ct, ref, nil, &out)
+		var providers []registry.ProviderOutcome
+		if e := (*registry.Error)(nil); errors.As(err, &e) {
+			providers = e.Providers
+		}
+		c.dockerHub(in, ct, ref, nil, providers, &out)
 		return out
 	}
-	c.dockerHub(in, ct, ref, img, &out)
+	c.dockerHub(in, ct, ref, img, img.Providers, &out)
 	pinned := c.pin(in, ct, ref, img, &out)
 	if !pinned {
 		c.mutableTag(in, ct, ref, img, find)
@@ -288,8 +296,12 @@ func (c *Checker) lookupFinding(in Input, ct Container, ref registry.Reference, 
 		find(RuleNotFound, notFoundCause(ref, e), notFoundFix(e))
 	case e.Reason == registry.Unauthorized:
 		host := hostOf(ref, e)
-		if c.nodeCredentials(host) && len(e.Providers) == 0 {
-			f := out.add(ct, RuleUnauthorized, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
+		// The kubelet tries the node's own credentials before the
+		// credential providers' (its node keyring, then the plugins):
+		// whatever a provider gave, a refusal proves nothing here.
+		if c.nodeCredentials(host) {
+			cause, _ := withProviderNotes(e, "cannot verify: nodes pull from "+host+" with their own credentials (registries.nodeCredentials); pullsafe does not", "")
+			f := out.add(ct, RuleUnauthorized, cause, "")
 			f.Action = c.cappedAt(RuleUnauthorized, ActionWarn)
 			return
 		}
@@ -387,12 +399,20 @@ func (c *Checker) offlineNote(in Input, out *result) {
 	}
 }
 
-func (c *Checker) dockerHub(in Input, ct Container, ref registry.Reference, img *registry.Image, out *result) {
+func (c *Checker) dockerHub(in Input, ct Container, ref registry.Reference, img *registry.Image, providers []registry.ProviderOutcome, out *result) {
 	if img != nil && img.Credential != "" {
 		return
 	}
 	if img == nil && len(in.Credentials.Keychain.Lookup(ref.Name)) > 0 {
 		return
+	}
+	// A credential provider that gave credentials for the image, or that
+	// pullsafe could not run, may hand the kubelet credentials: the pull is
+	// not known to be anonymous.
+	for _, o := range providers {
+		if o.Credentials > 0 || o.Problem != "" {
+			return
+		}
 	}
 	// Nodes that hold their own Docker Hub credentials
 	// (registries.nodeCredentials) do not pull anonymously.

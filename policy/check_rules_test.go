@@ -228,8 +228,17 @@ func TestRuleMessages(t *testing.T) {
 			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
 				Cause: "cannot verify: nodes pull from docker.io with their own credentials (registries.nodeCredentials); pullsafe does not"}}}},
 		// Credential provider plugins (registry/credprovider.go): a host a
-		// provider covers is checked for real, nodeCredentials or not.
-		{name: "unauthorized, the credential provider returned nothing for the service account", cfg: func(c *Config) { c.Registries.NodeCredentials = []string{"registry.corp.io"} },
+		// provider covers is checked for real. Where nodeCredentials also
+		// names it, the kubelet tries the node's own credentials (its node
+		// keyring comes before the providers'), which pullsafe has not: a
+		// refusal proves nothing.
+		{name: "unauthorized, the credential provider returned nothing, the nodes have credentials of their own", cfg: func(c *Config) { c.Registries.NodeCredentials = []string{"registry.corp.io"} },
+			ct: Container{Image: api, PullPolicy: corev1.PullAlways},
+			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Message: "authentication required",
+				Providers: []registry.ProviderOutcome{{Provider: "ecr-credential-provider", ServiceAccount: "shop/default"}}}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnauthorized, Action: ActionWarn,
+				Cause: "cannot verify: nodes pull from registry.corp.io with their own credentials (registries.nodeCredentials); pullsafe does not; credential provider ecr-credential-provider returned no credentials for service account shop/default"}}}},
+		{name: "unauthorized, the credential provider returned nothing for the service account",
 			ct: Container{Image: api, PullPolicy: corev1.PullAlways},
 			res: failing(api, &registry.Error{Reason: registry.Unauthorized, Registry: "registry.corp.io", Message: "authentication required",
 				Providers: []registry.ProviderOutcome{{Provider: "ecr-credential-provider", ServiceAccount: "shop/default"}}}),
@@ -283,6 +292,35 @@ func TestRuleMessages(t *testing.T) {
 				{Rule: RuleDockerHubAnonymous, Action: ActionDeny,
 					Cause: "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
 					Fix:   "add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry"}}}},
+		// A credential provider matching docker.io gives the kubelet
+		// credentials, or may (pullsafe could not run it): the pull is not
+		// known to be anonymous, so dockerhub-anonymous does not fire.
+		{name: "dockerhub, the credential provider could not be run", ct: Container{Image: "bitnami/redis:7", PullPolicy: corev1.PullAlways},
+			res: failing("bitnami/redis:7", &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourProvider, Registry: "index.docker.io",
+				Message:   "credential provider hub failed: exit status 1",
+				Providers: []registry.ProviderOutcome{{Provider: "hub", Problem: "credential provider hub failed: exit status 1"}}}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionWarn,
+				Cause: "cannot verify: credential provider hub failed: exit status 1", Fix: providerFix}}}},
+		{name: "dockerhub unreachable, a credential provider gave credentials", ct: Container{Image: "bitnami/redis:7", PullPolicy: corev1.PullAlways},
+			res: failing("bitnami/redis:7", &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourRefused, Registry: "index.docker.io",
+				Message: "connection refused", Providers: []registry.ProviderOutcome{{Provider: "hub", Credentials: 1}}}),
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionWarn, Cause: "cannot verify: registry index.docker.io unreachable (refused: connection refused)",
+				Fix: "check the registry, DNS and egress from the nodes; pullsafe allowed it unchecked"}}}},
+		{name: "dockerhub found anonymously, the credential provider could not be run", ct: Container{Image: "bitnami/redis:7", PullPolicy: corev1.PullAlways},
+			res: found("bitnami/redis:7", func() *registry.Image {
+				i := img("docker.io/bitnami/redis", "7", digest1)
+				i.Providers = []registry.ProviderOutcome{{Provider: "hub", Problem: "credential provider hub failed: exit status 1"}}
+				return i
+			}(), linux("amd64"))},
+		{name: "dockerhub found anonymously, the credential provider gave nothing", ct: Container{Image: "bitnami/redis:7", PullPolicy: corev1.PullAlways},
+			res: found("bitnami/redis:7", func() *registry.Image {
+				i := img("docker.io/bitnami/redis", "7", digest1)
+				i.Providers = []registry.ProviderOutcome{{Provider: "hub"}}
+				return i
+			}(), linux("amd64")),
+			want: Verdict{Findings: []Finding{{Rule: RuleDockerHubAnonymous, Action: ActionDeny,
+				Cause: "pulled from Docker Hub anonymously: anonymous pulls share one IP's rate limit and fail fleet-wide with toomanyrequests",
+				Fix:   "add a docker-registry pull secret for docker.io, configure a Docker Hub mirror, or copy the image to your own registry"}}}},
 		{name: "mutable-tag, defaulted IfNotPresent: the fix is the one Settings gave", ct: Container{Image: api}, res: ok,
 			pinFix: "pin the digest, or label the namespace pullsafe.io/pin=true",
 			want: Verdict{Findings: []Finding{{Rule: RuleMutableTag, Action: ActionWarn,

@@ -254,6 +254,7 @@ func (h *heldResolver) Platforms(context.Context, *registry.Image) ([]v1.Platfor
 }
 func (h *heldResolver) PullPath(context.Context, *registry.Image, []v1.Platform) error { return nil }
 func (h *heldResolver) HasMirror(string) bool                                          { return false }
+func (h *heldResolver) PullIdentity(string, *registry.Keychain) string                 { return "" }
 
 // One registry spelled three ways is one host for its share of the slots:
 // a flood from several namespaces cannot take three host shares by writing

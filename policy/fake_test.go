@@ -60,6 +60,8 @@ func (f *fakeResolver) PullPath(_ context.Context, img *registry.Image, platform
 
 func (f *fakeResolver) HasMirror(reg string) bool { return f.mirrors[reg] }
 
+func (f *fakeResolver) PullIdentity(string, *registry.Keychain) string { return "" }
+
 // pathAnswers is what a fakeResolver's PullPath answers, and the platforms
 // it was asked for.
 type pathAnswers struct {

@@ -97,7 +97,7 @@ func newReviewResolver(next ImageResolver, lookups *Lookups, ns string) *reviewR
 func (r *reviewResolver) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
 	host := hostOfImage(image)
 	l := shared(r, r.images, imageKey{image, kc}, func(l *lookup) {
-		val, err, answered := r.lookups.do(ctx, r.ns, slotHost(host), resolveKey(image, kc), func() (any, error) {
+		val, err, answered := r.lookups.do(ctx, r.ns, slotHost(host), LookupKey(r.next, image, kc), func() (any, error) {
 			return r.next.Resolve(context.WithoutCancel(ctx), image, kc)
 		})
 		if !answered {
@@ -113,11 +113,14 @@ func (r *reviewResolver) Resolve(ctx context.Context, image string, kc *registry
 	return l.img, l.err
 }
 
-// resolveKey is what makes two reviews' lookups identical: the image and
-// the credentials the kubelet would try for it, with where each came from
-// (an answer names them). Anonymous lookups of an image are identical in
-// every namespace; lookups with secrets only within one.
-func resolveKey(image string, kc *registry.Keychain) string {
+// LookupKey is what makes two reviews' lookups identical: the image, the
+// credentials the kubelet would try for it from the pull secrets, with
+// where each came from (an answer names them), and the pod identity a
+// credential provider that takes service-account tokens would ask with
+// (res.PullIdentity). Anonymous lookups of an image are identical in every
+// namespace unless such a provider matches it; lookups with secrets only
+// within one.
+func LookupKey(res ImageResolver, image string, kc *registry.Keychain) string {
 	repo, err := registry.KubeletName(image)
 	if err != nil {
 		return ""
@@ -126,6 +129,9 @@ func resolveKey(image string, kc *registry.Keychain) string {
 	b.WriteString(image)
 	for _, c := range kc.Lookup(repo) {
 		b.WriteString("|" + c.String() + "|" + c.Fingerprint())
+	}
+	if id := res.PullIdentity(image, kc); id != "" {
+		b.WriteString("|identity|" + id)
 	}
 	return b.String()
 }
@@ -168,6 +174,10 @@ func (r *reviewResolver) PullPath(ctx context.Context, img *registry.Image, plat
 }
 
 func (r *reviewResolver) HasMirror(registry string) bool { return r.next.HasMirror(registry) }
+
+func (r *reviewResolver) PullIdentity(image string, kc *registry.Keychain) string {
+	return r.next.PullIdentity(image, kc)
+}
 
 // shared returns the lookup for key, running fn for it if this caller is
 // the first to ask.

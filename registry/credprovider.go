@@ -169,6 +169,22 @@ func (cp *CredentialProviders) Lookup(ctx context.Context, image string, id PodI
 	return creds, outcomes
 }
 
+// identity is who pulls image as far as the providers' answers depend on
+// it: the pod's namespace and service account where a provider that takes
+// its token matches image, "" where no answer depends on the pod (every
+// namespace gets the same credentials for image, as on the node).
+func (cp *CredentialProviders) identity(image string, id PodIdentity) string {
+	if cp == nil || id.ServiceAccount == "" {
+		return ""
+	}
+	for _, p := range cp.providers {
+		if p.token != nil && p.matches(image) {
+			return lengthPrefixed(id.Namespace, id.ServiceAccount)
+		}
+	}
+	return ""
+}
+
 func (o ProviderOutcome) source() string {
 	if o.ServiceAccount != "" {
 		return "credential provider " + o.Provider + " for service account " + o.ServiceAccount
@@ -420,6 +436,20 @@ func (k *Keychain) Identity() PodIdentity {
 		return PodIdentity{}
 	}
 	return k.identity
+}
+
+// PullIdentity is what, beyond image and the pull secrets in kc, the
+// credentials for image depend on: the pod's namespace and service account
+// where a credential provider that takes its token matches image, else "".
+// Two lookups of image with the same pull secrets are the same lookup only
+// if their PullIdentity is the same: one service account's answer is not
+// another's.
+func (r *Resolver) PullIdentity(image string, kc *Keychain) string {
+	repo, err := KubeletName(image)
+	if err != nil {
+		return ""
+	}
+	return r.o.providers.identity(repo, kc.Identity())
 }
 
 // WithCredentialProviders makes the resolver ask the kubelet's credential

@@ -342,6 +342,9 @@ func TestResolveTriesSecretsThenProviders(t *testing.T) {
 	if diff := cmp.Diff(wantTried, img.Tried); diff != "" || !strings.HasPrefix(img.Credential, "credential provider p") {
 		t.Errorf("credential %q, tried (-want +got):\n%s", img.Credential, diff)
 	}
+	if len(img.Providers) != 1 || img.Providers[0].Credentials != 1 {
+		t.Errorf("the resolved image's provider outcomes %+v, want p's with its one credential", img.Providers)
+	}
 	_, err = r.Resolve(context.Background(), tr.Host+"/team/api:v1.4.2", stale)
 	if e := mustFail(t, err); e.Reason != NotFound || len(e.Suggestions) == 0 || e.Suggestions[0] != "v1.4.1" {
 		t.Errorf("missing tag with the provider's credentials: %+v", e)

@@ -32,6 +32,9 @@ type Image struct {
 	Credential string
 	// Tried lists every credential tried before one worked, in order.
 	Tried []string
+	// Providers are the credential providers that matched the image and
+	// what each gave (credprovider.go), as on Error.
+	Providers []ProviderOutcome
 
 	ref  name.Reference
 	ep   endpoint
@@ -163,7 +166,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		img, err := r.cached(ctx, p, c)
 		if err == nil {
 			out := *img
-			out.Tried = tried
+			out.Tried, out.Providers = tried, outcomes
 			return &out, nil
 		}
 		e := withImage(classify(err, image, ref.Context().RegistryStr()), image)

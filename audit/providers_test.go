@@ -2,9 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -37,30 +34,7 @@ func TestPassAsEachPodsServiceAccount(t *testing.T) {
 	reg.SetAuth("basic")
 	image := reg.Host + "/team/app:v1"
 
-	dir := t.TempDir()
-	answer := func(auth string) string {
-		return fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Image","cacheDuration":"0s","auth":{%s}}`, auth)
-	}
-	script := fmt.Sprintf("#!/bin/sh\nif grep -q token-puller; then echo '%s'; else echo '%s'; fi\n",
-		answer(fmt.Sprintf(`%q:{"username":%q,"password":%q}`, reg.Host, reg.User, reg.Pass)), answer(""))
-	if err := os.WriteFile(filepath.Join(dir, "p"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1
-kind: CredentialProviderConfig
-providers:
-- name: p
-  matchImages: [%q]
-  defaultCacheDuration: 0s
-  apiVersion: credentialprovider.kubelet.k8s.io/v1
-  tokenAttributes:
-    serviceAccountTokenAudience: registry.example
-    requireServiceAccount: true
-    cacheType: ServiceAccount
-`, reg.Host)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	config, dir := reg.TokenProviderFiles(t)
 	cp, err := registry.LoadCredentialProviders(config, dir)
 	if err != nil {
 		t.Fatal(err)

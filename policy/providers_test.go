@@ -2,10 +2,7 @@ package policy
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,30 +22,7 @@ import (
 // service account "puller", and no credentials for any other.
 func tokenProviders(t *testing.T, reg *registrytest.Registry) *registry.CredentialProviders {
 	t.Helper()
-	dir := t.TempDir()
-	answer := func(auth string) string {
-		return fmt.Sprintf(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Image","cacheDuration":"0s","auth":{%s}}`, auth)
-	}
-	script := fmt.Sprintf("#!/bin/sh\nif grep -q token-puller; then echo '%s'; else echo '%s'; fi\n",
-		answer(fmt.Sprintf(`%q:{"username":%q,"password":%q}`, reg.Host, reg.User, reg.Pass)), answer(""))
-	if err := os.WriteFile(filepath.Join(dir, "p"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1
-kind: CredentialProviderConfig
-providers:
-- name: p
-  matchImages: [%q]
-  defaultCacheDuration: 0s
-  apiVersion: credentialprovider.kubelet.k8s.io/v1
-  tokenAttributes:
-    serviceAccountTokenAudience: registry.example
-    requireServiceAccount: true
-    cacheType: ServiceAccount
-`, reg.Host)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	config, dir := reg.TokenProviderFiles(t)
 	cp, err := registry.LoadCredentialProviders(config, dir)
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,11 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -166,5 +169,47 @@ func TestRegistriesConfReloadKeepsEachParse(t *testing.T) {
 	}
 	if d := cmp.Diff([]string{"two.corp/team/api:v1", "three.corp/team/api:v1"}, b.Candidates); d != "" {
 		t.Errorf("second load (-want +got):\n%s", d)
+	}
+}
+
+// TestRegistriesConfReloadsOfOneFileKeepOneParse: the library keeps every
+// parse process-wide, keyed by the paths pullsafe gives it. A reload that
+// re-reads an unchanged file (a config whose other keys are refused is
+// re-read at every 10 s poll) must not add a parse each time: heap after
+// 200 loads stays within a few parses of heap after one.
+func TestRegistriesConfReloadsOfOneFileKeepOneParse(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("unqualified-search-registries = [\"registry.corp\"]\n")
+	for i := range 800 {
+		fmt.Fprintf(&b, "[[registry]]\nprefix = \"r%d.corp/team\"\nlocation = \"mirror%d.corp/cache/team\"\n", i, i)
+	}
+	file := filepath.Join(t.TempDir(), "registries.conf")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	if _, err := LoadRegistriesConf(file, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := heap()
+	if _, err := LoadRegistriesConf(file, ""); err != nil {
+		t.Fatal(err)
+	}
+	before = heap()
+	const loads = 200
+	for range loads {
+		if _, err := LoadRegistriesConf(file, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grew := int64(heap()) - int64(before)
+	// One parse of this file is ~200 KB: 200 kept parses are ~40 MB.
+	if grew > 4<<20 {
+		t.Errorf("heap grew %d bytes over %d loads of one unchanged file", grew, loads)
 	}
 }

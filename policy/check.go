@@ -518,13 +518,25 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		out.notes = append(out.notes, "platform not checked: an index entry states no platform (the runtime reads its config)")
 		return
 	}
-	var can, cannot []Node
+	var can, cannot, unsure []Node
+	handler := buildUncertain(&in.Workload.Spec)
 	for _, n := range eligible {
-		if runs(platforms, n) {
+		switch {
+		case runs(platforms, n):
 			can = append(can, n)
-		} else {
+		case handler != "" && n.WindowsBuild != "" && runs(platforms, withoutBuild(n)):
+			// Only its build keeps the node out, and the Pod's runtime
+			// handler may pull for another: cannot verify.
+			can = append(can, n)
+			unsure = append(unsure, n)
+		default:
 			cannot = append(cannot, n)
 		}
+	}
+	if builds, run := windowsOnly(platforms, unsure); builds != "" {
+		f := out.add(ct, RulePlatform, fmt.Sprintf("cannot verify the Windows build: offers windows %s only; eligible nodes (%s) run %s, and %s may pull for another build (a Hyper-V runtime handler's guest platform)",
+			builds, nodeNames(unsure), run, handler), windowsFix(builds))
+		f.Action = c.cappedAt(RulePlatform, ActionWarn)
 	}
 	offers := platformList(platforms)
 	if builds, run := windowsOnly(platforms, cannot); builds != "" {

@@ -158,7 +158,7 @@ func (c *Checker) crioLookup(ctx context.Context, in Input, ct Container, enforc
 		return out
 	case enforcing && sn.Ambiguous():
 		out.add(ct, RuleShortName, fmt.Sprintf("ambiguous short name on CRI-O nodes (short-name-mode enforcing; search: %s); CRI-O says \"short name mode is enforcing, but image name %s returns ambiguous list\"",
-			strings.Join(conf.SearchRegistries(), ", "), kubeletImage(ct.Image)), c.qualifyFix(ctx, in, sn.Candidates))
+			firstOf(conf.SearchRegistries()), kubeletImage(ct.Image)), c.qualifyFix(ctx, in, sn.Candidates))
 		return out
 	}
 	var tried []string
@@ -175,6 +175,11 @@ func (c *Checker) crioLookup(ctx context.Context, in Input, ct Container, enforc
 			return out
 		}
 		for _, src := range srcs {
+			if len(tried) == maxCRIOSources {
+				out.add(ct, RuleUnreachable, fmt.Sprintf("cannot verify: CRI-O tries more than %d sources for it in turn (registries.conf's search registries and mirrors); the %d pullsafe looked up lack it",
+					maxCRIOSources, maxCRIOSources), "")
+				return out
+			}
 			tried = append(tried, src)
 			_, err := c.res.Resolve(ctx, src, in.Credentials.Keychain)
 			var e *registry.Error
@@ -185,7 +190,7 @@ func (c *Checker) crioLookup(ctx context.Context, in Input, ct Container, enforc
 		}
 	}
 	if len(tried) == 0 {
-		out.add(ct, RuleBlockedRegistry, fmt.Sprintf("registry %s is blocked in the CRI-O nodes' registries.conf", strings.Join(blocked, ", ")),
+		out.add(ct, RuleBlockedRegistry, fmt.Sprintf("registry %s is blocked in the CRI-O nodes' registries.conf", firstOf(slices.Compact(blocked))),
 			"pull from a registry the nodes allow, or unblock it in registries.conf")
 		return out
 	}
@@ -209,7 +214,7 @@ func (c *Checker) asPulled(ctx context.Context, in Input, ct Container, src stri
 	var prefix string
 	switch written, err := registry.ParseReference(ct.Image); {
 	case len(tried) > 1:
-		prefix = "CRI-O tried " + strings.Join(tried, ", ") + "; " + src + ": "
+		prefix = "CRI-O tried " + firstOf(tried) + "; " + src + ": "
 	case err != nil || written.String() != ref.String():
 		prefix = "CRI-O pulls " + src + ": "
 	}
@@ -224,6 +229,17 @@ func (c *Checker) asPulled(ctx context.Context, in Input, ct Container, src stri
 	return out
 }
 
+// firstOf is "a, b, c" or "a, b, c and 45 more": registries.conf may list
+// 1000 search registries, and every finding of every container would carry
+// them all.
+func firstOf(names []string) string {
+	const shown = 3
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:shown], ", ") + fmt.Sprintf(" and %d more", len(names)-shown)
+}
+
 // digestOf is the digest of a pinned reference.
 func digestOf(pinnedRef string) string {
 	_, d, _ := strings.Cut(pinnedRef, "@")
@@ -234,17 +250,27 @@ func digestOf(pinnedRef string) string {
 // exists in the fix for an ambiguous short name.
 const maxFixProbes = 4
 
+// maxCRIOSources bounds the sources (candidates and their mirrors, in
+// CRI-O's order) looked up for one container: registries.conf may list
+// 1000 search registries of 1000 mirrors each, and CRI-O tries them all.
+// Past it pullsafe cannot verify.
+const maxCRIOSources = 16
+
 // qualifyFix is "write the full name `registry.corp/team/api:v1`", naming
 // the first of CRI-O's candidates the registry has (a candidate CRI-O in
 // mode permissive would pull), else the candidates.
 func (c *Checker) qualifyFix(ctx context.Context, in Input, candidates []string) string {
 	const alias = ", or add an [aliases] entry to the nodes' registries.conf"
+	probes := 0
 	for _, cand := range candidates[:min(len(candidates), maxFixProbes)] {
 		srcs, err := c.cfg.LoadedRegistriesConf.Sources(cand)
 		if err != nil {
 			continue
 		}
 		for _, src := range srcs {
+			if probes++; probes > maxCRIOSources {
+				break
+			}
 			if _, err := c.res.Resolve(ctx, src, in.Credentials.Keychain); err == nil {
 				return "write the full name `" + cand + "`" + alias
 			}
@@ -253,7 +279,7 @@ func (c *Checker) qualifyFix(ctx context.Context, in Input, candidates []string)
 	if len(candidates) == 0 {
 		return "write the full name, registry host first" + alias
 	}
-	return "write the full name, registry host first (CRI-O's candidates: " + strings.Join(candidates[:min(len(candidates), maxFixProbes)], ", ") + ")" + alias
+	return "write the full name, registry host first (CRI-O's candidates: " + firstOf(candidates) + ")" + alias
 }
 
 // mergeGroups merges the groups' outcomes: see the file comment.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,6 +163,51 @@ func TestCRIOShortNames(t *testing.T) {
 				if len(v.Findings) != 1 || v.Findings[0].Rule != RuleShortName || v.Findings[0].Action != ActionDeny ||
 					!strings.Contains(v.Findings[0].Cause, `did not resolve to an alias and no unqualified-search registries are defined`) {
 					t.Errorf("findings = %+v", v.Findings)
+				}
+			})
+			continue
+		}
+		t.Run(tt.name, tt.run)
+	}
+}
+
+// TestCRIOCandidateLookupsBounded: CRI-O before 1.34 tries every search
+// registry and every mirror in turn; registries.conf may list 1000 of
+// each. pullsafe looks up at most maxCRIOSources per container (the fix's
+// probes included) and says "cannot verify" for the rest: never a denial
+// it did not check, never a million lookups held against the review.
+func TestCRIOCandidateLookupsBounded(t *testing.T) {
+	var search, want []string
+	for i := range 3 * maxCRIOSources {
+		search = append(search, fmt.Sprintf("%q", fmt.Sprintf("r%d.registry-with-a-long-name.corp", i)))
+		if i < maxCRIOSources {
+			want = append(want, fmt.Sprintf("r%d.registry-with-a-long-name.corp/team/api:v1", i))
+		}
+	}
+	conf := "unqualified-search-registries = [" + strings.Join(search, ", ") + "]\n"
+	tests := []fixture{
+		{name: "CRI-O 1.33 tries them all: the first maxCRIOSources lack it, the rest unknown",
+			cfg: registriesConf(t, conf), ct: Container{Image: "team/api:v1", PullPolicy: corev1.PullAlways},
+			nodes: []Node{crioNode("c1", "1.33.2")}, lookups: want,
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionWarn,
+				Cause: fmt.Sprintf("cannot verify: CRI-O tries more than %d sources for it in turn (registries.conf's search registries and mirrors); the %d pullsafe looked up lack it", maxCRIOSources, maxCRIOSources)}}}},
+		{name: "CRI-O 1.34 refuses it: the fix probes at most maxCRIOSources",
+			cfg: registriesConf(t, conf), ct: Container{Image: "team/api:v1", PullPolicy: corev1.PullAlways},
+			nodes: []Node{crioNode("c1", "1.34.1")}, lookups: want[:maxFixProbes]},
+	}
+	for _, tt := range tests {
+		if tt.want.Findings == nil {
+			t.Run(tt.name, func(t *testing.T) {
+				res := &fakeResolver{asked: &asked{}}
+				cfg := DefaultConfig()
+				tt.cfg(cfg)
+				w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Containers: []Container{tt.ct}}
+				v := NewChecker(cfg, res).Check(t.Context(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Nodes: tt.nodes})
+				if len(v.Findings) != 1 || v.Findings[0].Rule != RuleShortName || len(v.Findings[0].Cause) > maxFindingBytes {
+					t.Errorf("findings = %+v", v.Findings)
+				}
+				if len(res.asked.images) > maxCRIOSources {
+					t.Errorf("%d lookups for the fix, at most %d", len(res.asked.images), maxCRIOSources)
 				}
 			})
 			continue

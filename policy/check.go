@@ -55,6 +55,11 @@ type Input struct {
 	Credentials Credentials
 	// Nodes are the cluster's nodes; nil means unknown (no platform check).
 	Nodes []Node
+
+	// groups are the eligible nodes by how their runtime resolves names
+	// (crio.go), made once per Check: the nodes and the spec are every
+	// container's.
+	groups []*runtimeGroup
 }
 
 // Checker applies the rules. Safe for concurrent use.
@@ -109,6 +114,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 		return v
 	}
 	in.Pin = in.Pin.forWorkload(in.Workload)
+	in.groups = c.runtimeGroups(in)
 	// This review's view of the checker: the same rules, with a resolver
 	// that shares identical lookups and takes a slot per lookup.
 	review := *c
@@ -199,8 +205,8 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 		find(RuleUnauthorized, f, "fix the secret's data (kubectl create secret docker-registry ... --dry-run=client -o yaml) or remove it from imagePullSecrets")
 		return out
 	}
-	if groups := c.runtimeGroups(in); groups != nil {
-		return c.byRuntime(ctx, in, ct, ref, groups)
+	if in.groups != nil {
+		return c.byRuntime(ctx, in, ct, ref, in.groups)
 	}
 	return c.lookup(ctx, in, ct, ref)
 }

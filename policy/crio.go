@@ -75,7 +75,6 @@ func (n Node) enforcesShortNames(mode string) bool {
 type runtimeGroup struct {
 	label string // "CRI-O nodes %s": the nodes' names go in
 	nodes []Node
-	res   result
 }
 
 // runtimeGroups splits the eligible nodes by how they resolve names, or
@@ -118,18 +117,20 @@ func otherLabel(nodes []Node) string {
 	return "nodes %s (not CRI-O)"
 }
 
-// byRuntime checks ct once per runtime group and merges the outcomes.
+// byRuntime checks ct once per runtime group and merges the outcomes. The
+// groups are the review's, shared by its containers: read only.
 func (c *Checker) byRuntime(ctx context.Context, in Input, ct Container, ref registry.Reference, groups []*runtimeGroup) result {
-	for _, g := range groups {
+	res := make([]result, len(groups))
+	for i, g := range groups {
 		gin := in
 		gin.Nodes = g.nodes
 		if !g.nodes[0].isCRIO() {
-			g.res = c.lookup(ctx, gin, ct, ref)
+			res[i] = c.lookup(ctx, gin, ct, ref)
 			continue
 		}
-		g.res = c.crioLookup(ctx, gin, ct, g.nodes[0].enforcesShortNames(c.cfg.Registries.CRIOShortNameMode))
+		res[i] = c.crioLookup(ctx, gin, ct, g.nodes[0].enforcesShortNames(c.cfg.Registries.CRIOShortNameMode))
 	}
-	return c.mergeGroups(groups)
+	return c.mergeGroups(groups, res)
 }
 
 // kubeletImage is the string the kubelet passes to the runtime:
@@ -283,27 +284,27 @@ func (c *Checker) qualifyFix(ctx context.Context, in Input, candidates []string)
 }
 
 // mergeGroups merges the groups' outcomes: see the file comment.
-func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
+func (c *Checker) mergeGroups(groups []*runtimeGroup, res []result) result {
 	if len(groups) == 1 {
-		return groups[0].res
+		return res[0]
 	}
 	everyDenies := true
-	for _, g := range groups {
-		if !slices.ContainsFunc(g.res.findings, func(f Finding) bool { return c.denies(f) }) {
+	for _, r := range res {
+		if !slices.ContainsFunc(r.findings, func(f Finding) bool { return c.denies(f) }) {
 			everyDenies = false
 		}
 	}
 	var out result
 	shared := func(f Finding) bool {
-		for _, g := range groups {
-			if !slices.ContainsFunc(g.res.findings, func(o Finding) bool { return o.Rule == f.Rule && o.Cause == f.Cause }) {
+		for _, r := range res {
+			if !slices.ContainsFunc(r.findings, func(o Finding) bool { return o.Rule == f.Rule && o.Cause == f.Cause }) {
 				return false
 			}
 		}
 		return true
 	}
 	for gi, g := range groups {
-		for _, f := range g.res.findings {
+		for _, f := range res[gi].findings {
 			if shared(f) {
 				if gi == 0 {
 					out.findings = append(out.findings, f)
@@ -321,7 +322,7 @@ func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
 			}
 			out.findings = append(out.findings, f)
 		}
-		for _, n := range g.res.notes {
+		for _, n := range res[gi].notes {
 			if !slices.Contains(out.notes, n) {
 				out.notes = append(out.notes, n)
 			}
@@ -329,9 +330,9 @@ func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
 	}
 	// A pin is kept only when every group would pin the same digest: the
 	// groups may resolve to different repositories.
-	out.pin = groups[0].res.pin
-	for _, g := range groups[1:] {
-		if out.pin == nil || g.res.pin == nil || *g.res.pin != *out.pin {
+	out.pin = res[0].pin
+	for _, r := range res[1:] {
+		if out.pin == nil || r.pin == nil || *r.pin != *out.pin {
 			out.pin = nil
 		}
 	}

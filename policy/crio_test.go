@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -213,5 +214,37 @@ func TestCRIOCandidateLookupsBounded(t *testing.T) {
 			continue
 		}
 		t.Run(tt.name, tt.run)
+	}
+}
+
+// TestRuntimeGroupsOncePerReview: the eligible nodes are grouped by
+// runtime once per review, not once per container: a Pod of many
+// containers on 5000 nodes must not cost a node list per container.
+func TestRuntimeGroupsOncePerReview(t *testing.T) {
+	var nodes []Node
+	for i := range 2500 {
+		nodes = append(nodes, crioNode(fmt.Sprintf("c%d", i), "1.34.1"), containerdNode(fmt.Sprintf("d%d", i)))
+	}
+	cfg := DefaultConfig()
+	registriesConf(t, twoSearch)(cfg)
+	checker := NewChecker(cfg, &fakeResolver{})
+	allocated := func(containers int) uint64 {
+		w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop"}
+		for i := range containers {
+			w.Containers = append(w.Containers, Container{Name: fmt.Sprintf("c%d", i), Image: fmt.Sprintf("registry.corp/team/api%d:v1", i), PullPolicy: corev1.PullAlways})
+		}
+		in := Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Nodes: nodes}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		checker.Check(t.Context(), in)
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated(1) // warm up
+	one, many := allocated(1), allocated(41)
+	// The groups of 5000 nodes are ~3.5 MB; a container's own lookup and
+	// findings are ~10 KB (~140 KB under -race).
+	if per := (many - min(one, many)) / 40; per > 512<<10 {
+		t.Errorf("each further container allocates %d bytes (one container: %d)", per, one)
 	}
 }

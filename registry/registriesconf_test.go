@@ -213,3 +213,36 @@ func TestRegistriesConfReloadsOfOneFileKeepOneParse(t *testing.T) {
 		t.Errorf("heap grew %d bytes over %d loads of one unchanged file", grew, loads)
 	}
 }
+
+// FuzzLoadRegistriesConf: no registries.conf content (operator config, but
+// no config value may crash the process) makes the library panic at load
+// or at resolution.
+func FuzzLoadRegistriesConf(f *testing.F) {
+	for _, s := range []string{testConf, `unqualified-search-registries = []`, `short-name-mode = "x"`,
+		"[[registry]]\nprefix = \"*.a.b\"\nlocation = \"c\"\n", "[[registry]]\nprefix = \"*\"\n", "[[registry]]\nlocation = \"\"\n",
+		"[aliases]\n\"x\" = \"\"\n", "[aliases]\n\"a/b\" = \"localhost\"\n", "[[registry]]\nprefix = \"docker.io/library\"\nlocation = \"\"\nblocked = true\n",
+		"[[registry]]\nprefix = \"r.corp\"\n[[registry.mirror]]\nlocation = \"m.corp\"\npull-from-mirror = \"digest-only\"\n",
+		"registries = [\"a\"]\n[registries.search]\nregistries = [\"b\"]\n"} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, conf string) {
+		file := filepath.Join(dir, "registries.conf")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadRegistriesConf(file, "")
+		if err != nil {
+			return
+		}
+		for _, image := range []string{"team/api:v1", "nginx:latest", "a.b/x@sha256:" + strings.Repeat("0", 64), "localhost/x:1", "r.corp/team/x:1"} {
+			sn, err := c.Resolve(image)
+			if err != nil {
+				continue
+			}
+			for _, cand := range sn.Candidates {
+				_, _ = c.Sources(cand)
+			}
+		}
+	})
+}

@@ -54,13 +54,16 @@ func (n Node) isCRIO() bool { return strings.HasPrefix(n.Runtime, "cri-o://") }
 // short_name_mode, default enforcing, overrides registries.conf's);
 // earlier ones always resolved in mode disabled, trying every candidate. A
 // version pullsafe cannot read is taken as trying every candidate: never
-// a denial it cannot back.
+// a denial it cannot back. OpenShift's builds (".rhaos4.21") run with
+// crio.conf's short_name_mode = "disabled" from the machine-config-operator
+// (openshift/machine-config-operator#5628): enforced there only when
+// crioShortNameMode says "enforcing".
 func (n Node) enforcesShortNames(mode string) bool {
 	if mode == "disabled" {
 		return false
 	}
 	v, ok := strings.CutPrefix(n.Runtime, "cri-o://")
-	if !ok {
+	if !ok || mode == "" && strings.Contains(v, ".rhaos") {
 		return false
 	}
 	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")

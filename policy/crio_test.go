@@ -100,6 +100,18 @@ func TestCRIOShortNames(t *testing.T) {
 		{name: "crioShortNameMode disabled: CRI-O 1.34 tries them too",
 			cfg: registriesConf(t, twoSearch, func(c *Config) { c.Registries.CRIOShortNameMode = "disabled" }),
 			ct:  pullAlways("team/api:v1"), nodes: crio134, res: images("registry.corp/team/api:v1"), lookups: []string{"registry.corp/team/api:v1"}},
+		// OpenShift's machine-config-operator writes short_name_mode =
+		// "disabled" into crio.conf from 4.21 on (openshift/machine-config-operator#5628,
+		// OCPBUGS-75916): its CRI-O builds (".rhaos4.21") try every candidate.
+		{name: "OpenShift CRI-O 1.34 tries them unless crioShortNameMode says enforcing",
+			cfg: registriesConf(t, twoSearch), ct: pullAlways("team/api:v1"), nodes: []Node{crioNode("o1", "1.34.2-2.rhaos4.21.git5d1a2b3.el9")},
+			res: images("registry.corp/team/api:v1"), lookups: []string{"registry.corp/team/api:v1"}},
+		{name: "OpenShift CRI-O with crioShortNameMode enforcing written out: enforced",
+			cfg: registriesConf(t, twoSearch, func(c *Config) { c.Registries.CRIOShortNameMode = "enforcing" }), ct: pullAlways("team/api:v1"),
+			nodes: []Node{crioNode("o1", "1.34.2-2.rhaos4.21.git5d1a2b3.el9")}, res: images("registry.corp/team/api:v1"),
+			want: Verdict{Findings: []Finding{{Rule: RuleShortName, Action: ActionDeny,
+				Cause: `ambiguous short name on CRI-O nodes (short-name-mode enforcing; search: registry.corp, docker.io); CRI-O says "short name mode is enforcing, but image name team/api:v1 returns ambiguous list"`,
+				Fix:   "write the full name `registry.corp/team/api:v1`, or add an [aliases] entry to the nodes' registries.conf"}}}},
 		{name: "a CRI-O version pullsafe cannot read never enforces", cfg: registriesConf(t, twoSearch),
 			ct: pullAlways("team/api:v1"), nodes: []Node{crioNode("c1", "main-dev")}, res: images("registry.corp/team/api:v1")},
 		{name: "mixed cluster: only the CRI-O nodes fail, a warning naming them",

@@ -59,6 +59,11 @@ type Input struct {
 	Credentials Credentials
 	// Nodes are the cluster's nodes; nil means unknown (no platform check).
 	Nodes []Node
+
+	// groups are the eligible nodes by how their runtime resolves names
+	// (crio.go), made once per Check: the nodes and the spec are every
+	// container's.
+	groups []*runtimeGroup
 }
 
 // Checker applies the rules. Safe for concurrent use.
@@ -113,6 +118,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 		return v
 	}
 	in.Pin = in.Pin.forWorkload(in.Workload)
+	in.groups = c.runtimeGroups(in)
 	// This review's view of the checker: the same rules, with a resolver
 	// that shares identical lookups and takes a slot per lookup.
 	review := *c
@@ -203,8 +209,8 @@ func (c *Checker) container(ctx context.Context, in Input, ct Container) result 
 		find(RuleUnauthorized, f, "fix the secret's data (kubectl create secret docker-registry ... --dry-run=client -o yaml) or remove it from imagePullSecrets")
 		return out
 	}
-	if groups := c.runtimeGroups(in); groups != nil {
-		return c.byRuntime(ctx, in, ct, ref, groups)
+	if in.groups != nil {
+		return c.byRuntime(ctx, in, ct, ref, in.groups)
 	}
 	return c.lookup(ctx, in, ct, ref)
 }
@@ -538,13 +544,25 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		out.notes = append(out.notes, "platform not checked: an index entry states no platform (the runtime reads its config)")
 		return
 	}
-	var can, cannot []Node
+	var can, cannot, unsure []Node
+	handler := buildUncertain(&in.Workload.Spec)
 	for _, n := range eligible {
-		if runs(platforms, n) {
+		switch {
+		case runs(platforms, n):
 			can = append(can, n)
-		} else {
+		case handler != "" && n.WindowsBuild != "" && runs(platforms, withoutBuild(n)):
+			// Only its build keeps the node out, and the Pod's runtime
+			// handler may pull for another: cannot verify.
+			can = append(can, n)
+			unsure = append(unsure, n)
+		default:
 			cannot = append(cannot, n)
 		}
+	}
+	if builds, run := windowsOnly(platforms, unsure); builds != "" {
+		f := out.add(ct, RulePlatform, fmt.Sprintf("cannot verify the Windows build: offers windows %s only; eligible nodes (%s) run %s, and %s may pull for another build (a Hyper-V runtime handler's guest platform)",
+			builds, nodeNames(unsure), run, handler), windowsFix(builds))
+		f.Action = c.cappedAt(RulePlatform, ActionWarn)
 	}
 	offers := platformList(platforms)
 	if builds, run := windowsOnly(platforms, cannot); builds != "" {

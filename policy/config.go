@@ -92,7 +92,8 @@ type RegistriesConfig struct {
 	RegistriesConfDir string `json:"registriesConfDir,omitempty"`
 	// CRIOShortNameMode is crio.conf's [crio.image] short_name_mode on the
 	// nodes: "enforcing" (CRI-O 1.34's default; it overrides
-	// registries.conf's short-name-mode) or "disabled".
+	// registries.conf's short-name-mode) or "disabled"; "": each node's
+	// default (enforcesShortNames).
 	CRIOShortNameMode string `json:"crioShortNameMode,omitempty"`
 }
 

@@ -54,13 +54,16 @@ func (n Node) isCRIO() bool { return strings.HasPrefix(n.Runtime, "cri-o://") }
 // short_name_mode, default enforcing, overrides registries.conf's);
 // earlier ones always resolved in mode disabled, trying every candidate. A
 // version pullsafe cannot read is taken as trying every candidate: never
-// a denial it cannot back.
+// a denial it cannot back. OpenShift's builds (".rhaos4.21") run with
+// crio.conf's short_name_mode = "disabled" from the machine-config-operator
+// (openshift/machine-config-operator#5628): enforced there only when
+// crioShortNameMode says "enforcing".
 func (n Node) enforcesShortNames(mode string) bool {
 	if mode == "disabled" {
 		return false
 	}
 	v, ok := strings.CutPrefix(n.Runtime, "cri-o://")
-	if !ok {
+	if !ok || mode == "" && strings.Contains(v, ".rhaos") {
 		return false
 	}
 	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
@@ -75,7 +78,6 @@ func (n Node) enforcesShortNames(mode string) bool {
 type runtimeGroup struct {
 	label string // "CRI-O nodes %s": the nodes' names go in
 	nodes []Node
-	res   result
 }
 
 // runtimeGroups splits the eligible nodes by how they resolve names, or
@@ -118,18 +120,20 @@ func otherLabel(nodes []Node) string {
 	return "nodes %s (not CRI-O)"
 }
 
-// byRuntime checks ct once per runtime group and merges the outcomes.
+// byRuntime checks ct once per runtime group and merges the outcomes. The
+// groups are the review's, shared by its containers: read only.
 func (c *Checker) byRuntime(ctx context.Context, in Input, ct Container, ref registry.Reference, groups []*runtimeGroup) result {
-	for _, g := range groups {
+	res := make([]result, len(groups))
+	for i, g := range groups {
 		gin := in
 		gin.Nodes = g.nodes
 		if !g.nodes[0].isCRIO() {
-			g.res = c.lookup(ctx, gin, ct, ref)
+			res[i] = c.lookup(ctx, gin, ct, ref)
 			continue
 		}
-		g.res = c.crioLookup(ctx, gin, ct, g.nodes[0].enforcesShortNames(c.cfg.Registries.CRIOShortNameMode))
+		res[i] = c.crioLookup(ctx, gin, ct, g.nodes[0].enforcesShortNames(c.cfg.Registries.CRIOShortNameMode))
 	}
-	return c.mergeGroups(groups)
+	return c.mergeGroups(groups, res)
 }
 
 // kubeletImage is the string the kubelet passes to the runtime:
@@ -158,7 +162,7 @@ func (c *Checker) crioLookup(ctx context.Context, in Input, ct Container, enforc
 		return out
 	case enforcing && sn.Ambiguous():
 		out.add(ct, RuleShortName, fmt.Sprintf("ambiguous short name on CRI-O nodes (short-name-mode enforcing; search: %s); CRI-O says \"short name mode is enforcing, but image name %s returns ambiguous list\"",
-			strings.Join(conf.SearchRegistries(), ", "), kubeletImage(ct.Image)), c.qualifyFix(ctx, in, sn.Candidates))
+			firstOf(conf.SearchRegistries()), kubeletImage(ct.Image)), c.qualifyFix(ctx, in, sn.Candidates))
 		return out
 	}
 	var tried []string
@@ -175,6 +179,11 @@ func (c *Checker) crioLookup(ctx context.Context, in Input, ct Container, enforc
 			return out
 		}
 		for _, src := range srcs {
+			if len(tried) == maxCRIOSources {
+				out.add(ct, RuleUnreachable, fmt.Sprintf("cannot verify: CRI-O tries more than %d sources for it in turn (registries.conf's search registries and mirrors); the %d pullsafe looked up lack it",
+					maxCRIOSources, maxCRIOSources), "")
+				return out
+			}
 			tried = append(tried, src)
 			_, err := c.res.Resolve(ctx, src, in.Credentials.Keychain)
 			var e *registry.Error
@@ -185,7 +194,7 @@ func (c *Checker) crioLookup(ctx context.Context, in Input, ct Container, enforc
 		}
 	}
 	if len(tried) == 0 {
-		out.add(ct, RuleBlockedRegistry, fmt.Sprintf("registry %s is blocked in the CRI-O nodes' registries.conf", strings.Join(blocked, ", ")),
+		out.add(ct, RuleBlockedRegistry, fmt.Sprintf("registry %s is blocked in the CRI-O nodes' registries.conf", firstOf(slices.Compact(blocked))),
 			"pull from a registry the nodes allow, or unblock it in registries.conf")
 		return out
 	}
@@ -209,7 +218,7 @@ func (c *Checker) asPulled(ctx context.Context, in Input, ct Container, src stri
 	var prefix string
 	switch written, err := registry.ParseReference(ct.Image); {
 	case len(tried) > 1:
-		prefix = "CRI-O tried " + strings.Join(tried, ", ") + "; " + src + ": "
+		prefix = "CRI-O tried " + firstOf(tried) + "; " + src + ": "
 	case err != nil || written.String() != ref.String():
 		prefix = "CRI-O pulls " + src + ": "
 	}
@@ -224,6 +233,17 @@ func (c *Checker) asPulled(ctx context.Context, in Input, ct Container, src stri
 	return out
 }
 
+// firstOf is "a, b, c" or "a, b, c and 45 more": registries.conf may list
+// 1000 search registries, and every finding of every container would carry
+// them all.
+func firstOf(names []string) string {
+	const shown = 3
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:shown], ", ") + fmt.Sprintf(" and %d more", len(names)-shown)
+}
+
 // digestOf is the digest of a pinned reference.
 func digestOf(pinnedRef string) string {
 	_, d, _ := strings.Cut(pinnedRef, "@")
@@ -234,17 +254,27 @@ func digestOf(pinnedRef string) string {
 // exists in the fix for an ambiguous short name.
 const maxFixProbes = 4
 
+// maxCRIOSources bounds the sources (candidates and their mirrors, in
+// CRI-O's order) looked up for one container: registries.conf may list
+// 1000 search registries of 1000 mirrors each, and CRI-O tries them all.
+// Past it pullsafe cannot verify.
+const maxCRIOSources = 16
+
 // qualifyFix is "write the full name `registry.corp/team/api:v1`", naming
 // the first of CRI-O's candidates the registry has (a candidate CRI-O in
 // mode permissive would pull), else the candidates.
 func (c *Checker) qualifyFix(ctx context.Context, in Input, candidates []string) string {
 	const alias = ", or add an [aliases] entry to the nodes' registries.conf"
+	probes := 0
 	for _, cand := range candidates[:min(len(candidates), maxFixProbes)] {
 		srcs, err := c.cfg.LoadedRegistriesConf.Sources(cand)
 		if err != nil {
 			continue
 		}
 		for _, src := range srcs {
+			if probes++; probes > maxCRIOSources {
+				break
+			}
 			if _, err := c.res.Resolve(ctx, src, in.Credentials.Keychain); err == nil {
 				return "write the full name `" + cand + "`" + alias
 			}
@@ -253,31 +283,31 @@ func (c *Checker) qualifyFix(ctx context.Context, in Input, candidates []string)
 	if len(candidates) == 0 {
 		return "write the full name, registry host first" + alias
 	}
-	return "write the full name, registry host first (CRI-O's candidates: " + strings.Join(candidates[:min(len(candidates), maxFixProbes)], ", ") + ")" + alias
+	return "write the full name, registry host first (CRI-O's candidates: " + firstOf(candidates) + ")" + alias
 }
 
 // mergeGroups merges the groups' outcomes: see the file comment.
-func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
+func (c *Checker) mergeGroups(groups []*runtimeGroup, res []result) result {
 	if len(groups) == 1 {
-		return groups[0].res
+		return res[0]
 	}
 	everyDenies := true
-	for _, g := range groups {
-		if !slices.ContainsFunc(g.res.findings, func(f Finding) bool { return c.denies(f) }) {
+	for _, r := range res {
+		if !slices.ContainsFunc(r.findings, func(f Finding) bool { return c.denies(f) }) {
 			everyDenies = false
 		}
 	}
 	var out result
 	shared := func(f Finding) bool {
-		for _, g := range groups {
-			if !slices.ContainsFunc(g.res.findings, func(o Finding) bool { return o.Rule == f.Rule && o.Cause == f.Cause }) {
+		for _, r := range res {
+			if !slices.ContainsFunc(r.findings, func(o Finding) bool { return o.Rule == f.Rule && o.Cause == f.Cause }) {
 				return false
 			}
 		}
 		return true
 	}
 	for gi, g := range groups {
-		for _, f := range g.res.findings {
+		for _, f := range res[gi].findings {
 			if shared(f) {
 				if gi == 0 {
 					out.findings = append(out.findings, f)
@@ -295,7 +325,7 @@ func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
 			}
 			out.findings = append(out.findings, f)
 		}
-		for _, n := range g.res.notes {
+		for _, n := range res[gi].notes {
 			if !slices.Contains(out.notes, n) {
 				out.notes = append(out.notes, n)
 			}
@@ -303,9 +333,9 @@ func (c *Checker) mergeGroups(groups []*runtimeGroup) result {
 	}
 	// A pin is kept only when every group would pin the same digest: the
 	// groups may resolve to different repositories.
-	out.pin = groups[0].res.pin
-	for _, g := range groups[1:] {
-		if out.pin == nil || g.res.pin == nil || *g.res.pin != *out.pin {
+	out.pin = res[0].pin
+	for _, r := range res[1:] {
+		if out.pin == nil || r.pin == nil || *r.pin != *out.pin {
 			out.pin = nil
 		}
 	}

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -98,6 +100,18 @@ func TestCRIOShortNames(t *testing.T) {
 		{name: "crioShortNameMode disabled: CRI-O 1.34 tries them too",
 			cfg: registriesConf(t, twoSearch, func(c *Config) { c.Registries.CRIOShortNameMode = "disabled" }),
 			ct:  pullAlways("team/api:v1"), nodes: crio134, res: images("registry.corp/team/api:v1"), lookups: []string{"registry.corp/team/api:v1"}},
+		// OpenShift's machine-config-operator writes short_name_mode =
+		// "disabled" into crio.conf from 4.21 on (openshift/machine-config-operator#5628,
+		// OCPBUGS-75916): its CRI-O builds (".rhaos4.21") try every candidate.
+		{name: "OpenShift CRI-O 1.34 tries them unless crioShortNameMode says enforcing",
+			cfg: registriesConf(t, twoSearch), ct: pullAlways("team/api:v1"), nodes: []Node{crioNode("o1", "1.34.2-2.rhaos4.21.git5d1a2b3.el9")},
+			res: images("registry.corp/team/api:v1"), lookups: []string{"registry.corp/team/api:v1"}},
+		{name: "OpenShift CRI-O with crioShortNameMode enforcing written out: enforced",
+			cfg: registriesConf(t, twoSearch, func(c *Config) { c.Registries.CRIOShortNameMode = "enforcing" }), ct: pullAlways("team/api:v1"),
+			nodes: []Node{crioNode("o1", "1.34.2-2.rhaos4.21.git5d1a2b3.el9")}, res: images("registry.corp/team/api:v1"),
+			want: Verdict{Findings: []Finding{{Rule: RuleShortName, Action: ActionDeny,
+				Cause: `ambiguous short name on CRI-O nodes (short-name-mode enforcing; search: registry.corp, docker.io); CRI-O says "short name mode is enforcing, but image name team/api:v1 returns ambiguous list"`,
+				Fix:   "write the full name `registry.corp/team/api:v1`, or add an [aliases] entry to the nodes' registries.conf"}}}},
 		{name: "a CRI-O version pullsafe cannot read never enforces", cfg: registriesConf(t, twoSearch),
 			ct: pullAlways("team/api:v1"), nodes: []Node{crioNode("c1", "main-dev")}, res: images("registry.corp/team/api:v1")},
 		{name: "mixed cluster: only the CRI-O nodes fail, a warning naming them",
@@ -167,5 +181,82 @@ func TestCRIOShortNames(t *testing.T) {
 			continue
 		}
 		t.Run(tt.name, tt.run)
+	}
+}
+
+// TestCRIOCandidateLookupsBounded: CRI-O before 1.34 tries every search
+// registry and every mirror in turn; registries.conf may list 1000 of
+// each. pullsafe looks up at most maxCRIOSources per container (the fix's
+// probes included) and says "cannot verify" for the rest: never a denial
+// it did not check, never a million lookups held against the review.
+func TestCRIOCandidateLookupsBounded(t *testing.T) {
+	var search, want []string
+	for i := range 3 * maxCRIOSources {
+		search = append(search, fmt.Sprintf("%q", fmt.Sprintf("r%d.registry-with-a-long-name.corp", i)))
+		if i < maxCRIOSources {
+			want = append(want, fmt.Sprintf("r%d.registry-with-a-long-name.corp/team/api:v1", i))
+		}
+	}
+	conf := "unqualified-search-registries = [" + strings.Join(search, ", ") + "]\n"
+	tests := []fixture{
+		{name: "CRI-O 1.33 tries them all: the first maxCRIOSources lack it, the rest unknown",
+			cfg: registriesConf(t, conf), ct: Container{Image: "team/api:v1", PullPolicy: corev1.PullAlways},
+			nodes: []Node{crioNode("c1", "1.33.2")}, lookups: want,
+			want: Verdict{Findings: []Finding{{Rule: RuleUnreachable, Action: ActionWarn,
+				Cause: fmt.Sprintf("cannot verify: CRI-O tries more than %d sources for it in turn (registries.conf's search registries and mirrors); the %d pullsafe looked up lack it", maxCRIOSources, maxCRIOSources)}}}},
+		{name: "CRI-O 1.34 refuses it: the fix probes at most maxCRIOSources",
+			cfg: registriesConf(t, conf), ct: Container{Image: "team/api:v1", PullPolicy: corev1.PullAlways},
+			nodes: []Node{crioNode("c1", "1.34.1")}, lookups: want[:maxFixProbes]},
+	}
+	for _, tt := range tests {
+		if tt.want.Findings == nil {
+			t.Run(tt.name, func(t *testing.T) {
+				res := &fakeResolver{asked: &asked{}}
+				cfg := DefaultConfig()
+				tt.cfg(cfg)
+				w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop", Containers: []Container{tt.ct}}
+				v := NewChecker(cfg, res).Check(t.Context(), Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Nodes: tt.nodes})
+				if len(v.Findings) != 1 || v.Findings[0].Rule != RuleShortName || len(v.Findings[0].Cause) > maxFindingBytes {
+					t.Errorf("findings = %+v", v.Findings)
+				}
+				if len(res.asked.images) > maxCRIOSources {
+					t.Errorf("%d lookups for the fix, at most %d", len(res.asked.images), maxCRIOSources)
+				}
+			})
+			continue
+		}
+		t.Run(tt.name, tt.run)
+	}
+}
+
+// TestRuntimeGroupsOncePerReview: the eligible nodes are grouped by
+// runtime once per review, not once per container: a Pod of many
+// containers on 5000 nodes must not cost a node list per container.
+func TestRuntimeGroupsOncePerReview(t *testing.T) {
+	var nodes []Node
+	for i := range 2500 {
+		nodes = append(nodes, crioNode(fmt.Sprintf("c%d", i), "1.34.1"), containerdNode(fmt.Sprintf("d%d", i)))
+	}
+	cfg := DefaultConfig()
+	registriesConf(t, twoSearch)(cfg)
+	checker := NewChecker(cfg, &fakeResolver{})
+	allocated := func(containers int) uint64 {
+		w := &Workload{Kind: "Pod", Name: "web", Namespace: "shop"}
+		for i := range containers {
+			w.Containers = append(w.Containers, Container{Name: fmt.Sprintf("c%d", i), Image: fmt.Sprintf("registry.corp/team/api%d:v1", i), PullPolicy: corev1.PullAlways})
+		}
+		in := Input{Workload: w, Containers: w.Containers, Mode: ModeEnforce, Nodes: nodes}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		checker.Check(t.Context(), in)
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	allocated(1) // warm up
+	one, many := allocated(1), allocated(41)
+	// The groups of 5000 nodes are ~3.5 MB; a container's own lookup and
+	// findings are ~10 KB (~140 KB under -race).
+	if per := (many - min(one, many)) / 40; per > 512<<10 {
+		t.Errorf("each further container allocates %d bytes (one container: %d)", per, one)
 	}
 }

@@ -134,3 +134,21 @@ func nodeNames(nodes []Node) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// buildUncertain is "runtimeClassName <name>" when the Pod names a runtime
+// class, else "". containerd pulls for a runtime handler's own guest
+// platform where one is configured (GuestPlatform; KEP 4216, image pull
+// per runtime class): a Hyper-V-isolated Pod runs other builds than its
+// host's, and the nodes' handler configuration is not in the API.
+func buildUncertain(spec *corev1.PodSpec) string {
+	if spec.RuntimeClassName == nil || *spec.RuntimeClassName == "" {
+		return ""
+	}
+	return "runtimeClassName " + sanitize(*spec.RuntimeClassName)
+}
+
+// withoutBuild is n with its Windows build unknown.
+func withoutBuild(n Node) Node {
+	n.WindowsBuild = ""
+	return n
+}

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/registry"
 )
@@ -138,6 +139,24 @@ func TestWindowsBuildsThroughChecker(t *testing.T) {
 			spec:  corev1.PodSpec{NodeSelector: map[string]string{corev1.LabelWindowsBuild: v21H2Server}},
 			nodes: []Node{winNode("old1", rs5), winNode("new1", v21H2Server)},
 			res:   index(win(v21H2Server + ".2700"))},
+		// containerd pulls for a runtime handler's own guest platform
+		// (GuestPlatform, KEP 4216 image pull per runtime class): a
+		// Hyper-V-isolated Pod may run another build than the host's, and
+		// pullsafe does not see the handlers' configuration.
+		{name: "runtimeClassName (Hyper-V): another build cannot be verified, a warning", ct: ct,
+			spec:  corev1.PodSpec{RuntimeClassName: ptr.To("runhcs-wcow-hypervisor")},
+			nodes: []Node{winNode("w1", v21H2Server), winNode("w2", v21H2Server)},
+			res:   index(win(rs5 + ".6054")),
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionWarn,
+				Cause: "cannot verify the Windows build: offers windows 10.0.17763 only; eligible nodes (w1, w2) run 10.0.20348, and runtimeClassName runhcs-wcow-hypervisor may pull for another build (a Hyper-V runtime handler's guest platform)",
+				Fix:   fix("10.0.17763")}}}},
+		{name: "runtimeClassName: an architecture no node has is still denied", ct: ct,
+			spec:  corev1.PodSpec{RuntimeClassName: ptr.To("runhcs-wcow-hypervisor")},
+			nodes: []Node{winNode("w1", v21H2Server)},
+			res:   index(v1.Platform{OS: "windows", Architecture: "arm64", OSVersion: v21H2Server + ".2700"}),
+			want: Verdict{Findings: []Finding{{Rule: RulePlatform, Action: ActionDeny,
+				Cause: "offers windows/arm64 only; no node it may run on can run it (nodes: 1 windows/amd64 10.0.20348)",
+				Fix:   "build a multi-arch image (docker buildx build --platform linux/amd64,linux/arm64) or use one that offers the nodes' platform"}}}},
 		{name: "build unknown: never a mismatch", ct: ct, nodes: []Node{winNode("w1", "")},
 			res: index(win(v21H2Server + ".2700"))},
 		{name: "entries without os.version run anywhere", ct: ct, nodes: []Node{winNode("w1", rs5)},

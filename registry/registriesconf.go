@@ -1,12 +1,14 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"go.podman.io/image/v5/docker/reference"
 	"go.podman.io/image/v5/pkg/shortnames"
@@ -31,9 +33,6 @@ const (
 	MaxRegistriesConfEntries = 1000
 )
 
-// loads numbers LoadRegistriesConf's calls: each parse's cache key.
-var loads atomic.Uint64
-
 // RegistriesConf is a loaded registries.conf (and its drop-in folder), as
 // CRI-O reads it. Safe for concurrent use.
 type RegistriesConf struct {
@@ -48,24 +47,28 @@ type RegistriesConf struct {
 // the short-name alias cache of pullsafe's user (CRI-O's is filled only by
 // interactive prompts, which a daemon never shows).
 func LoadRegistriesConf(file, dir string) (*RegistriesConf, error) {
-	if err := boundedFile(file); err != nil {
+	sum := sha256.New()
+	if err := boundedFile(file, sum); err != nil {
 		return nil, err
 	}
 	if dir == "" {
 		// A drop-in folder that cannot exist: the library then reads none,
 		// and no default or environment-given one.
 		dir = file + ".d.pullsafe-none"
-	} else if err := boundedDropIns(dir); err != nil {
+	} else if err := boundedDropIns(dir, sum); err != nil {
 		return nil, err
 	}
-	// The library caches each parse process-wide, keyed by these paths and
-	// RootForImplicitAbsolutePaths, which it does not apply to explicit
-	// paths: a key of its own per load means a reload parses the file as it
-	// is now, and a config kept after a refused reload keeps reading its
-	// own parse, never the refused one. Each load keeps its parse (bounded
-	// above) for the process's life: reloads are a person's edits.
+	// The library caches each parse process-wide and never drops one, keyed
+	// by these paths and RootForImplicitAbsolutePaths, which it does not
+	// apply to explicit paths. The key is the files' content: a reload of
+	// an edit parses the file as it is now, a config kept after a refused
+	// reload keeps reading its own parse, never the refused one, and
+	// re-reading unchanged files (a config refused for another key is
+	// re-read at every poll) replaces their parse instead of adding one.
+	// What stays is one parse (bounded above) per content ever loaded:
+	// those are a person's edits.
 	sys := &types.SystemContext{SystemRegistriesConfPath: file, SystemRegistriesConfDirPath: dir,
-		RootForImplicitAbsolutePaths: fmt.Sprintf("/nonexistent/pullsafe-load-%d", loads.Add(1)),
+		RootForImplicitAbsolutePaths: fmt.Sprintf("/nonexistent/pullsafe-%x", sum.Sum(nil)),
 		UserShortNameAliasConfPath:   filepath.Join(filepath.Dir(file), ".pullsafe-no-short-name-alias-cache.conf")}
 	conf, err := sysregistriesv2.TryUpdatingCache(sys)
 	if err != nil {
@@ -81,7 +84,9 @@ func LoadRegistriesConf(file, dir string) (*RegistriesConf, error) {
 	return &RegistriesConf{sys: sys, search: search}, nil
 }
 
-func boundedFile(file string) error {
+// boundedFile checks file is one the library can read whole, and adds its
+// name and content to sum.
+func boundedFile(file string, sum hash.Hash) error {
 	fi, err := os.Stat(file)
 	if err != nil {
 		return fmt.Errorf("registries.conf: %w", err)
@@ -90,10 +95,26 @@ func boundedFile(file string) error {
 	if !fi.Mode().IsRegular() || fi.Size() > MaxRegistriesConfBytes {
 		return fmt.Errorf("registries.conf: %s is not a regular file of at most %d bytes", file, MaxRegistriesConfBytes)
 	}
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("registries.conf: %w", err)
+	}
+	defer f.Close()
+	// Length-prefixed, so that no two sets of files hash alike.
+	fmt.Fprintf(sum, "%d:%s", len(file), file)
+	data, err := io.ReadAll(io.LimitReader(f, MaxRegistriesConfBytes+1))
+	if err != nil {
+		return fmt.Errorf("registries.conf: %w", err)
+	}
+	if len(data) > MaxRegistriesConfBytes {
+		return fmt.Errorf("registries.conf: %s is not a regular file of at most %d bytes", file, MaxRegistriesConfBytes)
+	}
+	fmt.Fprintf(sum, "%d:", len(data))
+	sum.Write(data)
 	return nil
 }
 
-func boundedDropIns(dir string) error {
+func boundedDropIns(dir string, sum hash.Hash) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // as the library: a missing folder has no drop-ins
@@ -109,7 +130,7 @@ func boundedDropIns(dir string) error {
 		if n++; n > MaxRegistriesConfDropIns {
 			return fmt.Errorf("registries.conf.d: %s has more than %d drop-ins", dir, MaxRegistriesConfDropIns)
 		}
-		if err := boundedFile(filepath.Join(dir, e.Name())); err != nil {
+		if err := boundedFile(filepath.Join(dir, e.Name()), sum); err != nil {
 			return err
 		}
 	}

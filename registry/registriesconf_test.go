@@ -2,8 +2,11 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -167,4 +170,75 @@ func TestRegistriesConfReloadKeepsEachParse(t *testing.T) {
 	if d := cmp.Diff([]string{"two.corp/team/api:v1", "three.corp/team/api:v1"}, b.Candidates); d != "" {
 		t.Errorf("second load (-want +got):\n%s", d)
 	}
+}
+
+// TestRegistriesConfReloadsOfOneFileKeepOneParse: the library keeps every
+// parse process-wide, keyed by the paths pullsafe gives it. A reload that
+// re-reads an unchanged file (a config whose other keys are refused is
+// re-read at every 10 s poll) must not add a parse each time: heap after
+// 200 loads stays within a few parses of heap after one.
+func TestRegistriesConfReloadsOfOneFileKeepOneParse(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("unqualified-search-registries = [\"registry.corp\"]\n")
+	for i := range 800 {
+		fmt.Fprintf(&b, "[[registry]]\nprefix = \"r%d.corp/team\"\nlocation = \"mirror%d.corp/cache/team\"\n", i, i)
+	}
+	file := filepath.Join(t.TempDir(), "registries.conf")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	if _, err := LoadRegistriesConf(file, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := heap()
+	const loads = 200
+	for range loads {
+		if _, err := LoadRegistriesConf(file, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grew := int64(heap()) - int64(before)
+	// One parse of this file is ~200 KB: 200 kept parses are ~40 MB.
+	if grew > 4<<20 {
+		t.Errorf("heap grew %d bytes over %d loads of one unchanged file", grew, loads)
+	}
+}
+
+// FuzzLoadRegistriesConf: no registries.conf content (operator config, but
+// no config value may crash the process) makes the library panic at load
+// or at resolution.
+func FuzzLoadRegistriesConf(f *testing.F) {
+	for _, s := range []string{testConf, `unqualified-search-registries = []`, `short-name-mode = "x"`,
+		"[[registry]]\nprefix = \"*.a.b\"\nlocation = \"c\"\n", "[[registry]]\nprefix = \"*\"\n", "[[registry]]\nlocation = \"\"\n",
+		"[aliases]\n\"x\" = \"\"\n", "[aliases]\n\"a/b\" = \"localhost\"\n", "[[registry]]\nprefix = \"docker.io/library\"\nlocation = \"\"\nblocked = true\n",
+		"[[registry]]\nprefix = \"r.corp\"\n[[registry.mirror]]\nlocation = \"m.corp\"\npull-from-mirror = \"digest-only\"\n",
+		"registries = [\"a\"]\n[registries.search]\nregistries = [\"b\"]\n"} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, conf string) {
+		file := filepath.Join(dir, "registries.conf")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadRegistriesConf(file, "")
+		if err != nil {
+			return
+		}
+		for _, image := range []string{"team/api:v1", "nginx:latest", "a.b/x@sha256:" + strings.Repeat("0", 64), "localhost/x:1", "r.corp/team/x:1"} {
+			sn, err := c.Resolve(image)
+			if err != nil {
+				continue
+			}
+			for _, cand := range sn.Candidates {
+				_, _ = c.Sources(cand)
+			}
+		}
+	})
 }

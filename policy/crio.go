@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pullsafe/pullsafe/registry"
@@ -62,16 +61,10 @@ func (n Node) enforcesShortNames(mode string) bool {
 	if mode == "disabled" {
 		return false
 	}
-	v, ok := strings.CutPrefix(n.Runtime, "cri-o://")
-	if !ok || mode == "" && strings.Contains(v, ".rhaos") {
+	if mode == "" && n.isCRIO() && strings.Contains(n.Runtime, ".rhaos") {
 		return false
 	}
-	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
-	minor, _, _ := strings.Cut(rest, ".")
-	minor, _, _ = strings.Cut(minor, "-")
-	ma, err1 := strconv.Atoi(major)
-	mi, err2 := strconv.Atoi(minor)
-	return err1 == nil && err2 == nil && (ma > 1 || ma == 1 && mi >= 34)
+	return n.runtimeAtLeast("cri-o://", 1, 34)
 }
 
 // runtimeGroup is eligible nodes that pull one image string alike.

@@ -154,19 +154,27 @@ func narrowing(can, cannot []Node) string {
 // disables it by default (CONTAINERD_ENABLE_DEPRECATED_PULL_SCHEMA_1_IMAGE=1
 // re-enables it), which pullsafe cannot see, so 2.0 is not known to refuse.
 func (n Node) refusesSchema1() bool {
-	v, ok := strings.CutPrefix(n.Runtime, "containerd://")
+	return n.runtimeAtLeast("containerd://", 2, 1)
+}
+
+// runtimeAtLeast reports whether the node's containerRuntimeVersion is
+// scheme (e.g. "cri-o://") at major.minor or later ("v2.1.3", "1.34.1-dev",
+// "1.34.1-3.rhaos4.21"). A version it cannot read is not at least
+// anything: what a runtime would refuse is only claimed when known.
+func (n Node) runtimeAtLeast(scheme string, major, minor int) bool {
+	v, ok := strings.CutPrefix(n.Runtime, scheme)
 	if !ok {
 		return false
 	}
-	major, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
-	minor, _, _ := strings.Cut(rest, ".")
-	minor, _, _ = strings.Cut(minor, "-")
-	ma, err1 := strconv.Atoi(major)
-	mi, err2 := strconv.Atoi(minor)
+	maj, rest, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	mnr, _, _ := strings.Cut(rest, ".")
+	mnr, _, _ = strings.Cut(mnr, "-")
+	ma, err1 := strconv.Atoi(maj)
+	mi, err2 := strconv.Atoi(mnr)
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	return ma > 2 || ma == 2 && mi >= 1
+	return ma > major || ma == major && mi >= minor
 }
 
 // platformList is "linux/amd64, linux/arm64/v8" for messages.

@@ -348,6 +348,9 @@ func (r *Resolver) lookup(ctx context.Context, ref name.Reference, c Credential)
 			if mirrorUnknown != nil && (e.Reason == NotFound || e.Reason == Unauthorized) {
 				return nil, mirrorUnknown
 			}
+			if b := r.servedAsBlob(ctx, eps, ref, c, e); b != nil {
+				return nil, b
+			}
 			return nil, e
 		}
 		if ctx.Err() != nil {

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -47,7 +46,7 @@ func TestDigestServedOnlyAsBlob(t *testing.T) {
 		case strings.HasSuffix(r.URL.Path, "/blobs/"+want.String()):
 			w.Header().Set("Content-Type", "application/octet-stream")
 			if r.Method == http.MethodGet {
-				_, _ = io.WriteString(w, string(raw))
+				_, _ = w.Write(raw)
 			}
 			return true
 		}

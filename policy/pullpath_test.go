@@ -64,23 +64,23 @@ func TestCheckPullPath(t *testing.T) {
 		{name: "healthy", nodes: []Node{node("a", "amd64")}, decision: DecisionAllow},
 		{name: "deleted layer where the nodes pull", nodes: []Node{node("a", "amd64")},
 			break_: func(t *testing.T, f pathFixture) {
-				f.reg.DeleteBlob("team/app", layerOf(t, f.amd, 1))
+				f.reg.DeleteBlob("team/app", registrytest.LayerDigest(t, f.amd, 1))
 			},
 			decision: DecisionDeny, finding: "not-found: layer 2 of 3 of linux/amd64 (sha256:"},
 		{name: "deleted layer of a platform no node pulls", nodes: []Node{node("a", "amd64")},
 			break_: func(t *testing.T, f pathFixture) {
-				f.reg.DeleteBlob("team/app", layerOf(t, f.arm, 0))
+				f.reg.DeleteBlob("team/app", registrytest.LayerDigest(t, f.arm, 0))
 			},
 			decision: DecisionAllow},
 		{name: "deleted layer, verifyBlobs off", nodes: []Node{node("a", "amd64")},
 			config: func(c *Config) { c.Registries.VerifyBlobs = &off },
 			break_: func(t *testing.T, f pathFixture) {
-				f.reg.DeleteBlob("team/app", layerOf(t, f.amd, 1))
+				f.reg.DeleteBlob("team/app", registrytest.LayerDigest(t, f.amd, 1))
 			},
 			decision: DecisionAllow},
 		{name: "platform manifest does not match its digest", nodes: []Node{node("a", "amd64")},
 			break_: func(t *testing.T, f pathFixture) {
-				f.reg.SetFault(servesOther(t, imageDigest(t, f.amd), f.arm))
+				f.reg.SetFault(servesOther(t, registrytest.ManifestDigest(t, f.amd), f.arm))
 			},
 			decision: DecisionDeny, finding: "not-found: the linux/amd64 manifest (sha256:"},
 		{name: "index does not match its digest", nodes: []Node{node("a", "amd64")},
@@ -137,28 +137,6 @@ type pathFixture struct {
 	reg      *registrytest.Registry
 	amd, arm v1.Image
 	index    v1.Hash
-}
-
-func layerOf(t *testing.T, img v1.Image, i int) v1.Hash {
-	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := ls[i].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func imageDigest(t *testing.T, img v1.Image) v1.Hash {
-	t.Helper()
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
 }
 
 // servesOther answers GETs of the manifest digest with img's manifest:

@@ -379,7 +379,7 @@ func TestHostsDirPullPathAsksEveryHost(t *testing.T) {
 	img := registrytest.LayeredImage(t, "linux", "amd64", 3)
 	resolveOnly.Push("team/api", "v1", img)
 	server.Push("team/api", "v1", img)
-	server.DeleteBlob("team/api", layerDigest(t, img, 1))
+	server.DeleteBlob("team/api", registrytest.LayerDigest(t, img, 1))
 	reg := "registry.invalid:5000"
 	toml := `server = "http://` + server.Host + `"` + "\n" +
 		`[host."http://` + resolveOnly.Host + `"]` + "\n" + `capabilities = ["resolve"]` + "\n"

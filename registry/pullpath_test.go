@@ -41,37 +41,6 @@ func newPathFixture(t *testing.T) pathFixture {
 	return f
 }
 
-func layerDigest(t *testing.T, img v1.Image, i int) v1.Hash {
-	t.Helper()
-	ls, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := ls[i].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func configDigest(t *testing.T, img v1.Image) v1.Hash {
-	t.Helper()
-	d, err := img.ConfigName()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func manifestDigest(t *testing.T, img v1.Image) v1.Hash {
-	t.Helper()
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
 // walkPath resolves image and walks its pull path for platforms, as policy
 // does: Platforms first, then PullPath.
 func walkPath(t *testing.T, r *Resolver, image string, kc *Keychain, platforms ...v1.Platform) error {
@@ -111,17 +80,21 @@ func TestPullPathVerdicts(t *testing.T) {
 		{name: "healthy index", image: "team/multi:v1", platforms: []v1.Platform{amd64, arm64}},
 		{name: "healthy single manifest", image: "team/single:v1", platforms: []v1.Platform{amd64}},
 		{name: "deleted layer of an index entry", image: "team/multi:v1", platforms: []v1.Platform{amd64},
-			break_: func(t *testing.T, f pathFixture) { f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 2)) },
-			want:   want{NotFound, FlavourBlob, "layer 3 of 5 of linux/amd64 (sha256:"}},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.DeleteBlob("team/multi", registrytest.LayerDigest(t, f.amd, 2))
+			},
+			want: want{NotFound, FlavourBlob, "layer 3 of 5 of linux/amd64 (sha256:"}},
 		{name: "deleted config of an index entry", image: "team/multi:v1", platforms: []v1.Platform{arm64},
-			break_: func(t *testing.T, f pathFixture) { f.tr.DeleteBlob("team/multi", configDigest(t, f.arm)) },
+			break_: func(t *testing.T, f pathFixture) { f.tr.DeleteBlob("team/multi", registrytest.ConfigDigest(t, f.arm)) },
 			want:   want{NotFound, FlavourBlob, "config of linux/arm64 (sha256:"}},
 		{name: "only an ineligible platform's layer is missing", image: "team/multi:v1", platforms: []v1.Platform{amd64},
-			break_: func(t *testing.T, f pathFixture) { f.tr.DeleteBlob("team/multi", layerDigest(t, f.arm, 0)) }},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.DeleteBlob("team/multi", registrytest.LayerDigest(t, f.arm, 0))
+			}},
 		{name: "deleted platform manifest", image: "team/multi:v1", platforms: []v1.Platform{arm64},
 			break_: func(t *testing.T, f pathFixture) {
 				f.tr.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-					if strings.HasSuffix(r.URL.Path, "/manifests/"+manifestDigest(t, f.arm).String()) {
+					if strings.HasSuffix(r.URL.Path, "/manifests/"+registrytest.ManifestDigest(t, f.arm).String()) {
 						w.WriteHeader(http.StatusNotFound)
 						return true
 					}
@@ -130,19 +103,23 @@ func TestPullPathVerdicts(t *testing.T) {
 			},
 			want: want{NotFound, FlavourBlob, "the linux/arm64 manifest (sha256:"}},
 		{name: "deleted layer of a single manifest", image: "team/single:v1", platforms: []v1.Platform{amd64},
-			break_: func(t *testing.T, f pathFixture) { f.tr.DeleteBlob("team/single", layerDigest(t, f.single, 1)) },
-			want:   want{NotFound, FlavourBlob, "layer 2 of 3 of linux/amd64 (sha256:"}},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.DeleteBlob("team/single", registrytest.LayerDigest(t, f.single, 1))
+			},
+			want: want{NotFound, FlavourBlob, "layer 2 of 3 of linux/amd64 (sha256:"}},
 		{name: "deleted config of a single manifest", image: "team/single:v1",
-			break_: func(t *testing.T, f pathFixture) { f.tr.DeleteBlob("team/single", configDigest(t, f.single)) },
-			want:   want{NotFound, FlavourBlob, "config of the image (sha256:"}},
+			break_: func(t *testing.T, f pathFixture) {
+				f.tr.DeleteBlob("team/single", registrytest.ConfigDigest(t, f.single))
+			},
+			want: want{NotFound, FlavourBlob, "config of the image (sha256:"}},
 		{name: "platform manifest does not match its digest", image: "team/multi:v1", platforms: []v1.Platform{amd64},
 			break_: func(t *testing.T, f pathFixture) {
-				f.tr.SetFault(servesOther(manifestDigest(t, f.amd), manifestBytes(t, f.arm)))
+				f.tr.SetFault(servesOther(registrytest.ManifestDigest(t, f.amd), manifestBytes(t, f.arm)))
 			},
 			want: want{NotFound, FlavourDigestMismatch, "the linux/amd64 manifest (sha256:"}},
 		{name: "top-level manifest does not match its digest", image: "team/single:v1",
 			break_: func(t *testing.T, f pathFixture) {
-				f.tr.SetFault(servesOther(manifestDigest(t, f.single), manifestBytes(t, f.amd)))
+				f.tr.SetFault(servesOther(registrytest.ManifestDigest(t, f.single), manifestBytes(t, f.amd)))
 			},
 			want: want{NotFound, FlavourDigestMismatch, "the image's manifest (sha256:"}},
 		{name: "blob 401", image: "team/multi:v1", platforms: []v1.Platform{amd64},
@@ -175,7 +152,7 @@ func TestPullPathVerdicts(t *testing.T) {
 		{name: "no HEAD on blobs: a ranged GET misses a deleted one", image: "team/multi:v1", platforms: []v1.Platform{amd64},
 			break_: func(t *testing.T, f pathFixture) {
 				f.tr.SetFault(blobFault(http.StatusMethodNotAllowed, http.MethodHead))
-				f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 4))
+				f.tr.DeleteBlob("team/multi", registrytest.LayerDigest(t, f.amd, 4))
 			},
 			want: want{NotFound, FlavourBlob, "layer 5 of 5 of linux/amd64"}},
 		// containerd's fetcher GETs blobs: a front (a CDN, a proxy) whose
@@ -187,7 +164,7 @@ func TestPullPathVerdicts(t *testing.T) {
 		{name: "HEAD on blobs answers 404, GET misses a deleted one", image: "team/multi:v1", platforms: []v1.Platform{amd64},
 			break_: func(t *testing.T, f pathFixture) {
 				f.tr.SetFault(blobFault(http.StatusNotFound, http.MethodHead))
-				f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 4))
+				f.tr.DeleteBlob("team/multi", registrytest.LayerDigest(t, f.amd, 4))
 			},
 			want: want{NotFound, FlavourBlob, "layer 5 of 5 of linux/amd64"}},
 	}
@@ -264,7 +241,7 @@ func TestPullPathCachedCostsNothing(t *testing.T) {
 		t.Errorf("second lookup: %d blob and %d manifest requests, want 0 and 0", n, m)
 	}
 
-	f.tr.DeleteBlob("team/single", layerDigest(t, f.single, 0))
+	f.tr.DeleteBlob("team/single", registrytest.LayerDigest(t, f.single, 0))
 	single := f.tr.Host + "/team/single:v1"
 	for i := range 2 {
 		f.tr.Reset()
@@ -326,18 +303,18 @@ func TestPullPathAcrossMirrors(t *testing.T) {
 		{name: "both serve it"},
 		{name: "the mirror lost a layer, the registry has it",
 			break_: func(t *testing.T, mirror, _ *registrytest.Registry, img v1.Image) {
-				mirror.DeleteBlob("team/app", layerDigest(t, img, 0))
+				mirror.DeleteBlob("team/app", registrytest.LayerDigest(t, img, 0))
 			}},
 		{name: "both lost it",
 			break_: func(t *testing.T, mirror, up *registrytest.Registry, img v1.Image) {
-				mirror.DeleteBlob("team/app", layerDigest(t, img, 0))
-				up.DeleteBlob("team/app", layerDigest(t, img, 0))
+				mirror.DeleteBlob("team/app", registrytest.LayerDigest(t, img, 0))
+				up.DeleteBlob("team/app", registrytest.LayerDigest(t, img, 0))
 			},
 			want: NotFound},
 		{name: "the mirror fails on blobs, the registry lost it",
 			break_: func(t *testing.T, mirror, up *registrytest.Registry, img v1.Image) {
 				mirror.SetFault(blobFault(http.StatusBadGateway, ""))
-				up.DeleteBlob("team/app", layerDigest(t, img, 0))
+				up.DeleteBlob("team/app", registrytest.LayerDigest(t, img, 0))
 			},
 			want: Unreachable},
 	}
@@ -400,7 +377,7 @@ func TestPullPathBackgroundAsksAgain(t *testing.T) {
 	if err := walkPath(t, r, image, nil, amd64); err != nil {
 		t.Fatal(err)
 	}
-	f.tr.DeleteBlob("team/multi", layerDigest(t, f.amd, 0))
+	f.tr.DeleteBlob("team/multi", registrytest.LayerDigest(t, f.amd, 0))
 	ctx := WithBudget(context.Background(), nopBudget{})
 	img, err := r.Resolve(ctx, image, nil)
 	if err != nil {
@@ -455,7 +432,7 @@ func TestPullPathConfigReadElsewhere(t *testing.T) {
 	img := registrytest.LayeredImage(t, "linux", "amd64", 2)
 	x.Push("team/a", "v1", img)
 	y.Push("team/b", "v1", img)
-	y.DeleteBlob("team/b", configDigest(t, img))
+	y.DeleteBlob("team/b", registrytest.ConfigDigest(t, img))
 	r := newTestResolver(t)
 	if err := walkPath(t, r, x.Host+"/team/a:v1", nil, amd64); err != nil {
 		t.Fatalf("the healthy registry: %v", err)

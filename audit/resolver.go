@@ -70,7 +70,13 @@ func (b *background) lookupCount() int {
 }
 
 func (b *background) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
-	k := imageKey(policy.LookupKey(b.next, image, kc))
+	raw := policy.LookupKey(b.next, image, kc)
+	if raw == "" {
+		// A reference the kubelet cannot parse has no key: its answer
+		// (naming it) must not stand for another such image.
+		return b.next.Resolve(registry.WithBudget(ctx, b.budget), image, kc)
+	}
+	k := imageKey(raw)
 	b.mu.Lock()
 	r, ok := b.images[k]
 	b.mu.Unlock()
@@ -109,7 +115,7 @@ func (b *background) Platforms(ctx context.Context, img *registry.Image) ([]v1.P
 
 // PullPath is walked once a pass per image, credential and platforms.
 func (b *background) PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error {
-	k := img.Registry + "/" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential + "|" + fmt.Sprint(platforms)
+	k := img.Registry + "/" + img.Repository + "@" + img.Digest.String() + "|" + img.PullCredential() + "|" + fmt.Sprint(platforms)
 	b.mu.Lock()
 	err, ok := b.paths[k]
 	b.mu.Unlock()

@@ -155,11 +155,12 @@ func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]
 	return l.platforms, l.err
 }
 
-// PullPath takes a slot like Platforms. Its key names the credential's
-// source (namespace/secret): what a credential may read decides the answer.
+// PullPath takes a slot like Platforms. Its key holds the credential the
+// walk is made with (PullCredential, not Credential, which is empty where a
+// mirror served the tag): what a credential may read decides the answer.
 func (r *reviewResolver) PullPath(ctx context.Context, img *registry.Image, platforms []v1.Platform) error {
 	var b strings.Builder
-	b.WriteString("pullpath|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential)
+	b.WriteString("pullpath|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.PullCredential())
 	for _, p := range platforms {
 		b.WriteString("|" + p.OS + "/" + p.Architecture + "/" + p.Variant + "/" + p.OSVersion)
 	}

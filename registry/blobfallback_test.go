@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
@@ -67,5 +68,33 @@ func TestDigestServedOnlyAsBlob(t *testing.T) {
 				t.Errorf("%+v, want %s", e, tc.reason)
 			}
 		})
+	}
+}
+
+// TestPullCredentialSurvivesAMirror: where a shorthand mirror served the
+// tag (asked anonymously), Credential is empty for every tenant, but the
+// pull path asks the registry behind it with each tenant's own credential.
+// Keys of pull-path answers (policy's shared walks, the audit's pass) use
+// PullCredential: a tenant with a pull secret and an anonymous one must not
+// share a walk.
+func TestPullCredentialSurvivesAMirror(t *testing.T) {
+	upstream, mirror := registrytest.New(t), registrytest.New(t)
+	upstream.Image("team/api", "v1", "linux", "amd64")
+	upstream.SetAuth("basic")
+	mirror.Image("team/api", "v1", "linux", "amd64")
+	r := newTestResolver(t, WithMirrors(map[string][]string{upstream.Host: {mirror.Host}}))
+	withSecret, err := r.Resolve(context.Background(), upstream.Host+"/team/api:v1", NewKeychain([]*corev1.Secret{goodSecret(upstream)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymous, err := r.Resolve(context.Background(), upstream.Host+"/team/api:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withSecret.Registry != mirror.Host || withSecret.Credential != anonymous.Credential {
+		t.Fatalf("the mirror did not serve both alike (%q %q, %q): the test proves nothing", withSecret.Registry, withSecret.Credential, anonymous.Credential)
+	}
+	if withSecret.PullCredential() == anonymous.PullCredential() {
+		t.Errorf("a pull secret's walk and an anonymous one share the key %q", withSecret.PullCredential())
 	}
 }

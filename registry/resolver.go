@@ -45,6 +45,13 @@ type Image struct {
 	chosen Credential
 }
 
+// PullCredential identifies the credential the kubelet's keychain chose
+// for this image (its fingerprint, "anonymous" for none), whoever answered:
+// Credential is empty where a shorthand mirror served the tag, yet the
+// pull path asks the registry behind it with this one. Keys of answers that
+// depend on what a credential may read use it, never Credential.
+func (i *Image) PullCredential() string { return i.chosen.Fingerprint() }
+
 // Pinned returns repository:tag@digest, or repository@digest when keepTag is
 // false or the reference had no tag. The digest is exactly the one resolved.
 func (i *Image) Pinned(keepTag bool) string {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -103,4 +104,16 @@ func stringLen(s string) int {
 		}
 	}
 	return len(s)
+}
+
+// Visible escapes unprintable runes Go-style (\x1b, \u202e) and leaves a
+// printable string as it is: for a value kept as a value (a container
+// name, an image in JSON output), where Sanitize would change what it is.
+// JSON itself would pass C1 controls and bidi overrides.
+func Visible(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -32,36 +30,29 @@ defaults for every namespace, no platform rule; a note says so). Exit 0: nothing
 `
 
 type auditOptions struct {
-	configFile   string
-	kube         kubeFlags
-	output       string
+	localFlags
 	ownNamespace string
 	namespaces   stringList
 	rate         int
-	providers    providerFlags
 }
 
 func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
 	var o auditOptions
-	fset := flag.NewFlagSet("pullsafe audit", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() { fmt.Fprint(stderr, auditUsage); fset.PrintDefaults() }
-	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
-	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config")
-	o.providers.bind(fset)
-	fset.StringVar(&o.output, "o", "text", "output: text or json")
+	fset := o.flagSet("pullsafe audit", auditUsage, "the same policy config file as pullsafe serve (default: built-in defaults)",
+		"as kubectl: $KUBECONFIG's files, else ~/.kube/config", stderr)
 	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never audited, like kube-system and kube-node-lease")
 	fset.Var(&o.namespaces, "n", "audit only this namespace; repeatable (default: the config's audit.namespaces, else all)")
 	fset.IntVar(&o.rate, "requests-per-minute", 0, "registry requests a minute, per registry (default: the config's audit.requestsPerMinute)")
 	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
-	switch {
-	case fset.NArg() > 0:
+	if fset.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fset.Arg(0))
-	case o.output != "text" && o.output != "json":
-		return nil, fmt.Errorf("-o %q: want text or json", o.output)
-	case o.rate < 0 || o.rate > policy.MaxAuditRequestsRate:
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if o.rate < 0 || o.rate > policy.MaxAuditRequestsRate {
 		return nil, fmt.Errorf("--requests-per-minute %d: want 1 to %d", o.rate, policy.MaxAuditRequestsRate)
 	}
 	return &o, nil
@@ -70,21 +61,18 @@ func parseAuditFlags(args []string, stderr io.Writer) (*auditOptions, error) {
 // auditCmd runs one audit pass against the cluster, without serve.
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseAuditFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
-		return usageError{err}
+		return flagsError(err)
 	}
-	cfg, err := loadLocalConfig(o.configFile)
+	st, err := o.start()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	if len(o.namespaces) > 0 {
-		cfg.Audit.Namespaces = o.namespaces
+		st.cfg.Audit.Namespaces = o.namespaces
 	}
 	if o.rate > 0 {
-		cfg.Audit.RequestsPerMinute = o.rate
+		st.cfg.Audit.RequestsPerMinute = o.rate
 	}
 	cl, err := o.kube.load(clientcmd.NewDefaultClientConfigLoadingRules())
 	if err != nil {
@@ -98,18 +86,13 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{fmt.Errorf("%s: %w", cl.name, err)}
 	}
-	providers, err := o.providers.load()
+	if err := withTokens(cluster, st.providers, cl.rest); err != nil {
+		return usageError{err}
+	}
+	checker, err := st.checker()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	if err := withTokens(cluster, providers, cl.rest); err != nil {
-		return usageError{err}
-	}
-	res, err := localResolver(cfg, registry.WithCredentialProviders(providers))
-	if err != nil {
-		return usageError{err}
-	}
-	checker := policy.NewChecker(cfg, res)
 	rep, err := audit.New(kc, cluster, func() *policy.Checker { return checker }, o.ownNamespace).Pass(ctx)
 	if err != nil {
 		// Exit 2, cannot audit: 1 says an image would fail to pull.
@@ -172,7 +155,7 @@ func visibleReport(rep *audit.Report) *audit.Report {
 	for i, r := range rep.Results {
 		r.Findings = slices.Clone(r.Findings)
 		for j := range r.Findings {
-			r.Findings[j].Container, r.Findings[j].Image = visible(r.Findings[j].Container), visible(r.Findings[j].Image)
+			r.Findings[j].Container, r.Findings[j].Image = registry.Visible(r.Findings[j].Container), registry.Visible(r.Findings[j].Image)
 		}
 		out.Results[i] = r
 	}

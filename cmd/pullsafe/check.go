@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
-	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/webhook"
 )
 
@@ -53,21 +52,18 @@ Flags:
 `
 
 type checkOptions struct {
+	localFlags
 	files        stringList
 	namespace    string
 	namespaceSet bool // --namespace given: it wins over the kubeconfig context's
-	configFile   string
-	kube         kubeFlags
 	offline      bool
 	platforms    string
-	output       string
 	mode         string
 	ownNamespace string
 	strict       bool
 	dockerConfig bool
 	pin          bool
 	inPlace      bool
-	providers    providerFlags
 }
 
 type stringList []string
@@ -77,17 +73,12 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 	var o checkOptions
-	fset := flag.NewFlagSet("pullsafe check", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() { fmt.Fprint(stderr, checkUsage); fset.PrintDefaults() }
+	fset := o.flagSet("pullsafe check", checkUsage, "the same policy config file as pullsafe serve (default: built-in defaults)",
+		"as kubectl: $KUBECONFIG's files, else ~/.kube/config, when one exists; none with --offline", stderr)
 	fset.Var(&o.files, "f", "manifest file, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
 	fset.StringVar(&o.namespace, "namespace", "default", "namespace for objects that name none (default: the kubeconfig context's, as kubectl apply, else \"default\")")
-	fset.StringVar(&o.configFile, "config", "", "the same policy config file as pullsafe serve (default: built-in defaults)")
-	o.kube.bind(fset, "as kubectl: $KUBECONFIG's files, else ~/.kube/config, when one exists; none with --offline")
-	o.providers.bind(fset)
 	fset.BoolVar(&o.offline, "offline", false, "use no cluster, even when a kubeconfig exists")
 	fset.StringVar(&o.platforms, "platforms", "", "node platforms for the platform rule, e.g. linux/amd64,linux/arm64 (default: the cluster's nodes, else not checked)")
-	fset.StringVar(&o.output, "o", "text", "output: text or json")
 	fset.StringVar(&o.mode, "mode", "", "the cluster's default mode, as the config's mode: enforce, warn or off (nothing checked);\nnamespace labels pullsafe.io/mode still override it (default: the --config file's mode; enforce without --config)")
 	fset.StringVar(&o.ownNamespace, "pullsafe-namespace", "pullsafe-system", "pullsafe's own namespace (serve's --namespace): never checked, like kube-system and kube-node-lease")
 	fset.BoolVar(&o.strict, "strict", false, "exit 1 on warnings too")
@@ -98,11 +89,13 @@ func parseCheckFlags(args []string, stderr io.Writer) (*checkOptions, error) {
 		return nil, err
 	}
 	fset.Visit(func(f *flag.Flag) { o.namespaceSet = o.namespaceSet || f.Name == "namespace" })
-	switch {
-	case len(o.files) == 0:
+	if len(o.files) == 0 {
 		return nil, errors.New("no input: give -f FILE, -f DIR or -f -")
-	case o.output != "text" && o.output != "json":
-		return nil, fmt.Errorf("-o %q: want text or json", o.output)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	switch {
 	case o.mode != "" && o.mode != string(policy.ModeEnforce) && o.mode != string(policy.ModeWarn) && o.mode != string(policy.ModeOff):
 		return nil, fmt.Errorf("--mode %q: want enforce, warn or off", o.mode)
 	case o.offline && o.kube.given():
@@ -130,16 +123,14 @@ type checked struct {
 
 func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	o, err := parseCheckFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
-		return usageError{err}
+		return flagsError(err)
 	}
-	cfg, err := loadLocalConfig(o.configFile)
+	st, err := o.start()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
+	cfg := st.cfg
 	switch {
 	case o.mode != "":
 		cfg.Mode = policy.Mode(o.mode)
@@ -152,22 +143,18 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return usageError{err}
 	}
-	providers, err := o.providers.load()
-	if err != nil {
-		return usageError{err}
-	}
 	cluster, err := newInputCluster(ctx, manifests, o, clientcmd.NewDefaultClientConfigLoadingRules(), stderr)
 	if err != nil {
 		return usageError{err}
 	}
-	if err := withTokens(cluster.live, providers, cluster.rest); err != nil {
+	if err := withTokens(cluster.live, st.providers, cluster.rest); err != nil {
 		return usageError{err}
 	}
-	res, err := localResolver(cfg, registry.WithCredentialProviders(providers))
+	checker, err := st.checker()
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	results, err := checkAll(ctx, policy.NewChecker(cfg, res), cluster, manifests, o, stderr)
+	results, err := checkAll(ctx, checker, cluster, manifests, o, stderr)
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,19 +49,6 @@ func (c *inputCluster) ServiceAccountToken(ctx context.Context, sa *corev1.Servi
 		return t.ServiceAccountToken(ctx, sa, audience)
 	}
 	return "", errNoTokenOffline
-}
-
-// ServiceAccountToken requests a token with the clientset, as the
-// webhook's ServiceAccountTokens does (bound to the account only).
-func (r secretReader) ServiceAccountToken(ctx context.Context, sa *corev1.ServiceAccount, audience string) (string, error) {
-	tr, err := r.cs.CoreV1().ServiceAccounts(sa.Namespace).CreateToken(ctx, sa.Name, &authenticationv1.TokenRequest{
-		ObjectMeta: metav1.ObjectMeta{UID: sa.UID},
-		Spec:       authenticationv1.TokenRequestSpec{Audiences: []string{audience}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return "", fmt.Errorf("TokenRequest for service account %s/%s: %w", sa.Namespace, sa.Name, err)
-	}
-	return tr.Status.Token, nil
 }
 
 // withTokens lets a cluster client request tokens when a provider needs

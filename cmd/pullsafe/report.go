@@ -71,6 +71,15 @@ func clean(s string) string { return registry.Sanitize(s, maxShown) }
 // already bounded by policy).
 const maxShown = 512
 
+// quotedClean shows a name or image as a Go string, bounded: unprintable
+// runes escaped, so a hostile name is visible as such.
+func quotedClean(s string) string {
+	if len(s) > maxShown {
+		s = clean(s)
+	}
+	return strconv.Quote(s)
+}
+
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
 type jsonFinding struct {
@@ -101,24 +110,14 @@ type jsonResult struct {
 	Pins     []policy.Pin  `json:"pins,omitempty"`
 }
 
-// visible escapes unprintable runes Go-style (\x1b, \u202e) and leaves
-// printable strings as they are.
-func visible(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 {
-		return s
-	}
-	q := strconv.Quote(s)
-	return q[1 : len(q)-1]
-}
-
 func reportJSON(results []checked, w io.Writer) error {
 	out := make([]jsonResult, 0, len(results))
 	for _, r := range results {
 		// Source, namespace and object come from the user's files: kept
 		// as values, with anything unprintable escaped like container and
 		// image (JSON itself would pass C1 controls and bidi overrides).
-		jr := jsonResult{Source: visible(r.m.Source), Document: r.m.Doc, Item: r.m.Item, Namespace: visible(r.w.Namespace),
-			Object: visible(r.v.Object), Decision: r.v.Decision(), Skipped: clean(r.skipped), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
+		jr := jsonResult{Source: registry.Visible(r.m.Source), Document: r.m.Doc, Item: r.m.Item, Namespace: registry.Visible(r.w.Namespace),
+			Object: registry.Visible(r.v.Object), Decision: r.v.Decision(), Skipped: clean(r.skipped), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
 		for i, n := range jr.Notes {
 			jr.Notes[i] = clean(n)
 		}
@@ -128,7 +127,7 @@ func reportJSON(results []checked, w io.Writer) error {
 			// cleaned as in the text output; image and container keep
 			// their value, with anything unprintable escaped.
 			jr.Findings = append(jr.Findings, jsonFinding{Rule: f.Rule, Action: f.Action,
-				Container: visible(f.Container), Image: visible(f.Image), Cause: clean(f.Cause), Fix: clean(f.Fix),
+				Container: registry.Visible(f.Container), Image: registry.Visible(f.Image), Cause: clean(f.Cause), Fix: clean(f.Fix),
 				Source: policy.Source(f.Source.String())})
 		}
 		out = append(out, jr)

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"bytes"
@@ -47,11 +47,11 @@ func TestWhyHostileEvents(t *testing.T) {
 		{name: "says it is the pod's kubelet", ev: forged(func(*corev1.Event) {}), wantShown: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := whyPodOf(image, "ImagePullBackOff", `Back-off pulling image "`+image+`"`, "")
+			p := podOf(image, "ImagePullBackOff", `Back-off pulling image "`+image+`"`, "")
 			p.Name, p.Labels = "web-0", map[string]string{"app": "web"}
 			cs, _, _ := apiServerOf(t, image, []corev1.Pod{*p}, tc.ev)
-			e := &whyExplainer{cs: cs, checker: whyChecker(t), ns: "shop", now: func() time.Time { return now }}
-			out, err := e.explainTarget(context.Background(), "deployment/web")
+			e := &Explainer{cs: cs, checker: testChecker(t), ns: "shop", now: func() time.Time { return now }}
+			out, err := e.Explain(context.Background(), "deployment/web")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,11 +59,11 @@ func TestWhyHostileEvents(t *testing.T) {
 				t.Fatalf("pods %+v", out.Pods)
 			}
 			ex := out.Pods[0].Images[0]
-			if ex.Status != statusFineNow || strings.HasPrefix(ex.Rule, "node-") {
+			if ex.Status != StatusFineNow || strings.HasPrefix(ex.Rule, "node-") {
 				t.Errorf("status %s, rule %q (%s): an Event decided the cause", ex.Status, ex.Rule, ex.Cause)
 			}
 			var text bytes.Buffer
-			if err := whyText(out, &text, false); err != nil {
+			if err := WriteText(out, &text, false); err != nil {
 				t.Fatal(err)
 			}
 			for _, line := range strings.Split(text.String(), "\n") {

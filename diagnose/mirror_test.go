@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"context"
@@ -31,9 +31,9 @@ func TestExplainNodePulledElsewhere(t *testing.T) {
 		mirrors    map[string][]string
 		want       string
 	}{
-		{"the registry itself", "registry-1.docker.io", nil, statusFineNow},
-		{"a mirror pullsafe was not told of", "mirror.corp.example", nil, statusCannotTell},
-		{"a mirror from --config", "mirror.corp.example", map[string][]string{"docker.io": {"https://mirror.corp.example"}}, statusFineNow},
+		{"the registry itself", "registry-1.docker.io", nil, StatusFineNow},
+		{"a mirror pullsafe was not told of", "mirror.corp.example", nil, StatusCannotTell},
+		{"a mirror from --config", "mirror.corp.example", map[string][]string{"docker.io": {"https://mirror.corp.example"}}, StatusFineNow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			si := stuckImage{Container: policy.Container{Name: "app", Image: img, Source: policy.SourceContainer},
@@ -56,14 +56,14 @@ func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
 	tr := registrytest.New(t)
 	tr.Image("infra/agent", "v1", "linux", "amd64")
 	tr.SetAuth("basic")
-	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
+	p := podOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
 	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
 	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "node-a-uid", Controller: ptr.To(true)}}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &whyExplainer{cs: fake.NewClientset(), checker: whyChecker(t), ns: "shop"}
+	e := &Explainer{cs: fake.NewClientset(), checker: testChecker(t), ns: "shop"}
 	out, err := e.explainPod(context.Background(), raw)
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +72,8 @@ func TestWhyMirrorPodPullsWithNodeCredentials(t *testing.T) {
 		t.Fatalf("images %+v", out.Images)
 	}
 	ex := out.Images[0]
-	if ex.Status != statusCannotTell || strings.Contains(ex.Cause, "anonymously") || strings.Contains(ex.Cause, "imagePullSecrets") {
-		t.Errorf("status %s, cause %q; want %s, naming the node's credentials", ex.Status, ex.Cause, statusCannotTell)
+	if ex.Status != StatusCannotTell || strings.Contains(ex.Cause, "anonymously") || strings.Contains(ex.Cause, "imagePullSecrets") {
+		t.Errorf("status %s, cause %q; want %s, naming the node's credentials", ex.Status, ex.Cause, StatusCannotTell)
 	}
 	if !strings.Contains(ex.Cause, "node's own credentials") {
 		t.Errorf("cause %q does not say whose credentials the pull uses", ex.Cause)
@@ -89,14 +89,14 @@ func TestWhyForgedMirrorPodUsesPodCredentials(t *testing.T) {
 	tr := registrytest.New(t)
 	tr.Image("infra/agent", "v1", "linux", "amd64")
 	tr.SetAuth("basic")
-	p := whyPodOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
+	p := podOf(tr.Host+"/infra/agent:v1", "ImagePullBackOff", "", "")
 	p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "3f1c"}
 	p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node-a", UID: "forged", Controller: ptr.To(true)}}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &whyExplainer{cs: fake.NewClientset(), checker: whyChecker(t), ns: "shop",
+	e := &Explainer{cs: fake.NewClientset(), checker: testChecker(t), ns: "shop",
 		nodes: []policy.Node{{Name: "node-a", UID: "node-a-uid"}}}
 	out, err := e.explainPod(context.Background(), raw)
 	if err != nil {
@@ -105,7 +105,7 @@ func TestWhyForgedMirrorPodUsesPodCredentials(t *testing.T) {
 	if len(out.Images) != 1 {
 		t.Fatalf("images %+v", out.Images)
 	}
-	if ex := out.Images[0]; ex.Status != statusFails || strings.Contains(ex.Cause, "node's own credentials") {
-		t.Errorf("status %s, cause %q; want %s with the Pod's (absent) pull secrets, as admission checks it", ex.Status, ex.Cause, statusFails)
+	if ex := out.Images[0]; ex.Status != StatusFails || strings.Contains(ex.Cause, "node's own credentials") {
+		t.Errorf("status %s, cause %q; want %s with the Pod's (absent) pull secrets, as admission checks it", ex.Status, ex.Cause, StatusFails)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 
 // explainNow explains pod's one stuck image as why does, with why's
 // config made from cfg (after edit) and a short lookup timeout.
-func explainNow(t *testing.T, edit func(*policy.Config), pod *corev1.Pod) explanation {
+func explainNow(t *testing.T, edit func(*policy.Config), pod *corev1.Pod) Explanation {
 	t.Helper()
 	cfg, err := policy.LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	edit(cfg)
-	whyConfig(cfg)
+	Configure(cfg)
 	res, err := registry.NewResolver(registry.WithAllowLoopback(true), registry.WithLookupTimeout(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -40,8 +40,8 @@ func explainNow(t *testing.T, edit func(*policy.Config), pod *corev1.Pod) explan
 // answered now" for it.
 func TestExplainSkippedRegistryIsLookedUp(t *testing.T) {
 	ex := explainNow(t, func(cfg *policy.Config) { cfg.Registries.Skip = []string{"127.0.0.1:1/*"} },
-		whyPodOf("127.0.0.1:1/team/api:v1", "ImagePullBackOff", "Back-off", ""))
-	if ex.Status == statusFineNow {
+		podOf("127.0.0.1:1/team/api:v1", "ImagePullBackOff", "Back-off", ""))
+	if ex.Status == StatusFineNow {
 		t.Errorf("a registry never asked is reported fine: %+v", ex)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"strings"
@@ -20,7 +20,7 @@ func TestExplainNodeSideErrors(t *testing.T) {
 			si := stuckImage{Container: policy.Container{Name: "app", Image: "reg/x:v1", Source: policy.SourceContainer},
 				Reason: "ErrImagePull", Message: tc.msg}
 			ex := explain(si, nil, "node-a", false)
-			if ex.Status != statusFails || !strings.HasPrefix(ex.Rule, "node-") || !strings.Contains(ex.Cause+ex.Fix, tc.want) {
+			if ex.Status != StatusFails || !strings.HasPrefix(ex.Rule, "node-") || !strings.Contains(ex.Cause+ex.Fix, tc.want) {
 				t.Errorf("got %+v\nwant a node-side cause naming %q", ex, tc.want)
 			}
 			if strings.Contains(ex.Fix, "nothing to change") {
@@ -52,7 +52,7 @@ func TestNetworkErrorWords(t *testing.T) {
 func TestExplainInvalidNameNeverFine(t *testing.T) {
 	si := stuckImage{Container: policy.Container{Name: "app", Image: "reg/x:v1", Source: policy.SourceContainer},
 		Reason: "InvalidImageName", Message: `Failed to apply default image tag "reg/x:v1": couldn't parse image name "reg/x:v1": invalid reference format`}
-	if ex := explain(si, nil, "node-a", false); ex.Status == statusFineNow {
+	if ex := explain(si, nil, "node-a", false); ex.Status == StatusFineNow {
 		t.Errorf("%+v", ex)
 	}
 }
@@ -75,8 +75,8 @@ func TestExplainRateLimitedHereOnly(t *testing.T) {
 	f := []policy.Finding{{Rule: policy.RuleRateLimited, Action: policy.ActionDeny, Container: "app", Image: "docker.io/library/nginx:1.27",
 		Source: policy.SourceContainer, Cause: "registry index.docker.io is rate limiting pulls (toomanyrequests)"}}
 	for _, tc := range []struct{ msg, want string }{
-		{`failed to pull and unpack image "docker.io/library/nginx:1.27": failed to resolve reference: docker.io/library/nginx:1.27: not found`, statusCannotTell},
-		{`failed to pull and unpack image "docker.io/library/nginx:1.27": 429 Too Many Requests - Server message: toomanyrequests: You have reached your unauthenticated pull rate limit`, statusFails},
+		{`failed to pull and unpack image "docker.io/library/nginx:1.27": failed to resolve reference: docker.io/library/nginx:1.27: not found`, StatusCannotTell},
+		{`failed to pull and unpack image "docker.io/library/nginx:1.27": 429 Too Many Requests - Server message: toomanyrequests: You have reached your unauthenticated pull rate limit`, StatusFails},
 	} {
 		si := stuckImage{Container: policy.Container{Name: "app", Image: "docker.io/library/nginx:1.27", Source: policy.SourceContainer},
 			Reason: "ErrImagePull", Message: tc.msg}

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"strings"
@@ -42,7 +42,7 @@ func TestExplainRuntimeRefusals(t *testing.T) {
 				}
 				return
 			}
-			if ex.Status != statusFails || ex.Rule != tc.rule || !strings.Contains(ex.Cause+ex.Fix, tc.want) || !strings.Contains(ex.Cause, "node-a") {
+			if ex.Status != StatusFails || ex.Rule != tc.rule || !strings.Contains(ex.Cause+ex.Fix, tc.want) || !strings.Contains(ex.Cause, "node-a") {
 				t.Errorf("got %+v\nwant rule %s naming %q", ex, tc.rule, tc.want)
 			}
 		})

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"context"
@@ -101,13 +101,13 @@ func TestWhyWorkloadManyPodsIsBounded(t *testing.T) {
 		if i >= 2000 {
 			reason = "ImagePullBackOff"
 		}
-		p := whyPodOf(image, reason, "", "")
+		p := podOf(image, reason, "", "")
 		p.Name, p.UID, p.Labels = "web-"+strconv.Itoa(i), types.UID("u"+strconv.Itoa(i)), map[string]string{"app": "web"}
 		pods = append(pods, *p)
 	}
 	cs, eventLists, podPages := apiServerOf(t, image, pods)
-	e := &whyExplainer{cs: cs, checker: whyChecker(t), ns: "shop"}
-	out, err := e.explainTarget(context.Background(), "deployment/web")
+	e := &Explainer{cs: cs, checker: testChecker(t), ns: "shop"}
+	out, err := e.Explain(context.Background(), "deployment/web")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,20 +130,20 @@ func TestWhySecretsForbidden(t *testing.T) {
 	tr.Image("team/api", "v1", "linux", "amd64")
 	tr.SetAuth("basic")
 	image := tr.Host + "/team/api:v1"
-	p := whyPodOf(image, "ImagePullBackOff", "", "")
+	p := podOf(image, "ImagePullBackOff", "", "")
 	p.Name, p.Labels = "web-0", map[string]string{"app": "web"}
 	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "regcred"}}
 	cs, _, _ := apiServerOf(t, image, []corev1.Pod{*p})
-	e := &whyExplainer{cs: cs, checker: whyChecker(t), ns: "shop"}
-	out, err := e.explainTarget(context.Background(), "deployment/web")
+	e := &Explainer{cs: cs, checker: testChecker(t), ns: "shop"}
+	out, err := e.Explain(context.Background(), "deployment/web")
 	if err != nil {
 		t.Fatalf("why failed as a whole: %v", err)
 	}
 	if len(out.Pods) != 1 || len(out.Pods[0].Images) != 1 {
 		t.Fatalf("pods %+v", out.Pods)
 	}
-	if ex := out.Pods[0].Images[0]; ex.Status != statusCannotTell {
-		t.Errorf("status %s (%s), want %s", ex.Status, ex.Cause, statusCannotTell)
+	if ex := out.Pods[0].Images[0]; ex.Status != StatusCannotTell {
+		t.Errorf("status %s (%s), want %s", ex.Status, ex.Cause, StatusCannotTell)
 	}
 	if !slices.ContainsFunc(out.Notes, func(n string) bool { return strings.Contains(n, "secrets not read (forbidden)") }) {
 		t.Errorf("notes %q", out.Notes)
@@ -156,7 +156,7 @@ func TestWhyReadsEventsPastOnePage(t *testing.T) {
 	tr := registrytest.New(t)
 	tr.Image("team/api", "v1", "linux", "amd64")
 	image := tr.Host + "/team/api:v2" // missing: the cause is not-found
-	p := whyPodOf(image, "ImagePullBackOff", "", "")
+	p := podOf(image, "ImagePullBackOff", "", "")
 	p.Name, p.Labels = "web-0", map[string]string{"app": "web"}
 	t0 := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
 	var evs []corev1.Event
@@ -165,8 +165,8 @@ func TestWhyReadsEventsPastOnePage(t *testing.T) {
 	}
 	evs = append(evs, event("Failed", `Failed to pull image "`+image+`": newest`, t0.Add(time.Hour)))
 	cs, _, _ := apiServerOf(t, image, []corev1.Pod{*p}, evs...)
-	e := &whyExplainer{cs: cs, checker: whyChecker(t), ns: "shop"}
-	out, err := e.explainTarget(context.Background(), "deployment/web")
+	e := &Explainer{cs: cs, checker: testChecker(t), ns: "shop"}
+	out, err := e.Explain(context.Background(), "deployment/web")
 	if err != nil {
 		t.Fatal(err)
 	}

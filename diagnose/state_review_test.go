@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"strconv"
@@ -24,7 +24,7 @@ func TestStuckImagesUntaggedMatchesKubeletEvents(t *testing.T) {
 			if tc.vol != "" {
 				reason, named = "ContainerCreating", tc.vol
 			}
-			pod := whyPodOf(tc.image, reason, "", tc.vol)
+			pod := podOf(tc.image, reason, "", tc.vol)
 			evs := []corev1.Event{event("Failed", `Failed to pull image "`+named+`:latest": not found`, t0)}
 			stuck, _ := stuckImages(pod, workloadOf(t, pod), evs)
 			if len(stuck) != 1 || stuck[0].LastError == nil {
@@ -37,7 +37,7 @@ func TestStuckImagesUntaggedMatchesKubeletEvents(t *testing.T) {
 // TestStuckImagesWaitingIsBounded: a pod of 2,000 containers waiting on
 // something else is said in a bounded number of lines.
 func TestStuckImagesWaitingIsBounded(t *testing.T) {
-	pod := whyPodOf("reg.example/x:v1", "CrashLoopBackOff", "", "")
+	pod := podOf("reg.example/x:v1", "CrashLoopBackOff", "", "")
 	st := pod.Status.ContainerStatuses[0]
 	for i := range 2000 {
 		st.Name = "c" + strconv.Itoa(i)
@@ -46,18 +46,5 @@ func TestStuckImagesWaitingIsBounded(t *testing.T) {
 	_, waiting := stuckImages(pod, workloadOf(t, pod), nil)
 	if len(waiting) > maxWaiting+1 || !strings.Contains(waiting[len(waiting)-1], "1981 more") {
 		t.Errorf("%d waiting lines, the last %q", len(waiting), waiting[len(waiting)-1])
-	}
-}
-
-// TestParseWhyFlagsKubectlShorthands: kubectl (pflag) takes -nshop and
-// -ojson; people type them after `kubectl pullsafe why`, which passes them
-// on verbatim.
-func TestParseWhyFlagsKubectlShorthands(t *testing.T) {
-	o, err := parseWhyFlags([]string{"pod/x", "-nshop", "-ojson"}, &strings.Builder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.namespace != "shop" || !o.namespaceSet || o.output != "json" {
-		t.Errorf("%+v", o)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"bytes"
@@ -40,15 +40,15 @@ func FuzzWhyKubeletText(f *testing.F) {
 			Source: corev1.EventSource{Component: "kubelet", Host: "n"}, LastTimestamp: at}}
 		events, _ = kubeletEvents(events, "n", time.Unix(1<<31, 0))
 		stuck, waiting := stuckImages(pod, w, events)
-		r := &whyResult{Namespace: "shop", Object: "pod/p", Pods: []whyPod{{Name: "p", Node: "n", Waiting: waiting, Stuck: len(stuck) > 0}}}
+		r := &Result{Namespace: "shop", Object: "pod/p", Pods: []Pod{{Name: "p", Node: "n", Waiting: waiting, Stuck: len(stuck) > 0}}}
 		for _, si := range stuck {
 			r.Pods[0].Images = append(r.Pods[0].Images, explain(si, nil, "n", true))
 		}
 		var text, js bytes.Buffer
-		if err := whyText(r, &text, false); err != nil {
+		if err := WriteText(r, &text, false); err != nil {
 			t.Fatal(err)
 		}
-		if err := whyJSON(r, &js); err != nil {
+		if err := WriteJSON(r, &js); err != nil {
 			t.Fatal(err)
 		}
 		for name, out := range map[string]string{"text": text.String(), "json": js.String()} {

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"strings"
@@ -14,15 +14,15 @@ import (
 // one too, both agree and the cause stands.
 func TestExplainCannotTellFromHere(t *testing.T) {
 	for _, tc := range []struct{ name, msg, status string }{
-		{"kubelet says not found", `rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:1/team/api:v1": not found`, statusCannotTell},
-		{"kubelet says unreachable too", `failed to do request: Head "https://127.0.0.1:1/v2/team/api/manifests/v1": dial tcp 127.0.0.1:1: connect: connection refused`, statusFails},
+		{"kubelet says not found", `rpc error: code = NotFound desc = failed to pull and unpack image "127.0.0.1:1/team/api:v1": not found`, StatusCannotTell},
+		{"kubelet says unreachable too", `failed to do request: Head "https://127.0.0.1:1/v2/team/api/manifests/v1": dial tcp 127.0.0.1:1: connect: connection refused`, StatusFails},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ex := explainNow(t, func(*policy.Config) {}, whyPodOf("127.0.0.1:1/team/api:v1", "ErrImagePull", tc.msg, ""))
+			ex := explainNow(t, func(*policy.Config) {}, podOf("127.0.0.1:1/team/api:v1", "ErrImagePull", tc.msg, ""))
 			if ex.Status != tc.status || ex.Rule != string(policy.RuleUnreachable) {
 				t.Errorf("got %+v\nwant status %s", ex, tc.status)
 			}
-			if tc.status == statusCannotTell && !strings.Contains(ex.Cause, "cannot tell") {
+			if tc.status == StatusCannotTell && !strings.Contains(ex.Cause, "cannot tell") {
 				t.Errorf("cause %q does not say pullsafe cannot tell", ex.Cause)
 			}
 		})
@@ -36,7 +36,7 @@ func TestExplainNodeCredentialsCannotTell(t *testing.T) {
 	f := []policy.Finding{{Rule: policy.RuleUnauthorized, Action: policy.ActionWarn, Container: "app", Image: "123.dkr.ecr.example/x:v1", Source: policy.SourceContainer,
 		Cause: "cannot verify: nodes pull from 123.dkr.ecr.example with their own credentials (registries.nodeCredentials); pullsafe does not"}}
 	si := stuckImage{Container: policy.Container{Name: "app", Image: "123.dkr.ecr.example/x:v1", Source: policy.SourceContainer}, Reason: "ImagePullBackOff"}
-	if ex := explain(si, f, "node-a", false); ex.Status != statusCannotTell {
+	if ex := explain(si, f, "node-a", false); ex.Status != StatusCannotTell {
 		t.Errorf("%+v", ex)
 	}
 }

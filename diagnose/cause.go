@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"fmt"
@@ -13,13 +13,13 @@ import (
 
 // Status of one stuck image, as `why` found it now.
 const (
-	statusFails   = "fails"    // the lookup now fails the way the kubelet's pull does: the cause is named
-	statusFineNow = "fine-now" // the registry answers now: the kubelet will succeed at its next try
-	// statusCannotTell: pullsafe's own lookup could not see what the
+	StatusFails   = "fails"    // the lookup now fails the way the kubelet's pull does: the cause is named
+	StatusFineNow = "fine-now" // the registry answers now: the kubelet will succeed at its next try
+	// StatusCannotTell: pullsafe's own lookup could not see what the
 	// node sees (unreachable from this machine while the kubelet's error
 	// is not a network one; credentials only the nodes hold): the
 	// kubelet's error is the evidence, and no cause is named.
-	statusCannotTell = "cannot-tell"
+	StatusCannotTell = "cannot-tell"
 )
 
 // pullFailing are the rules whose findings make a pull fail, in the order
@@ -28,11 +28,11 @@ const (
 var pullFailing = []policy.Rule{policy.RuleInvalidReference, policy.RuleShortName, policy.RuleBlockedRegistry, policy.RuleNotFound,
 	policy.RuleUnauthorized, policy.RuleRateLimited, policy.RuleUnreachable, policy.RulePlatform}
 
-// whyConfig is cfg for explaining pulls: every pull-failing rule reported
+// Configure is cfg for explaining pulls: every pull-failing rule reported
 // (whatever the config ignores: the pod is already stuck), the advice
 // rules off, mode enforce, and no registry skipped: a skipped image is
 // never looked up, and "the registry answered now" would be invented.
-func whyConfig(cfg *policy.Config) {
+func Configure(cfg *policy.Config) {
 	cfg.Mode = policy.ModeEnforce
 	cfg.Registries.Skip = nil
 	rules := map[policy.Rule]policy.Action{}
@@ -45,8 +45,8 @@ func whyConfig(cfg *policy.Config) {
 	cfg.Rules = rules
 }
 
-// explanation is pullsafe's answer for one stuck image.
-type explanation struct {
+// Explanation is pullsafe's answer for one stuck image.
+type Explanation struct {
 	Source    policy.Source `json:"source"`
 	Container string        `json:"container"`
 	Image     string        `json:"image"`
@@ -70,10 +70,27 @@ type explanation struct {
 // explain maps what the kubelet said and what the lookup finds now to a
 // cause and a fix. findings are the verdict's for this image (any rule);
 // node is the pod's node ("" when not scheduled); owned says a controller
-// replaces the pod when it is deleted.
-func explain(si stuckImage, findings []policy.Finding, node string, owned bool) explanation {
+// replaces the pod when it is deleted. The steps run in this order: the
+// node's own refusals first (a registry lookup cannot see them), then what
+// the lookup found, then what only the kubelet's words show; "fine now"
+// only when none named anything.
+func explain(si stuckImage, findings []policy.Finding, node string, owned bool) Explanation {
+	ex := kubeletSaid(si)
+	switch {
+	case ex.nodeRefused(si, node):
+	case ex.lookupFailed(si, findings):
+	case ex.kubeletOnly(si, node):
+	default:
+		ex.fineNow(si, node, owned)
+	}
+	return ex
+}
+
+// kubeletSaid is the explanation's evidence: the image, the container's
+// waiting state and the kubelet's last failed pull.
+func kubeletSaid(si stuckImage) Explanation {
 	ct := si.Container
-	ex := explanation{Source: ct.Source, Container: ct.Name, Image: ct.Image, KubeletReason: si.Reason, KubeletMessage: si.Message}
+	ex := Explanation{Source: ct.Source, Container: ct.Name, Image: ct.Image, KubeletReason: si.Reason, KubeletMessage: si.Message}
 	if si.LastError != nil {
 		ex.LastError, ex.LastErrorCount, ex.LastErrorBy = si.LastError.Message, si.LastError.Count, si.LastError.Reporter
 		if !si.LastError.Last.IsZero() {
@@ -81,84 +98,113 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 			ex.LastErrorAt = &t
 		}
 	}
-	if si.Reason == "ErrImageNeverPull" {
+	return ex
+}
+
+func (ex *Explanation) set(status, rule, cause, fix string) {
+	ex.Status, ex.Rule, ex.Cause, ex.Fix = status, rule, cause, fix
+}
+
+// nodeRefused names a failure on the node's side that a registry lookup
+// cannot see: answering "fine now" for it would send a person the wrong
+// way. It reports whether it named one.
+func (ex *Explanation) nodeRefused(si stuckImage, node string) bool {
+	switch si.Reason {
+	case "ErrImageNeverPull":
 		where := "the node's"
 		if node != "" {
 			where = fmt.Sprintf("node %s's", node)
 		}
-		ex.Status, ex.Rule = statusFails, "never-pull"
-		ex.Cause = fmt.Sprintf("imagePullPolicy Never: the kubelet never pulls, and the image is not in %s image store (pullsafe cannot see a node's images)", where)
-		ex.Fix = "load the image onto the node (ctr -n k8s.io images import, kind load docker-image ...), or set imagePullPolicy: IfNotPresent so the kubelet pulls it"
-		return ex
+		ex.set(StatusFails, "never-pull",
+			fmt.Sprintf("imagePullPolicy Never: the kubelet never pulls, and the image is not in %s image store (pullsafe cannot see a node's images)", where),
+			"load the image onto the node (ctr -n k8s.io images import, kind load docker-image ...), or set imagePullPolicy: IfNotPresent so the kubelet pulls it")
+		return true
 	}
 	if c, ok := runtimeCause(si, node); ok {
-		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
-		return ex
+		ex.set(StatusFails, c.rule, c.cause, c.fix)
+		return true
 	}
-	// Failures on the node's side, which a registry lookup cannot see:
-	// answering "fine now" for them would send a person the wrong way.
 	switch si.Reason {
 	case "ImageInspectError":
-		ex.Status, ex.Rule = statusFails, "node-inspect"
-		ex.Cause = "the node's container runtime failed to inspect the image (a problem on the node, not in the registry: pullsafe cannot see it)"
-		ex.Fix = "read the kubelet's message above and the runtime's logs on the node (journalctl -u containerd); the registry is not the cause"
-		return ex
+		ex.set(StatusFails, "node-inspect",
+			"the node's container runtime failed to inspect the image (a problem on the node, not in the registry: pullsafe cannot see it)",
+			"read the kubelet's message above and the runtime's logs on the node (journalctl -u containerd); the registry is not the cause")
+		return true
 	case "SignatureValidationFailed":
-		ex.Status, ex.Rule = statusFails, "signature"
-		ex.Cause = "the node's runtime refused the image's signature (its signature policy; pullsafe does not check signatures)"
-		ex.Fix = "sign the image as the nodes' policy requires, or use an image that is signed"
-		return ex
+		ex.set(StatusFails, "signature",
+			"the node's runtime refused the image's signature (its signature policy; pullsafe does not check signatures)",
+			"sign the image as the nodes' policy requires, or use an image that is signed")
+		return true
 	}
+	return false
+}
+
+// lookupFailed names the first pull-failing finding of the lookup, unless
+// what failed here is not what failed on the node (this machine's network,
+// its rate limit, credentials pullsafe does not hold): then it cannot
+// tell. It reports whether a finding failed the pull.
+func (ex *Explanation) lookupFailed(si stuckImage, findings []policy.Finding) bool {
 	for _, r := range pullFailing {
 		i := slices.IndexFunc(findings, func(f policy.Finding) bool { return f.Rule == r })
 		if i < 0 {
 			continue
 		}
 		f := findings[i]
-		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, string(f.Rule), f.Cause, f.Fix
+		ex.set(StatusFails, string(f.Rule), f.Cause, f.Fix)
 		switch {
 		case r == policy.RuleUnreachable && !networkError(si):
 			// This machine's failure is not the node's: the kubelet got
 			// further (or said nothing left to read).
-			ex.Status = statusCannotTell
-			ex.Cause = "pullsafe cannot tell: its own lookup from this machine failed (" + f.Cause + "), and the kubelet's error is not a network one"
-			ex.Fix = "read the kubelet's error above, or run pullsafe why where the registry is reachable as from the nodes (VPN, bastion)"
+			ex.set(StatusCannotTell, ex.Rule, "pullsafe cannot tell: its own lookup from this machine failed ("+f.Cause+"), and the kubelet's error is not a network one",
+				"read the kubelet's error above, or run pullsafe why where the registry is reachable as from the nodes (VPN, bastion)")
 		case r == policy.RuleRateLimited && !rateLimitedToo(si):
 			// Registries count pulls per client IP: this machine's
 			// limit is not the node's.
-			ex.Status = statusCannotTell
-			ex.Cause = "pullsafe cannot tell: its own lookup was rate limited (" + f.Cause + "), and the kubelet's error is not a rate limit"
-			ex.Fix = "read the kubelet's error above, or retry pullsafe why later"
+			ex.set(StatusCannotTell, ex.Rule, "pullsafe cannot tell: its own lookup was rate limited ("+f.Cause+"), and the kubelet's error is not a rate limit",
+				"read the kubelet's error above, or retry pullsafe why later")
 		case r == policy.RuleUnreachable:
 			ex.Fix = "check the registry, DNS and egress from the nodes (pullsafe looked it up from this machine; the nodes' network may differ)"
 		case r == policy.RuleUnauthorized && f.Action != policy.ActionDeny:
 			// Credentials pullsafe does not hold (registries.nodeCredentials,
 			// a service account not created yet): not a cause it found.
-			ex.Status = statusCannotTell
-			ex.Cause = "pullsafe cannot tell: " + f.Cause
-			ex.Fix = "read the kubelet's error above; check the nodes' credentials for this registry (kubelet credential provider, containerd config)"
+			ex.set(StatusCannotTell, ex.Rule, "pullsafe cannot tell: "+f.Cause,
+				"read the kubelet's error above; check the nodes' credentials for this registry (kubelet credential provider, containerd config)")
 		}
-		return ex
+		return true
 	}
+	return false
+}
+
+// kubeletOnly names what only the kubelet's words show once the registry
+// answered: a name it could not parse, a node-side failure in the
+// container's status, a host the node asked that pullsafe did not. It
+// reports whether it named one.
+func (ex *Explanation) kubeletOnly(si stuckImage, node string) bool {
 	if si.Reason == "InvalidImageName" {
 		// The kubelet's parse failed and does not retry into success;
 		// pullsafe's parser disagreeing is no evidence it will.
-		ex.Status, ex.Rule = statusCannotTell, string(policy.RuleInvalidReference)
-		ex.Cause = "pullsafe cannot tell: the kubelet could not parse the image reference (its message above), pullsafe's parser accepts it"
-		ex.Fix = "rewrite the image as [registry/]repository[:tag][@sha256:digest], lowercase, as the kubelet's message says"
-		return ex
+		ex.set(StatusCannotTell, string(policy.RuleInvalidReference),
+			"pullsafe cannot tell: the kubelet could not parse the image reference (its message above), pullsafe's parser accepts it",
+			"rewrite the image as [registry/]repository[:tag][@sha256:digest], lowercase, as the kubelet's message says")
+		return true
 	}
 	if c, ok := nodeSideCause(si, node); ok {
-		ex.Status, ex.Rule, ex.Cause, ex.Fix = statusFails, c.rule, c.cause, c.fix
-		return ex
+		ex.set(StatusFails, c.rule, c.cause, c.fix)
+		return true
 	}
 	if si.OtherHost != "" {
-		ex.Status, ex.Rule = statusCannotTell, "mirror"
-		ex.Cause = "pullsafe cannot tell: the node's runtime asked " + si.OtherHost + " (a mirror configured on the nodes?), pullsafe asked the image's registry, which answers"
-		ex.Fix = "check the image on " + si.OtherHost + ", or give pullsafe why the nodes' mirrors (--config with registries.mirrors)"
-		return ex
+		ex.set(StatusCannotTell, "mirror",
+			"pullsafe cannot tell: the node's runtime asked "+si.OtherHost+" (a mirror configured on the nodes?), pullsafe asked the image's registry, which answers",
+			"check the image on "+si.OtherHost+", or give pullsafe why the nodes' mirrors (--config with registries.mirrors)")
+		return true
 	}
-	ex.Status = statusFineNow
+	return false
+}
+
+// fineNow says the registry answers now, claiming only what was checked,
+// and how to retry.
+func (ex *Explanation) fineNow(si stuckImage, node string, owned bool) {
+	ex.Status = StatusFineNow
 	ex.Cause = "the registry answered now: the image exists and these credentials can pull it"
 	switch {
 	case si.PlatformUnchecked:
@@ -179,7 +225,6 @@ func explain(si stuckImage, findings []policy.Finding, node string, owned bool) 
 	if networkError(si) {
 		ex.Fix += "; if it fails again, the nodes may not reach the registry as this machine does (DNS, egress, proxy)"
 	}
-	return ex
 }
 
 // nodeCause is a failure the kubelet's words place on the node itself.

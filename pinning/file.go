@@ -1,12 +1,12 @@
-package main
+// Package pinning writes manifests back with their images pinned to the
+// digests a check resolved (policy.Pin), changing nothing else: what
+// `pullsafe check --pin` prints or writes in place.
+package pinning
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -16,54 +16,15 @@ import (
 	"github.com/pullsafe/pullsafe/policy"
 )
 
-// writePinned writes every input file back with the pins applied. Only the
-// pinned image values change: documents without pins, the separator lines
-// and line endings are written back byte for byte, and in a pinned document
-// each image value is replaced where it stands (see pinDocument for the
-// rare document that is re-encoded instead).
-func writePinned(files map[string][]byte, results []checked, inPlace bool, stdout io.Writer) error {
-	pins := map[string]map[int][]policy.Pin{} // file -> doc -> pins (paths from the document root)
-	for _, r := range results {
-		for _, p := range r.v.Pins {
-			if pins[r.m.Source] == nil {
-				pins[r.m.Source] = map[int][]policy.Pin{}
-			}
-			if r.m.Item > 0 {
-				p.Path = "/items/" + strconv.Itoa(r.m.Item-1) + p.Path
-			}
-			pins[r.m.Source][r.m.Doc] = append(pins[r.m.Source][r.m.Doc], p)
-		}
-	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		out, err := pinFile(files[name], pins[name])
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		if inPlace {
-			if len(pins[name]) == 0 {
-				continue
-			}
-			if err := os.WriteFile(name, out, 0o644); err != nil {
-				return err
-			}
-			continue
-		}
-		if len(names) > 1 {
-			fmt.Fprintf(stdout, "# %s\n", name)
-		}
-		if _, err := stdout.Write(out); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func pinFile(data []byte, pins map[int][]policy.Pin) ([]byte, error) {
+// File is data, a manifest file as `pullsafe check` read it, with pins
+// applied: pins[n] are document n's (numbered from 1 as
+// policy.ManifestReader numbers them; a JSON file is document 1), their
+// paths from the document's root. Only the pinned image values change:
+// documents without pins, the separator lines and line endings come back
+// byte for byte, and in a pinned document each image value is replaced
+// where it stands (see pinDocument for the rare document that is
+// re-encoded instead).
+func File(data []byte, pins map[int][]policy.Pin) ([]byte, error) {
 	if len(pins) == 0 {
 		return data, nil
 	}

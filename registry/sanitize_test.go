@@ -60,3 +60,21 @@ func FuzzSanitize(f *testing.F) {
 		}
 	})
 }
+
+// TestVisible: a value kept as a value (a container name, an image in JSON)
+// shows anything a terminal would act on escaped, never removed, and a
+// printable string as it is.
+func TestVisible(t *testing.T) {
+	for in, want := range map[string]string{
+		"reg.example/app:v1":  "reg.example/app:v1",
+		"app\x1b[31m":         `app\x1b[31m`,
+		"x:v1\u202e":          `x:v1\u202e`,
+		"tab\there":           `tab\there`,
+		"ümlaut café":         "ümlaut café",
+		"quote\"in printable": "quote\"in printable",
+	} {
+		if got := Visible(in); got != want {
+			t.Errorf("Visible(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -196,7 +196,7 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 			pod := &pods.Items[i]
 			// A mirror Pod pulls nothing (policy.Pulled); its owner is the
 			// Node, no workload.
-			if !running(pod) || policy.MirrorPod(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+			if !running(pod) || policy.MirrorPod(pod, p.nodes) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
 			}
 			p.report.Pods++
@@ -234,6 +234,7 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		return
 	}
 	w.Namespace = pod.Namespace
+	policy.ConfirmMirror(w, p.nodes) // as admission and check do
 	w.Containers = policy.Pulled(w, &pod.Status)
 	secrets := secretNames(pod)
 	// The platform of the Pod's node is part of it: a DaemonSet's Pods are

@@ -246,7 +246,7 @@ func (c *Checker) lookup(ctx context.Context, in Input, ct Container, ref regist
 // as written.
 func (c *Checker) skipped(image string, ref registry.Reference) bool {
 	for _, p := range c.cfg.Registries.Skip {
-		for _, s := range []string{ref.Name, ref.String(), repoOf(image), image} {
+		for _, s := range []string{ref.Name, ref.String(), ref.Written, image} {
 			if globMatch(p, s) {
 				return true
 			}
@@ -386,17 +386,6 @@ func notFoundFix(e *registry.Error) string {
 	return "correct the image name or tag, or push the image before applying"
 }
 
-// repoOf strips tag and digest from a reference as written.
-func repoOf(image string) string {
-	if i := strings.Index(image, "@"); i >= 0 {
-		image = image[:i]
-	}
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		image = image[:i]
-	}
-	return image
-}
-
 // offlineNote notes, once per verdict, that unknowns come from checking
 // offline.
 func (c *Checker) offlineNote(in Input, out *result) {
@@ -448,8 +437,8 @@ func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *regis
 
 // pinned keeps the user's spelling of the reference and appends the digest.
 func pinned(image, digest string, keepTag bool) string {
-	if !keepTag {
-		image = repoOf(image)
+	if r, err := registry.ParseReference(image); err == nil && !keepTag {
+		image = r.Written
 	}
 	return image + "@" + digest
 }

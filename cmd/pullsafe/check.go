@@ -261,31 +261,16 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		r.skipped = "mirror Pod of a static Pod (its node pulls the images with the node's own credentials, not the Pod's)"
 		return nil
 	}
-	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
-	var notes []string
-	if apierrors.IsForbidden(err) {
-		// Reading a namespace is a cluster-wide permission a CI account
-		// often lacks; its secrets may still be readable. Said, not fatal.
-		notes, err = []string{"namespace " + w.Namespace + "'s labels not read (forbidden): the config's mode and pinning apply"}, nil
-	}
+	labels, s, err := namespaceSettings(ctx, cfg, cluster, w)
 	if err != nil {
-		return fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+		return err
 	}
-	s := cfg.Settings(labels, w.Template)
-	s.Problems = append(notes, s.Problems...)
 	if r.undecodable != "" && s.Mode != policy.ModeOff {
 		r.v = &policy.Verdict{Object: w.Object(), Mode: s.Mode, Notes: append([]string{r.undecodable}, s.Problems...)}
 		return nil
 	}
 	if s.Mode == policy.ModeOff {
-		switch {
-		case labels[policy.LabelMode] == string(policy.ModeOff):
-			r.skipped = "mode off (namespace label " + policy.LabelMode + "=off)"
-		case o.mode != "":
-			r.skipped = "mode off (--mode off)"
-		default:
-			r.skipped = "mode off (the config's mode)"
-		}
+		r.skipped = offReason(labels, o)
 		return nil
 	}
 	if o.pin {
@@ -304,6 +289,35 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		Pin: s.Pin, Credentials: cr, Nodes: nodes})
 	r.v.Notes = append(r.v.Notes, s.Problems...)
 	return nil
+}
+
+// namespaceSettings are the settings of w's namespace, from its labels
+// (the input's over the cluster's).
+func namespaceSettings(ctx context.Context, cfg *policy.Config, cluster *inputCluster, w *policy.Workload) (map[string]string, policy.Settings, error) {
+	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
+	var notes []string
+	if apierrors.IsForbidden(err) {
+		// Reading a namespace is a cluster-wide permission a CI account
+		// often lacks; its secrets may still be readable. Said, not fatal.
+		notes, err = []string{"namespace " + w.Namespace + "'s labels not read (forbidden): the config's mode and pinning apply"}, nil
+	}
+	if err != nil {
+		return nil, policy.Settings{}, fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+	}
+	s := cfg.Settings(labels, w.Template)
+	s.Problems = append(notes, s.Problems...)
+	return labels, s, nil
+}
+
+// offReason says which setting turned the mode off.
+func offReason(labels map[string]string, o *checkOptions) string {
+	switch {
+	case labels[policy.LabelMode] == string(policy.ModeOff):
+		return "mode off (namespace label " + policy.LabelMode + "=off)"
+	case o.mode != "":
+		return "mode off (--mode off)"
+	}
+	return "mode off (the config's mode)"
 }
 
 // progress prints "checked N of M objects" on stderr once a second after

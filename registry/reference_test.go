@@ -169,3 +169,38 @@ func TestHostOf(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a user writes, one registry has one key: RegistryHost is
+// idempotent, lowercase, and HostOf is the parsed reference's; the parts
+// as written give the image back.
+func FuzzRegistryHost(f *testing.F) {
+	for _, s := range []string{"nginx", "Registry-1.Docker.IO:443/library/nginx", "https://mirror.corp:5000/v2/", "[FD00::1]:443/app:v1", "MyReg/app@" + digestA} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h := RegistryHost(s)
+		if RegistryHost(h) != h || strings.ToLower(h) != h {
+			t.Fatalf("RegistryHost(%q) = %q, not a fixed point", s, h)
+		}
+		r, err := ParseReference(s)
+		if err != nil {
+			if HostOf(s) != "" {
+				t.Fatalf("HostOf(%q) = %q for a reference the kubelet refuses", s, HostOf(s))
+			}
+			return
+		}
+		if HostOf(s) != r.Host() || r.Host() != RegistryHost(r.Domain) {
+			t.Fatalf("%q: HostOf %q, Host %q", s, HostOf(s), r.Host())
+		}
+		back := r.Written
+		if !r.TagDefaulted && r.Tag != "" {
+			back += ":" + r.Tag
+		}
+		if r.Digest != "" {
+			back += "@" + r.Digest
+		}
+		if back != s {
+			t.Fatalf("%q: the parts as written give %q", s, back)
+		}
+	})
+}

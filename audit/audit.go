@@ -196,7 +196,7 @@ func (p *pass) list(ctx context.Context, ns string, workloads map[Owner]bool) er
 			pod := &pods.Items[i]
 			// A mirror Pod pulls nothing (policy.Pulled); its owner is the
 			// Node, no workload.
-			if !running(pod) || policy.MirrorPod(pod) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
+			if !running(pod) || policy.MirrorPod(pod, p.nodes) || p.cfg.Excluded(pod.Namespace, p.a.own) != "" {
 				continue
 			}
 			p.report.Pods++
@@ -225,15 +225,41 @@ func running(pod *corev1.Pod) bool {
 // pod checks one running Pod unless an identical one of the same workload
 // (same images, same pull secrets) was checked already this pass.
 func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
+	w, secrets := p.unseen(o, pod)
+	if w == nil || len(w.Containers) == 0 {
+		return
+	}
+	s := p.cfg.Settings(p.namespaceLabels(ctx, pod.Namespace), false)
+	if s.Mode == policy.ModeOff {
+		return
+	}
+	creds, ok := p.credentials(ctx, pod, w, secrets)
+	if !ok {
+		return
+	}
+	// The workload, not the Pod, is named: its Pods are many and fleeting.
+	w.Kind, w.Name = o.Kind, o.Name
+	// Enforce: a finding whose rule denies is one the kubelet would fail
+	// on, whatever the namespace's mode says admission does about it.
+	v := p.checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce,
+		Pin: s.Pin, Credentials: creds, Nodes: p.nodes})
+	p.record(o, v)
+}
+
+// unseen is what the kubelet would pull for pod, and its pull secrets'
+// names; nil when an identical Pod of the same workload was seen this pass
+// (counted with it) or pod cannot be read.
+func (p *pass) unseen(o Owner, pod *corev1.Pod) (*policy.Workload, string) {
 	raw, err := json.Marshal(pod)
 	if err != nil {
-		return
+		return nil, ""
 	}
 	w, err := policy.ExtractWorkload(schema.GroupKind{Kind: "Pod"}, raw)
 	if err != nil || w == nil {
-		return
+		return nil, ""
 	}
 	w.Namespace = pod.Namespace
+	policy.ConfirmMirror(w, p.nodes) // as admission and check do
 	w.Containers = policy.Pulled(w, &pod.Status)
 	secrets := secretNames(pod)
 	// The platform of the Pod's node is part of it: a DaemonSet's Pods are
@@ -243,30 +269,35 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 		if r := p.results[o]; r != nil {
 			r.Pods++
 		}
-		return
+		return nil, ""
 	}
 	p.seen[sig] = true
-	if len(w.Containers) == 0 {
-		return
-	}
-	labels, ok := p.labels[pod.Namespace]
+	return w, secrets
+}
+
+// namespaceLabels are the namespace's labels, read once a pass; unreadable,
+// none (the config's defaults), with a note.
+func (p *pass) namespaceLabels(ctx context.Context, ns string) map[string]string {
+	labels, ok := p.labels[ns]
 	if !ok {
-		labels, err = p.a.cluster.NamespaceLabels(ctx, pod.Namespace)
+		var err error
+		labels, err = p.a.cluster.NamespaceLabels(ctx, ns)
 		if err != nil {
-			p.note(fmt.Sprintf("namespace %s: cannot read its labels (%v); audited with the config's defaults", pod.Namespace, err))
+			p.note(fmt.Sprintf("namespace %s: cannot read its labels (%v); audited with the config's defaults", ns, err))
 		}
-		p.labels[pod.Namespace] = labels
+		p.labels[ns] = labels
 	}
-	s := p.cfg.Settings(labels, false)
-	if s.Mode == policy.ModeOff {
-		return
-	}
-	// One keychain per namespace, service account and pull secrets: the
-	// keychain carries the pod's identity, which a credential provider that
-	// takes service-account tokens asks with. Pods with the same
-	// credentials still share a lookup whatever their namespace
-	// (background's imageKey): an image they name is looked up once a
-	// pass, not once per namespace (the audit skips admission's cache).
+	return labels
+}
+
+// credentials are pod's pull credentials, read once a pass per namespace,
+// service account and pull secrets: the keychain carries the pod's
+// identity, which a credential provider that takes service-account tokens
+// asks with. Pods with the same credentials still share a lookup whatever
+// their namespace (background's imageKey): an image they name is looked up
+// once a pass, not once per namespace (the audit skips admission's cache).
+// Unreadable, ok is false and a note says why.
+func (p *pass) credentials(ctx context.Context, pod *corev1.Pod, w *policy.Workload, secrets string) (policy.Credentials, bool) {
 	ckey := pod.Namespace + "|" + pod.Spec.ServiceAccountName + "|" + secrets
 	ce, ok := p.creds[ckey]
 	if !ok {
@@ -277,20 +308,19 @@ func (p *pass) pod(ctx context.Context, o Owner, pod *corev1.Pod) {
 	}
 	if ce.err != nil {
 		p.note(registry.Sanitize(ce.err.Error(), 512))
-		return
+		return policy.Credentials{}, false
 	}
-	// The workload, not the Pod, is named: its Pods are many and fleeting.
-	w.Kind, w.Name = o.Kind, o.Name
-	// Enforce: a finding whose rule denies is one the kubelet would fail
-	// on, whatever the namespace's mode says admission does about it.
-	v := p.checker.Check(ctx, policy.Input{Workload: w, Containers: w.Containers, Mode: policy.ModeEnforce,
-		Pin: s.Pin, Credentials: ce.c, Nodes: p.nodes})
+	return ce.c, true
+}
+
+// record keeps v's notes, and its findings that would fail a pull as o's
+// result; a risk (anonymous Docker Hub, a mutable tag) or an answer not
+// got is a note.
+func (p *pass) record(o Owner, v *policy.Verdict) {
 	for _, n := range v.Notes {
 		p.note(n)
 	}
 	for i, f := range v.Findings {
-		// A risk (anonymous Docker Hub, a mutable tag) or an answer not
-		// got is a note; only a pull that would fail is a result.
 		if f.Action == policy.ActionDeny && !f.Rule.FailsPull() {
 			v.Findings[i].Action = policy.ActionWarn
 			p.note(registry.Sanitize(fmt.Sprintf("%s %s: [%s] %s", o.Namespace, o, f.Rule, f.Line()), 512))

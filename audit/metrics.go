@@ -2,12 +2,12 @@ package audit
 
 import (
 	"cmp"
-	"errors"
 	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pullsafe/pullsafe/internal/metricset"
 	"github.com/pullsafe/pullsafe/policy"
 )
 
@@ -27,26 +27,19 @@ type Metrics struct {
 
 // NewMetrics registers the audit's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	// Shared: a second audit in one process (servers started in one test
+	// binary) records into the series already registered.
+	s := metricset.Shared(reg)
 	m := &Metrics{
-		findings: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pullsafe_audit_findings",
-			Help: "Findings of the last audit pass that would fail a pull, by rule and namespace (namespaces beyond 50 summed as _other)."},
-			[]string{"rule", "namespace"}),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pullsafe_audit_runs_total",
-			Help: "Audit passes, by result (success, error)."}, []string{"result"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pullsafe_audit_duration_seconds",
-			Help: "Duration of an audit pass, budget waits included.", Buckets: prometheus.ExponentialBuckets(0.1, 4, 10)}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pullsafe_audit_last_success_timestamp_seconds",
-			Help: "When the last successful audit pass ended (Unix time)."}),
-		pods: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pullsafe_audit_pods",
-			Help: "Running Pods audited by the last successful pass."}),
+		findings: s.GaugeVec("pullsafe_audit_findings",
+			"Findings of the last audit pass that would fail a pull, by rule and namespace (namespaces beyond 50 summed as _other).", "rule", "namespace"),
+		runs:        s.CounterVec("pullsafe_audit_runs_total", "Audit passes, by result (success, error).", "result"),
+		duration:    s.Histogram("pullsafe_audit_duration_seconds", "Duration of an audit pass, budget waits included.", prometheus.ExponentialBuckets(0.1, 4, 10)),
+		lastSuccess: s.Gauge("pullsafe_audit_last_success_timestamp_seconds", "When the last successful audit pass ended (Unix time)."),
+		pods:        s.Gauge("pullsafe_audit_pods", "Running Pods audited by the last successful pass."),
 	}
-	for _, c := range []prometheus.Collector{m.findings, m.runs, m.duration, m.lastSuccess, m.pods} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-		}
+	if err := s.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

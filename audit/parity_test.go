@@ -384,3 +384,33 @@ func TestPassAsksAgainNotAdmissionsCache(t *testing.T) {
 		t.Errorf("a digest deleted after admission: findings %+v, want not-found on deployment/web", r.Results)
 	}
 }
+
+// A Pod that spells a mirror Pod by hand (the annotation and a Node owner
+// whose UID is not the Node's) was not made by a kubelet: admission and
+// check look it up (policy.ConfirmMirror), and so does the audit, or a Pod
+// admitted in warn mode would never be reported.
+func TestPassChecksForgedMirrorPod(t *testing.T) {
+	reg := registrytest.New(t)
+	yes := true
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "n1"}}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "fake-etcd",
+			Annotations:     map[string]string{corev1.MirrorPodAnnotationKey: "abc"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "node1", UID: "forged", Controller: &yes}}},
+		Spec:   corev1.PodSpec{NodeName: "node1", Containers: []corev1.Container{{Name: "etcd", Image: reg.Host + "/team/app:deleted"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	r, err := newAuditor(t, []client.Object{node, pod}, newChecker(t, policy.DefaultConfig()), newFakeClock().option()).Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, res := range r.Results {
+		for _, f := range res.Findings {
+			got = append(got, f.Container+" "+string(f.Rule))
+		}
+	}
+	if d := cmp.Diff([]string{"etcd not-found"}, got); d != "" {
+		t.Errorf("findings of a forged mirror Pod (-want +got):\n%s", d)
+	}
+}

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,7 +82,7 @@ func (b *background) Resolve(ctx context.Context, image string, kc *registry.Key
 	if ok {
 		return r.img, r.err
 	}
-	if err := b.turn(ctx, hostOf(image)); err != nil {
+	if err := b.turn(ctx, registry.HostOf(image)); err != nil {
 		return nil, err
 	}
 	img, err := b.next.Resolve(registry.WithBudget(ctx, b.budget), image, kc)
@@ -102,7 +101,7 @@ func (b *background) Platforms(ctx context.Context, img *registry.Image) ([]v1.P
 	if ok {
 		return r.p, r.err
 	}
-	if err := b.turn(ctx, img.Registry); err != nil {
+	if err := b.turn(ctx, registry.RegistryHost(img.Registry)); err != nil {
 		return nil, err
 	}
 	p, err := b.next.Platforms(registry.WithBudget(ctx, b.budget), img)
@@ -122,7 +121,7 @@ func (b *background) PullPath(ctx context.Context, img *registry.Image, platform
 	if ok {
 		return err
 	}
-	if err := b.turn(ctx, img.Registry); err != nil {
+	if err := b.turn(ctx, registry.RegistryHost(img.Registry)); err != nil {
 		return err
 	}
 	err = b.next.PullPath(registry.WithBudget(ctx, b.budget), img, platforms)
@@ -158,16 +157,6 @@ func (b *background) turn(ctx context.Context, host string) error {
 				Message: "the audit pass ended before its turn for this registry", Err: err}
 		}
 	}
-}
-
-// hostOf is the registry host of an image as the kubelet names it.
-func hostOf(image string) string {
-	name, err := registry.KubeletName(image)
-	if err != nil {
-		return ""
-	}
-	host, _, _ := strings.Cut(name, "/")
-	return host
 }
 
 // sleepCtx sleeps d, or until ctx ends.

@@ -34,6 +34,10 @@ func TestExplainNodePulledElsewhere(t *testing.T) {
 		{"the registry itself", "registry-1.docker.io", nil, StatusFineNow},
 		{"a mirror pullsafe was not told of", "mirror.corp.example", nil, StatusCannotTell},
 		{"a mirror from --config", "mirror.corp.example", map[string][]string{"docker.io": {"https://mirror.corp.example"}}, StatusFineNow},
+		// One host however written (registry.RegistryHost): HTTPS's port
+		// and a mirror's path name the same host.
+		{"the registry itself, HTTPS port written", "registry-1.docker.io:443", nil, StatusFineNow},
+		{"a mirror from --config, port and path written", "mirror.corp.example", map[string][]string{"docker.io": {"https://Mirror.corp.example:443/v2"}}, StatusFineNow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			si := stuckImage{Container: policy.Container{Name: "app", Image: img, Source: policy.SourceContainer},

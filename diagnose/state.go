@@ -254,16 +254,11 @@ func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
 	if err != nil {
 		return ""
 	}
-	known := map[string]bool{strings.ToLower(ref.Domain): true}
-	if ref.Domain == "docker.io" {
-		known["registry-1.docker.io"], known["index.docker.io"] = true, true
-	}
+	known := map[string]bool{ref.Host(): true}
 	for reg, hosts := range mirrors {
-		if strings.EqualFold(reg, ref.Domain) || (reg == "*" && len(hosts) > 0) {
+		if registry.RegistryHost(reg) == ref.Host() || (reg == "*" && len(hosts) > 0) {
 			for _, h := range hosts {
-				h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
-				h, _, _ = strings.Cut(h, "/")
-				known[strings.ToLower(h)] = true
+				known[registry.RegistryHost(h)] = true
 			}
 		}
 	}
@@ -282,7 +277,7 @@ func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
 			if !ok || !strings.HasPrefix(path, "v2/") || strings.ContainsAny(host, " \"'") {
 				continue
 			}
-			if h := strings.ToLower(host); !known[h] {
+			if h := registry.RegistryHost(host); !known[h] {
 				return h
 			}
 		}

@@ -246,7 +246,7 @@ func (c *Checker) lookup(ctx context.Context, in Input, ct Container, ref regist
 // as written.
 func (c *Checker) skipped(image string, ref registry.Reference) bool {
 	for _, p := range c.cfg.Registries.Skip {
-		for _, s := range []string{ref.Name, ref.String(), repoOf(image), image} {
+		for _, s := range []string{ref.Name, ref.String(), ref.Written, image} {
 			if globMatch(p, s) {
 				return true
 			}
@@ -386,17 +386,6 @@ func notFoundFix(e *registry.Error) string {
 	return "correct the image name or tag, or push the image before applying"
 }
 
-// repoOf strips tag and digest from a reference as written.
-func repoOf(image string) string {
-	if i := strings.Index(image, "@"); i >= 0 {
-		image = image[:i]
-	}
-	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
-		image = image[:i]
-	}
-	return image
-}
-
 // offlineNote notes, once per verdict, that unknowns come from checking
 // offline.
 func (c *Checker) offlineNote(in Input, out *result) {
@@ -448,8 +437,8 @@ func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *regis
 
 // pinned keeps the user's spelling of the reference and appends the digest.
 func pinned(image, digest string, keepTag bool) string {
-	if !keepTag {
-		image = repoOf(image)
+	if r, err := registry.ParseReference(image); err == nil && !keepTag {
+		image = r.Written
 	}
 	return image + "@" + digest
 }
@@ -504,61 +493,16 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		// known to stop every runtime, so it never refuses a volume.
 		return
 	}
-	if in.Nodes == nil {
-		out.notes = append(out.notes, "platform not checked: nodes unknown")
-		return
-	}
-	if len(in.Nodes) == 0 {
-		out.notes = append(out.notes, "platform not checked: the cluster has no nodes yet")
-		return
-	}
-	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	eligible := eligibleNodes(in, out)
 	if len(eligible) == 0 {
-		out.notes = append(out.notes, "platform not checked: no node matches the nodeSelector/affinity")
 		return
 	}
-	platforms, err := c.res.Platforms(ctx, img)
-	if err != nil {
-		cause := fmt.Sprintf("cannot verify platforms: %v", err)
-		if e := (*registry.Error)(nil); errors.As(err, &e) && e.Flavour == registry.FlavourDigestMismatch && out.pin != nil {
-			// The registry's own bytes contradict the digest its HEAD
-			// gave: pinning it would make every pull of this Pod fail.
-			out.pin = nil
-			cause += "; not pinned"
-		}
-		if c.pullPathNames(err) {
-			return
-		}
-		find(RuleUnreachable, cause, "")
+	platforms, ok := c.offered(ctx, img, find, out)
+	if !ok {
 		return
 	}
-	all := platforms
-	if platforms = stated(platforms); len(platforms) == 0 {
-		return // an artifact, or an index whose entries state no platform: nothing to compare
-	}
-	if slices.ContainsFunc(all, func(p v1.Platform) bool {
-		return p.OS == "" && p.Architecture == "" && p.Variant == "" && p.OSVersion == ""
-	}) {
-		// An index entry without a platform: containerd reads its config
-		// to decide, so it may serve any node.
-		out.notes = append(out.notes, "platform not checked: an index entry states no platform (the runtime reads its config)")
-		return
-	}
-	var can, cannot, unsure []Node
 	handler := buildUncertain(&in.Workload.Spec)
-	for _, n := range eligible {
-		switch {
-		case runs(platforms, n):
-			can = append(can, n)
-		case handler != "" && n.WindowsBuild != "" && runs(platforms, withoutBuild(n)):
-			// Only its build keeps the node out, and the Pod's runtime
-			// handler may pull for another: cannot verify.
-			can = append(can, n)
-			unsure = append(unsure, n)
-		default:
-			cannot = append(cannot, n)
-		}
-	}
+	can, cannot, unsure := splitNodes(platforms, eligible, handler)
 	if builds, run := windowsOnly(platforms, unsure); builds != "" {
 		f := out.add(ct, RulePlatform, fmt.Sprintf("cannot verify the Windows build: offers windows %s only; eligible nodes (%s) run %s, and %s may pull for another build (a Hyper-V runtime handler's guest platform)",
 			builds, nodeNames(unsure), run, handler), windowsFix(builds))
@@ -580,6 +524,77 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 			narrowing(can, cannot))
 		f.Action = c.cappedAt(RulePlatform, ActionWarn)
 	}
+}
+
+// eligibleNodes are the nodes the workload may run on, or none with a
+// note saying why the platform is not checked.
+func eligibleNodes(in Input, out *result) []Node {
+	if in.Nodes == nil {
+		out.notes = append(out.notes, "platform not checked: nodes unknown")
+		return nil
+	}
+	if len(in.Nodes) == 0 {
+		out.notes = append(out.notes, "platform not checked: the cluster has no nodes yet")
+		return nil
+	}
+	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	if len(eligible) == 0 {
+		out.notes = append(out.notes, "platform not checked: no node matches the nodeSelector/affinity")
+	}
+	return eligible
+}
+
+// offered are the platforms img states, ok false when there is nothing to
+// compare the nodes with (said as a finding or a note where it matters).
+func (c *Checker) offered(ctx context.Context, img *registry.Image, find func(Rule, string, string), out *result) (platforms []v1.Platform, ok bool) {
+	platforms, err := c.res.Platforms(ctx, img)
+	if err != nil {
+		cause := fmt.Sprintf("cannot verify platforms: %v", err)
+		if e := (*registry.Error)(nil); errors.As(err, &e) && e.Flavour == registry.FlavourDigestMismatch && out.pin != nil {
+			// The registry's own bytes contradict the digest its HEAD
+			// gave: pinning it would make every pull of this Pod fail.
+			out.pin = nil
+			cause += "; not pinned"
+		}
+		if c.pullPathNames(err) {
+			return nil, false
+		}
+		find(RuleUnreachable, cause, "")
+		return nil, false
+	}
+	all := platforms
+	if platforms = stated(platforms); len(platforms) == 0 {
+		return nil, false // an artifact, or an index whose entries state no platform: nothing to compare
+	}
+	if slices.ContainsFunc(all, func(p v1.Platform) bool {
+		return p.OS == "" && p.Architecture == "" && p.Variant == "" && p.OSVersion == ""
+	}) {
+		// An index entry without a platform: containerd reads its config
+		// to decide, so it may serve any node.
+		out.notes = append(out.notes, "platform not checked: an index entry states no platform (the runtime reads its config)")
+		return nil, false
+	}
+	return platforms, true
+}
+
+// splitNodes sorts the eligible nodes into those that can run one of
+// platforms and those that cannot; unsure are among can, kept out only by
+// their Windows build while the Pod's runtime handler may pull for another.
+func splitNodes(platforms []v1.Platform, eligible []Node, handler string) (can, cannot, unsure []Node) {
+	for _, n := range eligible {
+		switch {
+		case runs(platforms, n):
+			can = append(can, n)
+		case handler != "" && n.WindowsBuild != "" && runs(platforms, withoutBuild(n)):
+			// Only its build keeps the node out, and the Pod's runtime
+			// handler may pull for another: cannot verify.
+			can = append(can, n)
+			unsure = append(unsure, n)
+		default:
+			cannot = append(cannot, n)
+		}
+	}
+	return can, cannot, unsure
 }
 
 // schema1 reports a Docker schema 1 manifest, which only the registry's

@@ -45,14 +45,15 @@ func (m *metadata) describe(w *Workload, nodeName string) {
 }
 
 // MirrorPod reports whether pod is the API's copy of a static Pod, made by
-// its node's kubelet: see Pulled.
-func MirrorPod(pod *corev1.Pod) bool {
+// its node's kubelet (see Pulled), with the owner checked against nodes as
+// ConfirmMirror does: the audit's answer is admission's and check's.
+func MirrorPod(pod *corev1.Pod, nodes []Node) bool {
 	ctl := metav1.GetControllerOf(pod)
 	if ctl == nil {
 		return mirror(pod.Annotations, nil, pod.Spec.NodeName)
 	}
-	return mirror(pod.Annotations, &OwnerRef{APIVersion: ctl.APIVersion, Kind: ctl.Kind, Name: ctl.Name, UID: string(ctl.UID),
-		Controller: ctl.Controller}, pod.Spec.NodeName)
+	owner := &OwnerRef{APIVersion: ctl.APIVersion, Kind: ctl.Kind, Name: ctl.Name, UID: string(ctl.UID), Controller: ctl.Controller}
+	return mirror(pod.Annotations, owner, pod.Spec.NodeName) && !refuted(pod.Spec.NodeName, owner.UID, nodes)
 }
 
 // ConfirmMirror takes w's mirror standing away when nodes know its node
@@ -62,14 +63,19 @@ func MirrorPod(pod *corev1.Pod) bool {
 // or show without a UID, confirms nothing and refutes nothing: not knowing
 // is no reason to look up what the kubelet does not pull.
 func ConfirmMirror(w *Workload, nodes []Node) {
-	if !w.Mirror {
-		return
+	if w.Mirror && refuted(w.Spec.NodeName, w.Controller.UID, nodes) {
+		w.Mirror = false
 	}
+}
+
+// refuted: nodes know the node under another UID than ownerUID.
+func refuted(nodeName, ownerUID string, nodes []Node) bool {
 	for _, n := range nodes {
-		if n.Name == w.Spec.NodeName && n.UID != "" && n.UID != w.Controller.UID {
-			w.Mirror = false
+		if n.Name == nodeName && n.UID != "" && n.UID != ownerUID {
+			return true
 		}
 	}
+	return false
 }
 
 // mirror: the annotation kubernetes.io/config.mirror (exactly, as the

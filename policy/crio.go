@@ -133,7 +133,7 @@ func (c *Checker) byRuntime(ctx context.Context, in Input, ct Container, ref reg
 // applyDefaultImageTag appends ":latest" to a reference with neither tag
 // nor digest, and changes nothing else.
 func kubeletImage(image string) string {
-	if repoOf(image) == image {
+	if r, err := registry.ParseReference(image); err == nil && r.TagDefaulted {
 		return image + ":latest"
 	}
 	return image

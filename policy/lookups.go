@@ -95,9 +95,11 @@ func newReviewResolver(next ImageResolver, lookups *Lookups, ns string) *reviewR
 }
 
 func (r *reviewResolver) Resolve(ctx context.Context, image string, kc *registry.Keychain) (*registry.Image, error) {
-	host := hostOfImage(image)
+	// One registry is one share of the slots however its images spell
+	// it: a flood cannot take three shares by writing its host three ways.
+	host := registry.HostOf(image)
 	l := shared(r, r.images, imageKey{image, kc}, func(l *lookup) {
-		val, err, answered := r.lookups.do(ctx, r.ns, slotHost(host), LookupKey(r.next, image, kc), func() (any, error) {
+		val, err, answered := r.lookups.do(ctx, r.ns, host, LookupKey(r.next, image, kc), func() (any, error) {
 			return r.next.Resolve(context.WithoutCancel(ctx), image, kc)
 		})
 		if !answered {
@@ -139,7 +141,7 @@ func LookupKey(res ImageResolver, image string, kc *registry.Keychain) string {
 func (r *reviewResolver) Platforms(ctx context.Context, img *registry.Image) ([]v1.Platform, error) {
 	key := "platforms|" + img.Registry + "|" + img.Repository + "@" + img.Digest.String() + "|" + img.Credential
 	l := shared(r, r.platforms, img, func(l *lookup) {
-		val, err, answered := r.lookups.do(ctx, r.ns, slotHost(img.Registry), key, func() (any, error) {
+		val, err, answered := r.lookups.do(ctx, r.ns, registry.RegistryHost(img.Registry), key, func() (any, error) {
 			return r.next.Platforms(context.WithoutCancel(ctx), img)
 		})
 		if !answered {
@@ -165,7 +167,7 @@ func (r *reviewResolver) PullPath(ctx context.Context, img *registry.Image, plat
 		b.WriteString("|" + p.OS + "/" + p.Architecture + "/" + p.Variant + "/" + p.OSVersion)
 	}
 	key := b.String()
-	_, err, answered := r.lookups.do(ctx, r.ns, slotHost(img.Registry), key, func() (any, error) {
+	_, err, answered := r.lookups.do(ctx, r.ns, registry.RegistryHost(img.Registry), key, func() (any, error) {
 		return nil, r.next.PullPath(context.WithoutCancel(ctx), img, platforms)
 	})
 	if !answered {
@@ -222,22 +224,4 @@ func wait(ctx context.Context, l *lookup, image, host string) error {
 func busy(ctx context.Context, image, host string) error {
 	return &registry.Error{Reason: registry.Unreachable, Flavour: registry.FlavourTimeout, Image: image, Registry: host,
 		Message: "no answer before the admission deadline (pullsafe's registry lookups were all busy)", Err: ctx.Err()}
-}
-
-// slotHost is host as the per-host share of the lookup slots counts it:
-// one registry however its name is written. Host names are
-// case-insensitive and :443 is HTTPS's default port, so "Slow.Example.com",
-// "slow.example.com" and "SLOW.example.com:443" are one host, not three
-// shares for a flood that spells its host three ways.
-func slotHost(host string) string {
-	return strings.TrimSuffix(strings.ToLower(host), ":443")
-}
-
-// hostOfImage is the registry host of a reference as written, for messages.
-func hostOfImage(image string) string {
-	if repo, err := registry.KubeletName(image); err == nil {
-		host, _, _ := strings.Cut(repo, "/")
-		return host
-	}
-	return ""
 }

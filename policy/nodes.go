@@ -217,3 +217,26 @@ func nodeSummary(nodes []Node) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ParsePlatforms reads a comma-separated list of os/arch[/variant]
+// ("linux/amd64,linux/arm64/v8") as the nodes of a cluster that has
+// exactly those platforms: what the platform rule asks about when no
+// cluster's nodes can be read.
+func ParsePlatforms(list string) ([]Node, error) {
+	var nodes []Node
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		parts := strings.Split(p, "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return nil, fmt.Errorf("%q is not os/arch[/variant]", p)
+		}
+		n := Node{Name: p, Labels: map[string]string{corev1.LabelOSStable: parts[0], corev1.LabelArchStable: parts[1]}}
+		if len(parts) == 3 {
+			n.Variant = parts[2]
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}

@@ -40,7 +40,7 @@ type budgeted struct{ next http.RoundTripper }
 
 func (t budgeted) RoundTrip(req *http.Request) (*http.Response, error) {
 	if b, ok := req.Context().Value(budgetKey{}).(Budget); ok && b != nil {
-		b.Spend(canonicalHost(req.URL.Host))
+		b.Spend(RegistryHost(req.URL.Host))
 	}
 	return t.next.RoundTrip(req)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pullsafe/pullsafe/internal/metricset"
 )
 
 // metrics are the resolver's Prometheus series. A nil *metrics records nothing.
@@ -32,31 +34,21 @@ func newMetrics(o *options) (*metrics, error) {
 	if reg == nil {
 		return nil, nil
 	}
+	s := metricset.New(reg)
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pullsafe_registry_requests_total",
-			Help: "HTTP requests sent to registries, by registry host, method and status code (0: no response).",
-		}, []string{"registry", "method", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pullsafe_registry_request_duration_seconds",
-			Help:    "Latency of HTTP requests to registries.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}, []string{"registry", "method"}),
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pullsafe_cache_events_total",
-			Help: "Lookup cache events: hit, miss, coalesced (joined a lookup in flight), eviction.",
-		}, []string{"event"}),
-		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pullsafe_registry_ratelimit_remaining",
-			Help: "Last RateLimit-Remaining a registry reported (Docker Hub sends it on manifest requests).",
-		}, []string{"registry"}),
+		requests: s.CounterVec("pullsafe_registry_requests_total",
+			"HTTP requests sent to registries, by registry host, method and status code (0: no response).", "registry", "method", "code"),
+		latency: s.HistogramVec("pullsafe_registry_request_duration_seconds", "Latency of HTTP requests to registries.",
+			[]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}, "registry", "method"),
+		cache: s.CounterVec("pullsafe_cache_events_total",
+			"Lookup cache events: hit, miss, coalesced (joined a lookup in flight), eviction.", "event"),
+		remaining: s.GaugeVec("pullsafe_registry_ratelimit_remaining",
+			"Last RateLimit-Remaining a registry reported (Docker Hub sends it on manifest requests).", "registry"),
+	}
+	if err := s.Err(); err != nil {
+		return nil, err
 	}
 	m.hosts = newHostLabels(o, m.forgetHost)
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.cache, m.remaining} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
 	return m, nil
 }
 

@@ -95,6 +95,12 @@ func (r *Resolver) fetchPlatforms(ctx context.Context, img *Image) (platformSet,
 		// one, KEP-4639): it states no platform, and need not be JSON.
 		return m.set, nil
 	}
+	return r.configPlatform(ctx, t, base, img, m)
+}
+
+// configPlatform is the platform a single manifest's config blob states,
+// the blob size-capped and verified against its digest.
+func (r *Resolver) configPlatform(ctx context.Context, t http.RoundTripper, base string, img *Image, m manifestPlatforms) (platformSet, error) {
 	if m.config.Size > r.o.maxManifest {
 		return platformSet{}, &Error{Reason: Unreachable, Flavour: FlavourBadResponse,
 			Message: fmt.Sprintf("config blob of %d bytes is larger than the %d allowed", m.config.Size, r.o.maxManifest)}

@@ -248,6 +248,25 @@ type pathTarget struct {
 	configRead bool
 }
 
+// pathTargets are what a node of each platform fetches below top: the
+// single manifest itself, or the index's entry for the platform.
+func pathTargets(ctx context.Context, img *Image, top platformSet, cached bool, platforms []v1.Platform) []pathTarget {
+	var targets []pathTarget
+	if !top.index {
+		// A cached single manifest's set states a platform only once its
+		// config was read, here only if read where and as this lookup
+		// reads it; the audit asks again whatever was cached.
+		read := cached && len(top.platforms) > 0 && !background(ctx) && top.readAt == configReader(img)
+		targets = append(targets, pathTarget{label: singleLabel(platforms), blobs: top.blobs, configRead: read})
+	}
+	for _, p := range platforms {
+		if i := indexOfPlatform(top, p); top.index && i >= 0 {
+			targets = append(targets, pathTarget{label: platformLabel(p), digest: top.children[i]})
+		}
+	}
+	return targets
+}
+
 // walk reads the manifests of the targets and checks their blobs.
 func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform) error {
 	// containerd's fetcher (v2.4.2 fetcher.go, Fetch) requires a host with
@@ -267,19 +286,7 @@ func (r *Resolver) walk(ctx context.Context, img *Image, platforms []v1.Platform
 	if err != nil {
 		return err
 	}
-	var targets []pathTarget
-	if !top.index {
-		// A cached single manifest's set states a platform only once its
-		// config was read, here only if read where and as this lookup
-		// reads it; the audit asks again whatever was cached.
-		read := cached && len(top.platforms) > 0 && !background(ctx) && top.readAt == configReader(img)
-		targets = append(targets, pathTarget{label: singleLabel(platforms), blobs: top.blobs, configRead: read})
-	}
-	for _, p := range platforms {
-		if i := indexOfPlatform(top, p); top.index && i >= 0 {
-			targets = append(targets, pathTarget{label: platformLabel(p), digest: top.children[i]})
-		}
-	}
+	targets := pathTargets(ctx, img, top, cached, platforms)
 	errs := parallel(len(targets), pathChecksPerLookup, func(i int) error {
 		t := &targets[i]
 		if t.blobs != nil || t.digest == "" {

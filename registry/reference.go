@@ -39,6 +39,48 @@ type Reference struct {
 	Tag string
 	// Digest is "sha256:…" when the reference has one; it wins over Tag.
 	Digest string
+	// Written is the repository as the image spells it, without tag and
+	// digest ("MyReg:5000/app", "nginx"): what a pin keeps, and what
+	// registries.skip patterns written for the short form match.
+	Written string
+	// TagDefaulted: the image names neither tag nor digest, so Tag is the
+	// kubelet's "latest" (applyDefaultImageTag appends ":latest" to it).
+	TagDefaulted bool
+}
+
+// Host is the registry the reference is pulled from, one name however the
+// reference spells it (RegistryHost): the key for state kept per registry.
+// Domain keeps the spelling, for messages and pull-secret matching.
+func (r Reference) Host() string { return RegistryHost(r.Domain) }
+
+// HostOf is the registry host of image (Reference.Host), "" when the
+// kubelet could not parse it.
+func HostOf(image string) string {
+	r, err := ParseReference(image)
+	if err != nil {
+		return ""
+	}
+	return r.Host()
+}
+
+// RegistryHost is one registry's name however it is written: host names
+// are case-insensitive (the kubelet's parser keeps "MyReg" as written),
+// ":443" is HTTPS's default port, and Docker Hub is docker.io whether
+// written index.docker.io (the legacy name the parser folds already) or
+// registry-1.docker.io (the host containerd and ggcr send docker.io's
+// requests to). A URL's scheme and path (a mirror endpoint,
+// "https://mirror.corp/v2/") are dropped; an IPv6 literal keeps its
+// brackets ("[fd00::1]:5000"). Every per-registry key (lookup slots, the
+// audit's budget, the hosts a kubelet error names) is this, so a flood
+// cannot spell one registry three ways to get three shares.
+func RegistryHost(h string) string {
+	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	h = strings.TrimSuffix(strings.ToLower(h), ":443")
+	if h == "index.docker.io" || h == "registry-1.docker.io" {
+		return "docker.io"
+	}
+	return h
 }
 
 // parsedRefs memoises ParseReference, a pure function that runs a regular
@@ -66,15 +108,19 @@ func parseReference(image string) (Reference, error) {
 	if err != nil {
 		return Reference{}, &Error{Reason: InvalidReference, Image: image, Message: sanitize(err.Error()), Err: err}
 	}
-	r := Reference{Name: named.Name(), Domain: reference.Domain(named), Path: reference.Path(named)}
-	if t, ok := named.(reference.Tagged); ok {
-		r.Tag = t.Tag()
-	}
+	r := Reference{Name: named.Name(), Domain: reference.Domain(named), Path: reference.Path(named), Written: image}
+	// The image is the name as written, then ":tag", then "@digest": the
+	// parser accepts nothing else.
 	if d, ok := named.(reference.Digested); ok {
 		r.Digest = d.Digest().String()
+		r.Written = strings.TrimSuffix(r.Written, "@"+r.Digest)
+	}
+	if t, ok := named.(reference.Tagged); ok {
+		r.Tag = t.Tag()
+		r.Written = strings.TrimSuffix(r.Written, ":"+r.Tag)
 	}
 	if r.Tag == "" && r.Digest == "" {
-		r.Tag = "latest"
+		r.Tag, r.TagDefaulted = "latest", true
 	}
 	return r, nil
 }

@@ -33,13 +33,15 @@ func TestParseReferenceIsTheKubelets(t *testing.T) {
 		{"team/UPPER", Reference{}},
 		{"nginx:", Reference{}},
 		{"", Reference{}},
-		{"nginx", Reference{Name: "docker.io/library/nginx", Domain: "docker.io", Path: "library/nginx", Tag: "latest"}},
-		{"index.docker.io/bitnami/redis:7", Reference{Name: "docker.io/bitnami/redis", Domain: "docker.io", Path: "bitnami/redis", Tag: "7"}},
-		{"MyReg/app:v1", Reference{Name: "MyReg/app", Domain: "MyReg", Path: "app", Tag: "v1"}},
-		{"localhost/app", Reference{Name: "localhost/app", Domain: "localhost", Path: "app", Tag: "latest"}},
+		{"nginx", Reference{Name: "docker.io/library/nginx", Domain: "docker.io", Path: "library/nginx", Tag: "latest", Written: "nginx", TagDefaulted: true}},
+		{"index.docker.io/bitnami/redis:7", Reference{Name: "docker.io/bitnami/redis", Domain: "docker.io", Path: "bitnami/redis", Tag: "7", Written: "index.docker.io/bitnami/redis"}},
+		{"MyReg/app:v1", Reference{Name: "MyReg/app", Domain: "MyReg", Path: "app", Tag: "v1", Written: "MyReg/app"}},
+		{"localhost/app", Reference{Name: "localhost/app", Domain: "localhost", Path: "app", Tag: "latest", Written: "localhost/app", TagDefaulted: true}},
 		{"registry.corp.io:5000/team/api@" + digestA, Reference{Name: "registry.corp.io:5000/team/api", Domain: "registry.corp.io:5000",
-			Path: "team/api", Digest: digestA}},
-		{"nginx:1.27@" + digestA, Reference{Name: "docker.io/library/nginx", Domain: "docker.io", Path: "library/nginx", Tag: "1.27", Digest: digestA}},
+			Path: "team/api", Digest: digestA, Written: "registry.corp.io:5000/team/api"}},
+		{"nginx:1.27@" + digestA, Reference{Name: "docker.io/library/nginx", Domain: "docker.io", Path: "library/nginx", Tag: "1.27", Digest: digestA, Written: "nginx"}},
+		{"[fd00::1]:5000/app:v1", Reference{Name: "[fd00::1]:5000/app", Domain: "[fd00::1]:5000", Path: "app", Tag: "v1", Written: "[fd00::1]:5000/app"}},
+		{"localhost:5000", Reference{Name: "docker.io/library/localhost", Domain: "docker.io", Path: "library/localhost", Tag: "5000", Written: "localhost"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.image, func(t *testing.T) {
@@ -111,4 +113,94 @@ func TestResolveKubeletValidButUncheckable(t *testing.T) {
 	if e := mustFail(t, err); e.Reason != Unreachable || e.Flavour != FlavourUnsupported {
 		t.Errorf("Resolve = %+v, want unreachable/%s", e, FlavourUnsupported)
 	}
+}
+
+// One registry is one host however a reference spells it, as the name the
+// per-registry state is keyed by (lookup slots, the audit's budget, the
+// hosts a kubelet error names): case, HTTPS's default port, Docker Hub's
+// three names, a mirror endpoint's scheme and path.
+func TestRegistryHost(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"docker.io", "docker.io"},
+		{"index.docker.io", "docker.io"},
+		{"registry-1.docker.io", "docker.io"},
+		{"Registry-1.Docker.IO:443", "docker.io"},
+		{"https://registry-1.docker.io/v2/", "docker.io"},
+		{"MyReg.Example.com", "myreg.example.com"},
+		{"myreg.example.com:443", "myreg.example.com"},
+		{"myreg.example.com:5000", "myreg.example.com:5000"},
+		{"myreg.example.com:4430", "myreg.example.com:4430"},
+		{"http://mirror.corp:5000/path", "mirror.corp:5000"},
+		{"[FD00::1]:5000", "[fd00::1]:5000"},
+		{"[fd00::1]:443", "[fd00::1]"},
+		{"localhost", "localhost"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := RegistryHost(tt.in); got != tt.want {
+			t.Errorf("RegistryHost(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// HostOf is the host of the reference as the kubelet's parser reads it:
+// a first component is a host only with a ".", a ":" or "localhost", or in
+// capitals; else the image is Docker Hub's.
+func TestHostOf(t *testing.T) {
+	tests := []struct{ image, want string }{
+		{"nginx", "docker.io"},
+		{"library/nginx:1.27", "docker.io"},
+		{"index.docker.io/library/nginx", "docker.io"},
+		{"registry-1.docker.io/library/nginx", "docker.io"},
+		{"docker.io/library/nginx@" + digestA, "docker.io"},
+		{"MyReg/app:v1", "myreg"},
+		{"LOCALHOST:5000/team/app:v1", "localhost:5000"},
+		{"localhost/app", "localhost"},
+		{"team/app", "docker.io"},
+		{"myreg.example.com:443/team/app", "myreg.example.com"},
+		{"[fd00::1]:5000/app", "[fd00::1]:5000"},
+		{"localhost:5000", "docker.io"}, // Docker Hub's library/localhost, tag 5000
+		{"team/UPPER", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := HostOf(tt.image); got != tt.want {
+			t.Errorf("HostOf(%q) = %q, want %q", tt.image, got, tt.want)
+		}
+	}
+}
+
+// Whatever a user writes, one registry has one key: RegistryHost is
+// idempotent, lowercase, and HostOf is the parsed reference's; the parts
+// as written give the image back.
+func FuzzRegistryHost(f *testing.F) {
+	for _, s := range []string{"nginx", "Registry-1.Docker.IO:443/library/nginx", "https://mirror.corp:5000/v2/", "[FD00::1]:443/app:v1", "MyReg/app@" + digestA} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h := RegistryHost(s)
+		if RegistryHost(h) != h || strings.ToLower(h) != h {
+			t.Fatalf("RegistryHost(%q) = %q, not a fixed point", s, h)
+		}
+		r, err := ParseReference(s)
+		if err != nil {
+			if HostOf(s) != "" {
+				t.Fatalf("HostOf(%q) = %q for a reference the kubelet refuses", s, HostOf(s))
+			}
+			return
+		}
+		if HostOf(s) != r.Host() || r.Host() != RegistryHost(r.Domain) {
+			t.Fatalf("%q: HostOf %q, Host %q", s, HostOf(s), r.Host())
+		}
+		back := r.Written
+		if !r.TagDefaulted && r.Tag != "" {
+			back += ":" + r.Tag
+		}
+		if r.Digest != "" {
+			back += "@" + r.Digest
+		}
+		if back != s {
+			t.Fatalf("%q: the parts as written give %q", s, back)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pullsafe/pullsafe/internal/metricset"
 	"github.com/pullsafe/pullsafe/policy"
 )
 
@@ -21,40 +22,27 @@ type Metrics struct {
 
 // NewMetrics registers the admission metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	s := metricset.New(reg)
 	m := &Metrics{
-		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pullsafe_reviews_total",
-			Help: "Admission reviews answered, by webhook (validate/mutate), object kind and decision.",
-		}, []string{"webhook", "kind", "decision"}),
+		reviews: s.CounterVec("pullsafe_reviews_total",
+			"Admission reviews answered, by webhook (validate/mutate), object kind and decision.", "webhook", "kind", "decision"),
 		// The API server's own webhook histogram (apiserver_admission_webhook_admission_duration_seconds)
 		// includes the network; this one is pullsafe's share. Buckets from
 		// a cached review (~100µs) to the 10s webhook timeout.
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "pullsafe_admission_review_duration_seconds",
-			Help:    "Time to answer an admission review, by webhook (validate/mutate) and object kind.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"webhook", "kind"}),
-		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pullsafe_decisions_total",
-			Help: "Rule findings by rule, effective action (deny/warn) and object kind.",
-		}, []string{"rule", "action", "kind"}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pullsafe_config_reloads_total",
-			Help: "Attempts to apply a changed --config file, by result (success/failure).",
-		}, []string{"result"}),
-		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pullsafe_config_last_reload_successful",
-			Help: "1 while the --config file in effect is the newest one; 0 while a newer one is invalid and the old one is kept.",
-		}),
-		reloadOKSecond: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "pullsafe_config_last_reload_success_timestamp_seconds",
-			Help: "Unix time the config in effect was loaded.",
-		}),
+		duration: s.HistogramVec("pullsafe_admission_review_duration_seconds",
+			"Time to answer an admission review, by webhook (validate/mutate) and object kind.",
+			[]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}, "webhook", "kind"),
+		findings: s.CounterVec("pullsafe_decisions_total",
+			"Rule findings by rule, effective action (deny/warn) and object kind.", "rule", "action", "kind"),
+		reloads: s.CounterVec("pullsafe_config_reloads_total",
+			"Attempts to apply a changed --config file, by result (success/failure).", "result"),
+		reloadOK: s.Gauge("pullsafe_config_last_reload_successful",
+			"1 while the --config file in effect is the newest one; 0 while a newer one is invalid and the old one is kept."),
+		reloadOKSecond: s.Gauge("pullsafe_config_last_reload_success_timestamp_seconds",
+			"Unix time the config in effect was loaded."),
 	}
-	for _, c := range []prometheus.Collector{m.reviews, m.duration, m.findings, m.reloads, m.reloadOK, m.reloadOKSecond} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := s.Err(); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

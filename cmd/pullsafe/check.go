@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"maps"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,7 +133,7 @@ func check(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		// pre-flight check asks (the built-in default is warn).
 		cfg.Mode = policy.ModeEnforce
 	}
-	manifests, files, err := readInputs(o.files, stdin, o.pin, cfg.Workloads)
+	manifests, files, err := policy.ReadManifestFiles(o.files, stdin, o.pin, cfg.Workloads)
 	if err != nil {
 		return usageError{err}
 	}
@@ -254,31 +248,16 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		r.skipped = "mirror Pod of a static Pod (its node pulls the images with the node's own credentials, not the Pod's)"
 		return nil
 	}
-	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
-	var notes []string
-	if apierrors.IsForbidden(err) {
-		// Reading a namespace is a cluster-wide permission a CI account
-		// often lacks; its secrets may still be readable. Said, not fatal.
-		notes, err = []string{"namespace " + w.Namespace + "'s labels not read (forbidden): the config's mode and pinning apply"}, nil
-	}
+	labels, s, err := namespaceSettings(ctx, cfg, cluster, w)
 	if err != nil {
-		return fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+		return err
 	}
-	s := cfg.Settings(labels, w.Template)
-	s.Problems = append(notes, s.Problems...)
 	if r.undecodable != "" && s.Mode != policy.ModeOff {
 		r.v = &policy.Verdict{Object: w.Object(), Mode: s.Mode, Notes: append([]string{r.undecodable}, s.Problems...)}
 		return nil
 	}
 	if s.Mode == policy.ModeOff {
-		switch {
-		case labels[policy.LabelMode] == string(policy.ModeOff):
-			r.skipped = "mode off (namespace label " + policy.LabelMode + "=off)"
-		case o.mode != "":
-			r.skipped = "mode off (--mode off)"
-		default:
-			r.skipped = "mode off (the config's mode)"
-		}
+		r.skipped = offReason(labels, o)
 		return nil
 	}
 	if o.pin {
@@ -297,6 +276,35 @@ func checkOne(ctx context.Context, checker *policy.Checker, cluster *inputCluste
 		Pin: s.Pin, Credentials: cr, Nodes: nodes})
 	r.v.Notes = append(r.v.Notes, s.Problems...)
 	return nil
+}
+
+// namespaceSettings are the settings of w's namespace, from its labels
+// (the input's over the cluster's).
+func namespaceSettings(ctx context.Context, cfg *policy.Config, cluster *inputCluster, w *policy.Workload) (map[string]string, policy.Settings, error) {
+	labels, err := cluster.NamespaceLabels(ctx, w.Namespace)
+	var notes []string
+	if apierrors.IsForbidden(err) {
+		// Reading a namespace is a cluster-wide permission a CI account
+		// often lacks; its secrets may still be readable. Said, not fatal.
+		notes, err = []string{"namespace " + w.Namespace + "'s labels not read (forbidden): the config's mode and pinning apply"}, nil
+	}
+	if err != nil {
+		return nil, policy.Settings{}, fmt.Errorf("cannot read namespace %q: %w", w.Namespace, err)
+	}
+	s := cfg.Settings(labels, w.Template)
+	s.Problems = append(notes, s.Problems...)
+	return labels, s, nil
+}
+
+// offReason says which setting turned the mode off.
+func offReason(labels map[string]string, o *checkOptions) string {
+	switch {
+	case labels[policy.LabelMode] == string(policy.ModeOff):
+		return "mode off (namespace label " + policy.LabelMode + "=off)"
+	case o.mode != "":
+		return "mode off (--mode off)"
+	}
+	return "mode off (the config's mode)"
 }
 
 // progress prints "checked N of M objects" on stderr once a second after
@@ -327,101 +335,23 @@ func progress(w io.Writer, total int, done func() int) (stop func()) {
 	return func() { once.Do(func() { close(quit); <-exited }) }
 }
 
-// readInputs reads every -f as a stream, document by document, keeping only
-// what check uses (workloads, Secrets, ServiceAccounts, Namespaces), so a file of any
-// size is read whole or refused, never cut short. With keep (for --pin) it
-// also returns each file's bytes.
-func readInputs(paths []string, stdin io.Reader, keep bool, custom []policy.WorkloadKind) ([]policy.Manifest, map[string][]byte, error) {
-	var out []policy.Manifest
-	files := map[string][]byte{}
-	read := func(name string, r io.Reader) error {
-		var data bytes.Buffer
-		if keep {
-			r = io.TeeReader(r, &data)
-		}
-		mr := policy.NewManifestReader(r, name)
-		for {
-			m, err := mr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			if m.Kind == "Secret" || m.Kind == "ServiceAccount" || m.Kind == "Namespace" || policy.Checked(m.GroupKind(), custom...) {
-				out = append(out, m)
-			}
-		}
-		if keep {
-			files[name] = data.Bytes()
-		}
-		return nil
-	}
-	for _, p := range paths {
-		if p == "-" {
-			if err := read("-", stdin); err != nil {
-				return nil, nil, err
-			}
-			continue
-		}
-		var names []string
-		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			ext := strings.ToLower(filepath.Ext(path))
-			if !d.IsDir() && (path == p || ext == ".yaml" || ext == ".yml" || ext == ".json") {
-				names = append(names, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			f, err := os.Open(n)
-			if err != nil {
-				return nil, nil, err
-			}
-			err = read(n, f)
-			f.Close()
-			if err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	return out, files, nil
-}
-
 // inputCluster answers the webhook's Cluster questions from the input files,
 // then from a real cluster (checkCluster) when there is one.
 type inputCluster struct {
-	// objects are the input's Secrets and ServiceAccounts, then the
-	// cluster's; offline, what the input lacks is unknown.
-	objects    *policy.ManifestObjects
-	namespaces map[string]map[string]string // labels of the input's Namespaces
-	platforms  []policy.Node
-	live       webhook.Cluster // nil without a cluster
-	rest       *rest.Config    // live's, for service-account tokens
+	// objects are the input's Secrets, ServiceAccounts and Namespaces, then
+	// the cluster's; offline, what the input lacks is unknown.
+	objects   *policy.ManifestObjects
+	platforms []policy.Node   // --platforms
+	live      webhook.Cluster // nil without a cluster
+	rest      *rest.Config    // live's, for service-account tokens
 }
 
 func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions, rules *clientcmd.ClientConfigLoadingRules, stderr io.Writer) (*inputCluster, error) {
-	c := &inputCluster{namespaces: map[string]map[string]string{}}
-	for _, p := range strings.Split(o.platforms, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		parts := strings.Split(p, "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return nil, fmt.Errorf("--platforms: %q is not os/arch[/variant]", p)
-		}
-		n := policy.Node{Name: p, Labels: map[string]string{corev1.LabelOSStable: parts[0], corev1.LabelArchStable: parts[1]}}
-		if len(parts) == 3 {
-			n.Variant = parts[2]
-		}
-		c.platforms = append(c.platforms, n)
+	platforms, err := policy.ParsePlatforms(o.platforms)
+	if err != nil {
+		return nil, fmt.Errorf("--platforms: %w", err)
 	}
+	c := &inputCluster{platforms: platforms}
 	cl, err := checkCluster(o.kube, o.offline, rules)
 	switch {
 	case errors.Is(err, errOffline):
@@ -437,16 +367,6 @@ func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions,
 		fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))
 		if !o.namespaceSet {
 			o.namespace = cl.namespace // kubectl apply's default: the context's namespace
-		}
-	}
-	for _, m := range ms {
-		switch m.Kind {
-		case "Namespace":
-			var ns corev1.Namespace
-			if err := json.Unmarshal(m.JSON, &ns); err != nil {
-				return nil, fmt.Errorf("%s: %w", m.Where(), err)
-			}
-			c.namespaces[ns.Name] = ns.Labels
 		}
 	}
 	var next policy.SecretReader
@@ -494,27 +414,17 @@ func (c *inputCluster) ServiceAccount(ctx context.Context, ns, name string) (*co
 	return c.objects.ServiceAccount(ctx, ns, name)
 }
 
-// NamespaceLabels are the cluster's labels of the namespace with the input
-// Namespace's laid over them: kubectl apply sets the labels it is given and
-// keeps the others (a pullsafe.io/mode set with kubectl label stays).
+// NamespaceLabels are the cluster's labels of the namespace as applying
+// the input leaves them (policy.ManifestObjects.NamespaceLabels).
 func (c *inputCluster) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
-	in, ok := c.namespaces[name]
 	if c.live == nil {
-		return in, nil
+		return c.objects.NamespaceLabels(name, nil), nil
 	}
 	live, err := c.live.NamespaceLabels(ctx, name)
 	if err != nil {
-		return in, err // the input's, for a caller that carries on (forbidden)
+		return c.objects.NamespaceLabels(name, nil), err // the input's, for a caller that carries on (forbidden)
 	}
-	if !ok {
-		return live, nil
-	}
-	out := maps.Clone(live)
-	if out == nil {
-		out = map[string]string{}
-	}
-	maps.Copy(out, in)
-	return out, nil
+	return c.objects.NamespaceLabels(name, live), nil
 }
 
 func (c *inputCluster) Nodes(ctx context.Context) ([]policy.Node, error) {

@@ -370,7 +370,7 @@ func TestCheckForgedMirrorPodChecked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster := &inputCluster{objects: objects, namespaces: map[string]map[string]string{}, live: live}
+	cluster := &inputCluster{objects: objects, live: live}
 	nodes, err := cluster.Nodes(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -381,5 +381,18 @@ func TestCheckForgedMirrorPodChecked(t *testing.T) {
 	}
 	if r.skipped != "" || r.v.Decision() != policy.DecisionDeny {
 		t.Errorf("check: skipped %q, decision %v; the webhook denies", r.skipped, r.v.Decision())
+	}
+}
+
+// A kind named Namespace of another group (a CRD's) is not the namespace:
+// its labels set no pullsafe.io/mode, as the webhook reads only the core
+// Namespace's, and the Pod in it is checked.
+func TestCheckCRDNamespaceIsNotTheNamespace(t *testing.T) {
+	reg := registrytest.New(t)
+	in := "apiVersion: example.com/v1\nkind: Namespace\nmetadata: {name: shop, labels: {pullsafe.io/mode: \"off\"}}\n---\n" +
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  containers: [{name: c, image: \"" + reg.Host + "/team/app:gone\"}]\n"
+	out, errOut, code := runCheck(t, in, "-f", "-")
+	if code != 1 || !strings.Contains(out, "not-found") {
+		t.Errorf("exit %d, want 1 (the Pod's tag does not exist):\n%s%s", code, out, errOut)
 	}
 }

@@ -42,6 +42,21 @@ func compareReference(t *testing.T, image string) (valid bool) {
 	if kerr == nil && (r.Name != repo || r.Tag != tag || r.Digest != digest) {
 		t.Fatalf("%q: kubelet %q %q %q, pullsafe %q %q %q", image, repo, tag, digest, r.Name, r.Tag, r.Digest)
 	}
+	// The parts as written give the image back, and only an image with
+	// neither tag nor digest gets the kubelet's ":latest"
+	// (applyDefaultImageTag): what pins and CRI-O's lookups rely on.
+	if kerr == nil {
+		back := r.Written
+		if !r.TagDefaulted && r.Tag != "" {
+			back += ":" + r.Tag
+		}
+		if r.Digest != "" {
+			back += "@" + r.Digest
+		}
+		if back != image || r.TagDefaulted != (!strings.Contains(image[len(r.Written):], ":") && r.Digest == "") {
+			t.Fatalf("%q: written %q, tag %q (defaulted %v), digest %q do not give the image back", image, r.Written, r.Tag, r.TagDefaulted, r.Digest)
+		}
+	}
 	c := corev1.Container{Image: image}
 	k8sv1.SetDefaults_Container(&c)
 	if got := policy.PullPolicy(policy.Container{Image: image}); got != c.ImagePullPolicy {

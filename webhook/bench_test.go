@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -78,7 +79,7 @@ func BenchmarkReviewCachedPod3(b *testing.B) {
 	})
 	b.Run("http", func(b *testing.B) {
 		body, _ := json.Marshal(admissionv1.AdmissionReview{TypeMeta: typeMetaReview, Request: &req.AdmissionRequest})
-		h := WithRequestDeadline(&admission.Webhook{Handler: bd.validate})
+		h := WithRequestDeadline(NewReviews(bd.validate, logr.Discard()))
 		b.ReportAllocs()
 		for b.Loop() {
 			rec := httptest.NewRecorder()

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"golang.org/x/net/http2"
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/pullsafe/pullsafe/certs"
@@ -75,13 +74,13 @@ func newTLSBed(t testing.TB) *tlsBed {
 }
 
 // apiServerTransport is what the API server's webhook client uses: client-go
-// sets HTTP/2 up on its transport (apimachinery SetTransportDefaults) and no
-// TLS session cache, so it keeps one connection and never resumes.
-func (b *tlsBed) apiServerTransport(t testing.TB) *http.Transport {
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: b.roots}}
-	if err := http2.ConfigureTransport(tr); err != nil {
-		t.Fatal(err)
-	}
+// sets HTTP/2 up on its transport (apimachinery SetTransportDefaults, with
+// x/net/http2) and no TLS session cache, so it keeps one connection and
+// never resumes.
+func (b *tlsBed) apiServerTransport() *http.Transport {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: b.roots}, Protocols: new(http.Protocols)}
+	tr.Protocols.SetHTTP1(true)
+	tr.Protocols.SetHTTP2(true)
 	return tr
 }
 
@@ -105,7 +104,7 @@ func (b *tlsBed) post(t testing.TB, c *http.Client) *tls.ConnectionState {
 // resumes them, skipping the certificate exchange on a reconnect.
 func TestWebhookServerSpeaksHTTP2AndResumes(t *testing.T) {
 	b := newTLSBed(t)
-	c := &http.Client{Transport: b.apiServerTransport(t)}
+	c := &http.Client{Transport: b.apiServerTransport()}
 	for range 3 {
 		if cs := b.post(t, c); cs.NegotiatedProtocol != "h2" {
 			t.Fatalf("negotiated %q, want h2 as the API server's client asks", cs.NegotiatedProtocol)
@@ -135,7 +134,7 @@ func BenchmarkReviewTLS(b *testing.B) {
 		{"handshake", &http.Transport{TLSClientConfig: &tls.Config{RootCAs: bd.roots}, DisableKeepAlives: true}},
 		{"resumed", &http.Transport{TLSClientConfig: &tls.Config{RootCAs: bd.roots, ClientSessionCache: cache}, DisableKeepAlives: true}},
 		{"keepalive", &http.Transport{TLSClientConfig: &tls.Config{RootCAs: bd.roots}}},
-		{"http2", bd.apiServerTransport(b)},
+		{"http2", bd.apiServerTransport()},
 	}
 	for _, c := range cases {
 		client := &http.Client{Transport: c.tr}

@@ -1,13 +1,16 @@
 package webhook
 
 import (
-	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -163,7 +166,7 @@ func (in *review) request() admission.Request {
 
 // responseBuffers hold encoded responses between the encoder and the
 // connection's own buffer: one per review in flight, not one per review.
-var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var responseBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledResponse keeps a rare huge response (thousands of warnings)
 // from pinning its buffer in the pool.
@@ -173,20 +176,139 @@ const maxPooledResponse = 64 << 10
 // (none for a request that was not a review, as controller-runtime wrote
 // its errors).
 func writeReview(w http.ResponseWriter, apiVersion, kind string, resp admission.Response) {
-	buf := responseBuffers.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledResponse {
-			buf.Reset()
-			responseBuffers.Put(buf)
-		}
-	}()
-	ar := admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}, Response: &resp.AdmissionResponse}
-	if err := json.NewEncoder(buf).Encode(ar); err != nil {
-		// Every field is a string, bool, number, map of strings or
-		// already-encoded patch: unreachable, but never an empty answer.
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
+	p := responseBuffers.Get().(*[]byte)
+	b := appendReview((*p)[:0], apiVersion, kind, &resp.AdmissionResponse)
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledResponse {
+		*p = b
+		responseBuffers.Put(p)
+	}
+}
+
+// appendReview encodes what encoding/json makes of an AdmissionReview of
+// r, field by field without reflection; a status with details or list
+// metadata (pullsafe sets neither) goes through encoding/json.
+func appendReview(b []byte, apiVersion, kind string, r *admissionv1.AdmissionResponse) []byte {
+	b = append(b, '{')
+	if kind != "" {
+		b = appendJSONString(append(b, `"kind":`...), kind)
+		b = append(b, ',')
+	}
+	if apiVersion != "" {
+		b = appendJSONString(append(b, `"apiVersion":`...), apiVersion)
+		b = append(b, ',')
+	}
+	b = appendJSONString(append(b, `"response":{"uid":`...), string(r.UID))
+	b = strconv.AppendBool(append(b, `,"allowed":`...), r.Allowed)
+	if st := r.Result; st != nil {
+		b = appendStatus(append(b, `,"status":`...), st)
+	}
+	if r.Patch != nil {
+		b = append(b, `,"patch":"`...)
+		b = base64.StdEncoding.AppendEncode(b, r.Patch)
+		b = append(b, '"')
+	}
+	if r.PatchType != nil {
+		b = appendJSONString(append(b, `,"patchType":`...), string(*r.PatchType))
+	}
+	if len(r.AuditAnnotations) > 0 {
+		keys := make([]string, 0, len(r.AuditAnnotations))
+		for k := range r.AuditAnnotations {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, `,"auditAnnotations":{`...)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = appendJSONString(append(b, ':'), r.AuditAnnotations[k])
+		}
+		b = append(b, '}')
+	}
+	if len(r.Warnings) > 0 {
+		b = append(b, `,"warnings":[`...)
+		for i, w := range r.Warnings {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, w)
+		}
+		b = append(b, ']')
+	}
+	return append(b, "}}\n"...)
+}
+
+func appendStatus(b []byte, st *metav1.Status) []byte {
+	if st.Details != nil || st.ListMeta != (metav1.ListMeta{}) || st.TypeMeta != (metav1.TypeMeta{}) {
+		enc, err := json.Marshal(st)
+		if err != nil {
+			return append(b, "{}"...)
+		}
+		return append(b, enc...)
+	}
+	b = append(b, `{"metadata":{}`...)
+	if st.Status != "" {
+		b = appendJSONString(append(b, `,"status":`...), st.Status)
+	}
+	if st.Message != "" {
+		b = appendJSONString(append(b, `,"message":`...), st.Message)
+	}
+	if st.Reason != "" {
+		b = appendJSONString(append(b, `,"reason":`...), string(st.Reason))
+	}
+	if st.Code != 0 {
+		b = strconv.AppendInt(append(b, `,"code":`...), int64(st.Code), 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as encoding/json does (HTML characters, U+2028
+// and U+2029 escaped, invalid UTF-8 as U+FFFD): a warning or message quotes
+// a user's object and a registry's words.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(append(b, s[start:i]...), `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(append(b, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(b, s[start:]...), '"')
 }

@@ -204,7 +204,7 @@ func appendReview(b []byte, apiVersion, kind string, r *admissionv1.AdmissionRes
 	if st := r.Result; st != nil {
 		b = appendStatus(append(b, `,"status":`...), st)
 	}
-	if r.Patch != nil {
+	if len(r.Patch) > 0 { // omitempty
 		b = append(b, `,"patch":"`...)
 		b = base64.StdEncoding.AppendEncode(b, r.Patch)
 		b = append(b, '"')
@@ -288,6 +288,10 @@ func appendJSONString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}

@@ -61,7 +61,7 @@ $(BIN)/staticcheck-$(STATICCHECK_VERSION):
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (default 30s).
-	@for t in registry:FuzzKeychain registry:FuzzRegistryHost registry:FuzzClassify registry:FuzzSanitize registry:FuzzDecodeManifest registry:FuzzChallenge registry:FuzzHostsTOML registry:FuzzProviderResponse registry:FuzzProviderConfig registry:FuzzRegistriesConfResolve registry:FuzzLoadRegistriesConf policy:FuzzExtractWorkload policy:FuzzReadManifests policy:FuzzSplitYAML pinning:FuzzPinFile diagnose:FuzzWhyKubeletText webhook:FuzzAdmissionReview webhook:FuzzConfigReload; do \
+	@for t in registry:FuzzKeychain registry:FuzzRegistryHost registry:FuzzClassify registry:FuzzSanitize registry:FuzzDecodeManifest registry:FuzzChallenge registry:FuzzHostsTOML registry:FuzzProviderResponse registry:FuzzProviderConfig registry:FuzzRegistriesConfResolve registry:FuzzLoadRegistriesConf policy:FuzzExtractWorkload policy:FuzzExtractWorkloadMatchesTyped policy:FuzzReadManifests policy:FuzzSplitYAML pinning:FuzzPinFile diagnose:FuzzWhyKubeletText webhook:FuzzAdmissionReview webhook:FuzzReviewsMatchControllerRuntime webhook:FuzzAppendReviewMatchesEncodingJSON webhook:FuzzConfigReload; do \
 	  pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
 	  $(GO) test -run XXX -fuzz "^$$fn$$" -fuzztime $${FUZZTIME:-30s} ./$$pkg || exit 1; done
 	@for fn in FuzzSecretParsingMatchesKubelet FuzzReferenceMatchesKubelet; do echo "== test/kubeletdiff $$fn"; \

@@ -25,6 +25,16 @@ var podSpecPaths = map[schema.GroupKind][]string{
 	{Group: "batch", Kind: "CronJob"}:          {"spec", "jobTemplate", "spec", "template", "spec"},
 }
 
+// podSpecPointers are podSpecPaths as JSON pointers, built once: every
+// review of a built-in kind needs its pointer for the patch paths.
+var podSpecPointers = func() map[schema.GroupKind]string {
+	m := make(map[schema.GroupKind]string, len(podSpecPaths))
+	for gk, path := range podSpecPaths {
+		m[gk] = pointer(path)
+	}
+	return m
+}()
+
 // Checked reports whether pullsafe looks at objects of gk: a built-in kind
 // or one of the config's workloads (custom).
 func Checked(gk schema.GroupKind, custom ...WorkloadKind) bool {
@@ -148,7 +158,7 @@ func ExtractWorkload(gk schema.GroupKind, raw []byte, custom ...WorkloadKind) (*
 // images lists every image the kubelet would pull for the pod spec at base:
 // its containers of each kind, then its image volumes.
 func (p *podSpec) images(base string) []Container {
-	var out []Container
+	out := make([]Container, 0, len(p.InitContainers)+len(p.Containers)+len(p.EphemeralContainers))
 	for _, l := range []struct {
 		name string
 		cs   []container
@@ -180,7 +190,7 @@ func (p *podSpec) images(base string) []Container {
 // locate decodes the object's metadata and its pod spec, and returns the
 // JSON pointer of the pod spec; a nil Workload for kinds not checked.
 func locate(gk schema.GroupKind, raw []byte, custom []WorkloadKind) (*Workload, *podSpec, string, error) {
-	path, ok := podSpecPaths[gk]
+	base, ok := podSpecPointers[gk]
 	if !ok {
 		if k, ok := customKind(gk, custom); ok {
 			return extractCustom(k, raw)
@@ -198,7 +208,7 @@ func locate(gk schema.GroupKind, raw []byte, custom []WorkloadKind) (*Workload, 
 		nodeName = ps.NodeName
 	}
 	obj.Metadata.describe(w, nodeName)
-	return w, ps, pointer(path), nil
+	return w, ps, base, nil
 }
 
 // object has the shape of every checked kind at once: a Pod's spec holds the
@@ -251,8 +261,12 @@ type podSpec struct {
 	DeprecatedServiceAccount string            `json:"serviceAccount"`
 	NodeName                 string            `json:"nodeName"`
 	NodeSelector             map[string]string `json:"nodeSelector"`
-	Affinity                 *struct {
-		NodeAffinity *corev1.NodeAffinity `json:"nodeAffinity"`
+	// Only the required node affinity: the preferred terms rank nodes
+	// and rule out none (Eligible), and pod (anti-)affinity names pods.
+	Affinity *struct {
+		NodeAffinity *struct {
+			Required *corev1.NodeSelector `json:"requiredDuringSchedulingIgnoredDuringExecution"`
+		} `json:"nodeAffinity"`
 	} `json:"affinity"`
 }
 
@@ -287,7 +301,7 @@ func (p *podSpec) typed() corev1.PodSpec {
 	s := corev1.PodSpec{ImagePullSecrets: p.ImagePullSecrets, ServiceAccountName: sa, DeprecatedServiceAccount: p.DeprecatedServiceAccount,
 		NodeName: p.NodeName, NodeSelector: p.NodeSelector}
 	if p.Affinity != nil && p.Affinity.NodeAffinity != nil {
-		s.Affinity = &corev1.Affinity{NodeAffinity: p.Affinity.NodeAffinity}
+		s.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: p.Affinity.NodeAffinity.Required}}
 	}
 	return s
 }

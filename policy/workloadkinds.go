@@ -238,13 +238,18 @@ func (k WorkloadKind) pathError(err error) error {
 // name are escaped, so a patch lands on exactly that field.
 func pointer(path []string) string {
 	var b strings.Builder
-	esc := strings.NewReplacer("~", "~0", "/", "~1")
 	for _, s := range path {
 		b.WriteByte('/')
-		b.WriteString(esc.Replace(s))
+		if strings.ContainsAny(s, "~/") {
+			s = pointerEscaper.Replace(s)
+		}
+		b.WriteString(s)
 	}
 	return b.String()
 }
+
+// pointerEscaper escapes a JSON pointer's reference token (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
 

@@ -8,19 +8,24 @@ import (
 	"context"
 	"encoding/json"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// BenchmarkReview covers the shapes admission sees, all with cached images.
+// BenchmarkReview covers the shapes admission sees, all with cached images:
+// one row per decoded kind (the Pod is BenchmarkReviewCachedPod3), UPDATEs
+// with and without an image change, and a 30-container Pod.
 func BenchmarkReview(b *testing.B) {
-	bd := newBed(b, withNodes("amd64", "amd64", "arm64"))
+	bd := newBed(b, withNodes("amd64", "amd64", "arm64"), withRollouts(false))
 	ctx := context.Background()
 	api := bd.open.Host + "/team/api:v1.4.1"
 
@@ -33,9 +38,21 @@ func BenchmarkReview(b *testing.B) {
 		large.Spec.Containers = append(large.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%02d", i), Image: api,
 			Env: []corev1.EnvVar{{Name: "PADDING", Value: strings.Repeat("x", 1500)}}})
 	}
+	cron := &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "nightly"},
+		Spec:       batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: deploy.Spec.Template}}}}
+	// A configured kind: Argo Rollouts' Rollout, decoded case-sensitively
+	// through its configured path.
+	ro := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+		"metadata": map[string]any{"namespace": "team-a", "name": "api"},
+		"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": []any{
+			map[string]any{"name": "api", "image": api}, map[string]any{"name": "side", "image": bd.open.Host + "/multi/app:v1"}}}}}}}
 	old := pod("team-a", api, "nginx:1.27")
 	upd := old.DeepCopy()
 	upd.Labels = map[string]string{"rev": "2"}
+	// An UPDATE that changes one image: only that one is looked up.
+	updImage := old.DeepCopy()
+	updImage.Spec.Containers[1].Image = bd.open.Host + "/multi/app:v1"
 
 	cases := []struct {
 		name string
@@ -44,6 +61,9 @@ func BenchmarkReview(b *testing.B) {
 		{"Deployment", request(b, admissionv1.Create, deploy, nil, "")},
 		{"Pod30Containers", request(b, admissionv1.Create, large, nil, "")},
 		{"UpdateNoImageChange", request(b, admissionv1.Update, upd, old, "")},
+		{"UpdateImageChange", request(b, admissionv1.Update, updImage, old, "")},
+		{"CronJob", request(b, admissionv1.Create, cron, nil, "")},
+		{"CustomKindRollout", request(b, admissionv1.Create, ro, nil, "")},
 	}
 	for _, c := range cases {
 		bd.validate.Handle(ctx, c.req) // warm
@@ -78,7 +98,7 @@ func BenchmarkReviewCachedPod3(b *testing.B) {
 	})
 	b.Run("http", func(b *testing.B) {
 		body, _ := json.Marshal(admissionv1.AdmissionReview{TypeMeta: typeMetaReview, Request: &req.AdmissionRequest})
-		h := WithRequestDeadline(&admission.Webhook{Handler: bd.validate})
+		h := WithRequestDeadline(NewReviews(bd.validate, logr.Discard()))
 		b.ReportAllocs()
 		for b.Loop() {
 			rec := httptest.NewRecorder()

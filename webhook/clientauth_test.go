@@ -22,11 +22,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/certs"
 	"github.com/pullsafe/pullsafe/policy"
@@ -121,7 +121,7 @@ func newAuthBed(t *testing.T, clientCA []byte, names ...string) *authBed {
 
 	port := freePort(t)
 	srv := NewWebhookServer("127.0.0.1", port, dir, b.auth)
-	hook := WithRequestDeadline(&admission.Webhook{Handler: bd.mutate})
+	hook := WithRequestDeadline(NewReviews(bd.mutate, logr.Discard()))
 	srv.Register(MutatePath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.calls.Add(1)
 		hook.ServeHTTP(w, r)

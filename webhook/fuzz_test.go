@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -24,9 +25,9 @@ type offline struct{}
 
 func (offline) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("offline") }
 
-// FuzzAdmissionReview sends arbitrary bodies through controller-runtime's
-// decoding into pullsafe's handlers: the answer is always a well-formed
-// AdmissionReview; a body controller-runtime cannot decode is its 400; and
+// FuzzAdmissionReview sends arbitrary bodies through Reviews into
+// pullsafe's handlers: the answer is always a well-formed AdmissionReview;
+// a body that is not an AdmissionReview is a 400; and
 // what pullsafe answers is exactly valid: the mutating webhook never
 // refuses, and the validating one refuses only with a 403 that names a rule
 // which can fire without a registry (invalid-reference, dockerhub-anonymous),
@@ -55,12 +56,12 @@ func FuzzAdmissionReview(f *testing.F) {
 	offlineDenials := map[string]bool{string(policy.RuleInvalidReference): true, string(policy.RuleDockerHubAnonymous): true}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, mutating := range []bool{false, true} {
-			reached := false // whether controller-runtime handed the request to pullsafe
+			reached := false // whether Reviews handed the request to pullsafe
 			h := NewHandler(checker, NewClientCluster(c, c), mutating, "", nil)
-			hook := &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+			hook := NewReviews(admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 				reached = true
 				return h.Handle(ctx, req)
-			})}
+			}), logr.Discard())
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodPost, "/validate", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
@@ -73,7 +74,7 @@ func FuzzAdmissionReview(f *testing.F) {
 			switch {
 			case !reached:
 				if r.Allowed || r.Result == nil || r.Result.Code != http.StatusBadRequest {
-					t.Fatalf("undecodable body: %+v, want controller-runtime's 400", r)
+					t.Fatalf("undecodable body: %+v, want a 400", r)
 				}
 			case mutating:
 				if !r.Allowed {

@@ -58,10 +58,13 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admis
 	resp, decision := h.handle(ctx, req)
 	h.metrics.review(h.mutating, req.Kind.Kind, decision)
 	// Debug level: a busy cluster reviews thousands of objects a minute.
-	// controller-runtime's logger in ctx already carries the webhook and UID.
-	logr.FromContextOrDiscard(ctx).V(1).Info("reviewed", "mutating", h.mutating, "kind", req.Kind.Kind,
-		"namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "decision", decision,
-		"findings", resp.AuditAnnotations["findings"], "pinned", resp.AuditAnnotations["pinned"], "dryRun", ptr.Deref(req.DryRun, false))
+	// The logger in ctx (Reviews) already carries the path and UID. Checked
+	// first: the key/values are built (boxed) even for a disabled level.
+	if log := logr.FromContextOrDiscard(ctx).V(1); log.Enabled() {
+		log.Info("reviewed", "mutating", h.mutating, "kind", req.Kind.Kind,
+			"namespace", req.Namespace, "name", req.Name, "operation", req.Operation, "decision", decision,
+			"findings", resp.AuditAnnotations["findings"], "pinned", resp.AuditAnnotations["pinned"], "dryRun", ptr.Deref(req.DryRun, false))
+	}
 	return resp
 }
 

@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/pullsafe/pullsafe/certs"
 	"github.com/pullsafe/pullsafe/policy"
@@ -289,8 +288,9 @@ func (s *server) setupHandlers(ctx context.Context, m *Metrics) error {
 		cluster.SetTokens(NewServiceAccountTokens(s.mgr.GetClient()))
 	}
 	srv := s.mgr.GetWebhookServer()
-	srv.Register(ValidatePath, WithRequestDeadline(&admission.Webhook{Handler: NewLiveHandler(s.live, cluster, false, m)}))
-	srv.Register(MutatePath, WithRequestDeadline(&admission.Webhook{Handler: NewLiveHandler(s.live, cluster, true, m)}))
+	log := ctrl.Log.WithName("admission")
+	srv.Register(ValidatePath, WithRequestDeadline(NewReviews(NewLiveHandler(s.live, cluster, false, m), log)))
+	srv.Register(MutatePath, WithRequestDeadline(NewReviews(NewLiveHandler(s.live, cluster, true, m), log)))
 	// Node and namespace snapshots from informers; readiness waits on their sync.
 	if err := cluster.TrackInformers(ctx, s.mgr.GetCache()); err != nil {
 		return fmt.Errorf("node and namespace informers: %w", err)

@@ -119,27 +119,31 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 	}
 	in.Pin = in.Pin.forWorkload(in.Workload)
 	in.groups = c.runtimeGroups(in)
-	// This review's view of the checker: the same rules, with a resolver
-	// that shares identical lookups and takes a slot per lookup.
-	review := *c
-	review.res = newReviewResolver(c.res, c.lookups, in.Workload.Namespace)
 	results := make([]result, len(in.Containers))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(c.perReview, len(in.Containers)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				results[i] = review.safeContainer(ctx, in, in.Containers[i])
-			}
-		}()
+	missed := c.fromMemory(ctx, in, results)
+	if len(missed) > 0 {
+		// This review's view of the checker: the same rules, with a
+		// resolver that shares identical lookups and takes a slot per
+		// lookup.
+		review := *c
+		review.res = newReviewResolver(c.res, c.lookups, in.Workload.Namespace)
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range min(c.perReview, len(missed)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					results[i] = review.safeContainer(ctx, in, in.Containers[i])
+				}
+			}()
+		}
+		for _, i := range missed {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
 	}
-	for i := range in.Containers {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	for _, r := range results {
 		v.Findings = append(v.Findings, r.findings...)
 		for _, n := range r.notes {

@@ -164,6 +164,9 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 			return withImage(e, img.ref.String())
 		}
 	}
+	if memoryOnly(ctx) {
+		return ErrNotInMemory
+	}
 	r.metrics.cacheEvent("miss")
 	ch := r.flights.DoChan(key, contained(img.ref.String(), img.ep.host, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -64,6 +65,18 @@ type Input struct {
 	// (crio.go), made once per Check: the nodes and the spec are every
 	// container's.
 	groups []*runtimeGroup
+	// eligible is Eligible(Nodes, spec) when eligibleSet, made once per
+	// Check (and per runtime group) for the same reason.
+	eligible    []Node
+	eligibleSet bool
+}
+
+// eligibleNodes is Eligible(in.Nodes, &in.Workload.Spec), once per Check.
+func (in *Input) eligibleNodes() []Node {
+	if in.eligibleSet {
+		return in.eligible
+	}
+	return Eligible(in.Nodes, &in.Workload.Spec)
 }
 
 // Checker applies the rules. Safe for concurrent use.
@@ -118,6 +131,9 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 		return v
 	}
 	in.Pin = in.Pin.forWorkload(in.Workload)
+	if in.Nodes != nil {
+		in.eligible, in.eligibleSet = Eligible(in.Nodes, &in.Workload.Spec), true
+	}
 	in.groups = c.runtimeGroups(in)
 	results := make([]result, len(in.Containers))
 	missed := c.fromMemory(ctx, in, results)
@@ -446,7 +462,7 @@ func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *regis
 	if !in.Pin.On || img.Tag == "" || ref.Digest != "" {
 		return false
 	}
-	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, img.Digest.String(), c.cfg.Pin.KeepTag)}
+	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, digestString(img.Digest), c.cfg.Pin.KeepTag)}
 	return true
 }
 
@@ -457,6 +473,11 @@ func pinned(image, digest string, keepTag bool) string {
 	}
 	return image + "@" + digest
 }
+
+// digestString is v1.Hash.String without fmt (three allocations there, one
+// here): the pin and the mutable-tag rule spell a cached answer's digest on
+// every review.
+func digestString(h v1.Hash) string { return h.Algorithm + ":" + h.Hex }
 
 // mutableTag advises what would pin this object (in.Pin.Fix): the
 // namespace label helps a Pod, not a template.
@@ -472,7 +493,8 @@ func (c *Checker) mutableTag(in Input, ct Container, ref registry.Reference, img
 	if ct.Source == SourceVolume {
 		field = "pullPolicy" // spec.volumes[].image.pullPolicy
 	}
-	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with %s IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, field, img.Digest.String()[:19]),
+	now := digestString(img.Digest)
+	find(RuleMutableTag, "mutable tag "+strconv.Quote(ref.Tag)+" with "+field+" IfNotPresent: nodes may run different bits (now "+now[:min(19, len(now))]+"…)",
 		fix)
 }
 
@@ -516,7 +538,7 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		out.notes = append(out.notes, "platform not checked: the cluster has no nodes yet")
 		return
 	}
-	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	eligible := in.eligibleNodes()
 	if len(eligible) == 0 {
 		out.notes = append(out.notes, "platform not checked: no node matches the nodeSelector/affinity")
 		return
@@ -576,11 +598,11 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	switch {
 	case len(cannot) == 0:
 	case len(can) == 0:
-		find(RulePlatform, fmt.Sprintf("offers %s only; no node it may run on can run it (nodes: %s)", offers, nodeSummary(eligible)),
+		find(RulePlatform, "offers "+offers+" only; no node it may run on can run it (nodes: "+nodeSummary(eligible)+")",
 			"build a multi-arch image (docker buildx build --platform linux/amd64,linux/arm64) or use one that offers the nodes' platform")
 	default:
 		f := out.add(ct, RulePlatform,
-			fmt.Sprintf("offers %s only; %d of %d eligible nodes (%s) cannot run it", offers, len(cannot), len(eligible), nodeSummary(cannot)),
+			"offers "+offers+" only; "+strconv.Itoa(len(cannot))+" of "+strconv.Itoa(len(eligible))+" eligible nodes ("+nodeSummary(cannot)+") cannot run it",
 			narrowing(can, cannot))
 		f.Action = c.cappedAt(RulePlatform, ActionWarn)
 	}
@@ -595,7 +617,7 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 func (c *Checker) schema1(in Input, ct Container, img *registry.Image, out *result) {
 	cause := fmt.Sprintf("the registry serves a Docker schema 1 manifest (%s); containerd 2 refuses it by default, 2.1 and later always: \"schema 1 image manifests are no longer supported\"", img.MediaType)
 	fix := "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"
-	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	eligible := in.eligibleNodes()
 	refuse := 0
 	for _, n := range eligible {
 		if n.refusesSchema1() {

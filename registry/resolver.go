@@ -421,7 +421,7 @@ func mirrorRefused(e *Error, ep endpoint) *Error {
 // error of flavour FlavourTooManyPlatforms: the rule cannot tell a node it
 // cannot run there, so it must not deny.
 func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, error) {
-	key := img.Digest.String()
+	key := img.Digest.Algorithm + ":" + img.Digest.Hex // Digest.String, without fmt: every review asks
 	if s, ok := r.platforms.get(key); ok {
 		return s.answer(img)
 	}

@@ -69,6 +69,8 @@ type Input struct {
 	// Check (and per runtime group) for the same reason.
 	eligible    []Node
 	eligibleSet bool
+	// judged are the platform rule's verdicts of this Check (platformjudged.go).
+	judged *platformJudgements
 }
 
 // eligibleNodes is Eligible(in.Nodes, &in.Workload.Spec), once per Check.
@@ -135,6 +137,7 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 		in.eligible, in.eligibleSet = Eligible(in.Nodes, &in.Workload.Spec), true
 	}
 	in.groups = c.runtimeGroups(in)
+	in.judged = newPlatformJudgements()
 	results := make([]result, len(in.Containers))
 	missed := c.fromMemory(ctx, in, results)
 	if len(missed) > 0 {
@@ -558,6 +561,23 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 		find(RuleUnreachable, cause, "")
 		return
 	}
+	judged, ok := in.judged.get(img.Digest, eligible)
+	if !ok {
+		c.judgePlatforms(in, eligible, platforms, &judged)
+		in.judged.put(img.Digest, eligible, judged)
+	}
+	for _, f := range judged.findings {
+		out.add(ct, f.Rule, f.Cause, f.Fix).Action = f.Action
+	}
+	out.notes = append(out.notes, judged.notes...)
+}
+
+// judgePlatforms is the platform rule's verdict on the platforms an image
+// offers, for the eligible nodes, into out: findings without a container,
+// which platform gives to each container that runs the image.
+func (c *Checker) judgePlatforms(in Input, eligible []Node, platforms []v1.Platform, out *result) {
+	var ct Container
+	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
 	all := platforms
 	if platforms = stated(platforms); len(platforms) == 0 {
 		return // an artifact, or an index whose entries state no platform: nothing to compare

@@ -17,7 +17,7 @@ import (
 func TestPlatformVerdictsOncePerImageAndReview(t *testing.T) {
 	amd, arm := "registry.corp.io/team/amd:v1", "registry.corp.io/team/arm:v1"
 	res := fakeResolver{
-		images: map[string]*registry.Image{amd: img("registry.corp.io/team/amd", "v1", digest1), arm: img("registry.corp.io/team/arm", "v1", digest2)},
+		images:    map[string]*registry.Image{amd: img("registry.corp.io/team/amd", "v1", digest1), arm: img("registry.corp.io/team/arm", "v1", digest2)},
 		platforms: map[v1.Hash][]v1.Platform{digest1: {linux("amd64")}, digest2: {linux("arm64")}},
 	}
 	in := podWith([]string{amd, arm, amd, arm})

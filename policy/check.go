@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -64,6 +65,20 @@ type Input struct {
 	// (crio.go), made once per Check: the nodes and the spec are every
 	// container's.
 	groups []*runtimeGroup
+	// eligible is Eligible(Nodes, spec) when eligibleSet, made once per
+	// Check (and per runtime group) for the same reason.
+	eligible    []Node
+	eligibleSet bool
+	// judged are the platform rule's verdicts of this Check (platformjudged.go).
+	judged *platformJudgements
+}
+
+// eligibleNodes is Eligible(in.Nodes, &in.Workload.Spec), once per Check.
+func (in *Input) eligibleNodes() []Node {
+	if in.eligibleSet {
+		return in.eligible
+	}
+	return Eligible(in.Nodes, &in.Workload.Spec)
 }
 
 // Checker applies the rules. Safe for concurrent use.
@@ -118,28 +133,36 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 		return v
 	}
 	in.Pin = in.Pin.forWorkload(in.Workload)
+	if in.Nodes != nil {
+		in.eligible, in.eligibleSet = Eligible(in.Nodes, &in.Workload.Spec), true
+	}
 	in.groups = c.runtimeGroups(in)
-	// This review's view of the checker: the same rules, with a resolver
-	// that shares identical lookups and takes a slot per lookup.
-	review := *c
-	review.res = newReviewResolver(c.res, c.lookups, in.Workload.Namespace)
+	in.judged = newPlatformJudgements()
 	results := make([]result, len(in.Containers))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(c.perReview, len(in.Containers)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				results[i] = review.safeContainer(ctx, in, in.Containers[i])
-			}
-		}()
+	missed := c.fromMemory(ctx, in, results)
+	if len(missed) > 0 {
+		// This review's view of the checker: the same rules, with a
+		// resolver that shares identical lookups and takes a slot per
+		// lookup.
+		review := *c
+		review.res = newReviewResolver(c.res, c.lookups, in.Workload.Namespace)
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range min(c.perReview, len(missed)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					results[i] = review.safeContainer(ctx, in, in.Containers[i])
+				}
+			}()
+		}
+		for _, i := range missed {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
 	}
-	for i := range in.Containers {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	for _, r := range results {
 		v.Findings = append(v.Findings, r.findings...)
 		for _, n := range r.notes {
@@ -431,7 +454,7 @@ func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *regis
 	if !in.Pin.On || img.Tag == "" || ref.Digest != "" {
 		return false
 	}
-	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, img.Digest.String(), c.cfg.Pin.KeepTag)}
+	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, digestString(img.Digest), c.cfg.Pin.KeepTag)}
 	return true
 }
 
@@ -442,6 +465,11 @@ func pinned(image, digest string, keepTag bool) string {
 	}
 	return image + "@" + digest
 }
+
+// digestString is v1.Hash.String without fmt (three allocations there, one
+// here): the pin and the mutable-tag rule spell a cached answer's digest on
+// every review.
+func digestString(h v1.Hash) string { return h.Algorithm + ":" + h.Hex }
 
 // mutableTag advises what would pin this object (in.Pin.Fix): the
 // namespace label helps a Pod, not a template.
@@ -457,7 +485,8 @@ func (c *Checker) mutableTag(in Input, ct Container, ref registry.Reference, img
 	if ct.Source == SourceVolume {
 		field = "pullPolicy" // spec.volumes[].image.pullPolicy
 	}
-	find(RuleMutableTag, fmt.Sprintf("mutable tag %q with %s IfNotPresent: nodes may run different bits (now %s…)", ref.Tag, field, img.Digest.String()[:19]),
+	now := digestString(img.Digest)
+	find(RuleMutableTag, "mutable tag "+strconv.Quote(ref.Tag)+" with "+field+" IfNotPresent: nodes may run different bits (now "+now[:min(19, len(now))]+"…)",
 		fix)
 }
 
@@ -501,6 +530,23 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	if !ok {
 		return
 	}
+	judged, ok := in.judged.get(img.Digest, eligible)
+	if !ok {
+		c.judgePlatforms(in, eligible, platforms, &judged)
+		in.judged.put(img.Digest, eligible, judged)
+	}
+	for _, f := range judged.findings {
+		out.add(ct, f.Rule, f.Cause, f.Fix).Action = f.Action
+	}
+	out.notes = append(out.notes, judged.notes...)
+}
+
+// judgePlatforms is the platform rule's verdict on the platforms an image
+// states (offered), for the eligible nodes, into out: findings without a
+// container, which platform gives to each container that runs the image.
+func (c *Checker) judgePlatforms(in Input, eligible []Node, platforms []v1.Platform, out *result) {
+	var ct Container
+	find := func(r Rule, cause, fix string) { out.add(ct, r, cause, fix) }
 	handler := buildUncertain(&in.Workload.Spec)
 	can, cannot, unsure := splitNodes(platforms, eligible, handler)
 	if builds, run := windowsOnly(platforms, unsure); builds != "" {
@@ -516,11 +562,11 @@ func (c *Checker) platform(ctx context.Context, in Input, ct Container, img *reg
 	switch {
 	case len(cannot) == 0:
 	case len(can) == 0:
-		find(RulePlatform, fmt.Sprintf("offers %s only; no node it may run on can run it (nodes: %s)", offers, nodeSummary(eligible)),
+		find(RulePlatform, "offers "+offers+" only; no node it may run on can run it (nodes: "+nodeSummary(eligible)+")",
 			"build a multi-arch image (docker buildx build --platform linux/amd64,linux/arm64) or use one that offers the nodes' platform")
 	default:
 		f := out.add(ct, RulePlatform,
-			fmt.Sprintf("offers %s only; %d of %d eligible nodes (%s) cannot run it", offers, len(cannot), len(eligible), nodeSummary(cannot)),
+			"offers "+offers+" only; "+strconv.Itoa(len(cannot))+" of "+strconv.Itoa(len(eligible))+" eligible nodes ("+nodeSummary(cannot)+") cannot run it",
 			narrowing(can, cannot))
 		f.Action = c.cappedAt(RulePlatform, ActionWarn)
 	}
@@ -537,7 +583,7 @@ func eligibleNodes(in Input, out *result) []Node {
 		out.notes = append(out.notes, "platform not checked: the cluster has no nodes yet")
 		return nil
 	}
-	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	eligible := in.eligibleNodes()
 	if len(eligible) == 0 {
 		out.notes = append(out.notes, "platform not checked: no node matches the nodeSelector/affinity")
 	}
@@ -606,7 +652,7 @@ func splitNodes(platforms []v1.Platform, eligible []Node, handler string) (can, 
 func (c *Checker) schema1(in Input, ct Container, img *registry.Image, out *result) {
 	cause := fmt.Sprintf("the registry serves a Docker schema 1 manifest (%s); containerd 2 refuses it by default, 2.1 and later always: \"schema 1 image manifests are no longer supported\"", img.MediaType)
 	fix := "rebuild and push the image with a current builder (docker buildx, or pull and push it with Docker 20+), or use a newer tag"
-	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	eligible := in.eligibleNodes()
 	refuse := 0
 	for _, n := range eligible {
 		if n.refusesSchema1() {

@@ -80,7 +80,7 @@ func (c *Checker) runtimeGroups(in Input) []*runtimeGroup {
 	if c.cfg.LoadedRegistriesConf == nil || in.Nodes == nil {
 		return nil
 	}
-	eligible := Eligible(in.Nodes, &in.Workload.Spec)
+	eligible := in.eligibleNodes()
 	if !slices.ContainsFunc(eligible, Node.isCRIO) {
 		return nil
 	}
@@ -119,7 +119,8 @@ func (c *Checker) byRuntime(ctx context.Context, in Input, ct Container, ref reg
 	res := make([]result, len(groups))
 	for i, g := range groups {
 		gin := in
-		gin.Nodes = g.nodes
+		// A group's nodes are eligible nodes: Eligible keeps them all.
+		gin.Nodes, gin.eligible, gin.eligibleSet = g.nodes, g.nodes, true
 		if !g.nodes[0].isCRIO() {
 			res[i] = c.lookup(ctx, gin, ct, ref)
 			continue

@@ -138,9 +138,9 @@ func narrowing(can, cannot []Node) string {
 		}
 		sort.Strings(vals)
 		if len(vals) == 1 {
-			parts = append(parts, fmt.Sprintf("nodeSelector %s: %s", key, vals[0]))
+			parts = append(parts, "nodeSelector "+key+": "+vals[0])
 		} else {
-			parts = append(parts, fmt.Sprintf("required node affinity %s In (%s)", key, strings.Join(vals, ", ")))
+			parts = append(parts, "required node affinity "+key+" In ("+strings.Join(vals, ", ")+")")
 		}
 	}
 	if len(parts) == 0 {
@@ -211,11 +211,16 @@ func nodeSummary(nodes []Node) string {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	parts := make([]string, len(keys))
+	var b strings.Builder
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d %s", count[k], k)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(count[k]))
+		b.WriteByte(' ')
+		b.WriteString(k)
 	}
-	return strings.Join(parts, ", ")
+	return b.String()
 }
 
 // ParsePlatforms reads a comma-separated list of os/arch[/variant]

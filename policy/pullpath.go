@@ -47,7 +47,7 @@ func (c *Checker) pullPath(ctx context.Context, in Input, ct Container, img *reg
 		}
 		var eligible []Node
 		if len(in.Nodes) > 0 {
-			eligible = Eligible(in.Nodes, &in.Workload.Spec)
+			eligible = in.eligibleNodes()
 		}
 		if pull = pulledPlatforms(stated(platforms), eligible); len(pull) == 0 {
 			return // nodes unknown, or none of them pulls an entry: the platform rule's verdict

@@ -25,8 +25,23 @@ type Finding struct {
 // sanitized and cut to maxFindingBytes: one finding must never fill a
 // terminal.
 func (f Finding) Line() string {
-	head := f.Source.String() + " " + quoted(f.Container) + " image " + quoted(f.Image) + ": "
-	return head + registry.Sanitize(f.Cause, max(maxFindingBytes-len(head), 64))
+	var b strings.Builder
+	f.writeLine(&b)
+	return b.String()
+}
+
+// writeLine appends Line to b: a warning is written in one builder, not
+// formatted piece by piece (every review of a cached image writes it).
+func (f Finding) writeLine(b *strings.Builder) {
+	start := b.Len()
+	b.Grow(len(f.Container) + len(f.Image) + len(f.Cause) + 32)
+	b.WriteString(f.Source.String())
+	b.WriteByte(' ')
+	writeQuoted(b, f.Container)
+	b.WriteString(" image ")
+	writeQuoted(b, f.Image)
+	b.WriteString(": ")
+	b.WriteString(registry.Sanitize(f.Cause, max(maxFindingBytes-(b.Len()-start), 64)))
 }
 
 // Bounds of what reaches a terminal (kubectl prints a denial whole, and
@@ -43,10 +58,18 @@ const (
 // unprintable escaped (\x1b, \u202e) rather than removed: a bad reference
 // is then visible as such.
 func quoted(s string) string {
+	var b strings.Builder
+	writeQuoted(&b, s)
+	return b.String()
+}
+
+// writeQuoted appends quoted(s) to b.
+func writeQuoted(b *strings.Builder, s string) {
 	if len(s) > maxQuotedBytes {
 		s = registry.Sanitize(s, maxQuotedBytes)
 	}
-	return strconv.Quote(s)
+	var buf [128]byte
+	b.Write(strconv.AppendQuote(buf[:0], s))
 }
 
 // Pin is a tag to rewrite to the digest that was checked.
@@ -106,7 +129,7 @@ func (v *Verdict) DenialMessage() string {
 		if d, ok := denied[k]; !ok || denialOf(f.Rule) < d {
 			denied[k] = denialOf(f.Rule)
 		}
-		lines = append(lines, registry.Sanitize(fmt.Sprintf("[%s] %s", f.Rule, f.Line()), maxFindingBytes))
+		lines = append(lines, registry.Sanitize("["+string(f.Rule)+"] "+f.Line(), maxFindingBytes))
 		if f.Fix != "" && !seen[f.Fix] {
 			seen[f.Fix] = true
 			fixes = append(fixes, registry.Sanitize("fix: "+f.Fix, maxFindingBytes))
@@ -191,38 +214,68 @@ func writeCapped(b *strings.Builder, items []string, limit int, what string) {
 const maxWarnings = 10
 
 // Warnings are one short line each: kubectl prints "Warning: <line>".
+// Past maxWarnings, the last line counts the rest, which are not written.
 func (v *Verdict) Warnings() []string {
-	var out []string
+	n := len(v.Notes)
 	for _, f := range v.Findings {
-		if f.Action != ActionWarn {
-			continue
+		if f.Action == ActionWarn {
+			n++
 		}
-		w := fmt.Sprintf("pullsafe [%s] %s", f.Rule, f.Line())
-		if f.Fix != "" {
-			w += " — " + f.Fix
+	}
+	if n == 0 {
+		return nil
+	}
+	shown := n
+	if n > maxWarnings {
+		shown = maxWarnings - 1
+	}
+	out := make([]string, 0, min(n, maxWarnings))
+	for _, f := range v.Findings {
+		if len(out) == shown {
+			break
 		}
-		out = append(out, registry.Sanitize(w, maxFindingBytes))
+		if f.Action == ActionWarn {
+			out = append(out, f.warning())
+		}
 	}
-	for _, n := range v.Notes {
-		out = append(out, registry.Sanitize("pullsafe: "+n, maxFindingBytes))
+	for _, note := range v.Notes {
+		if len(out) == shown {
+			break
+		}
+		out = append(out, registry.Sanitize("pullsafe: "+note, maxFindingBytes))
 	}
-	if len(out) > maxWarnings {
-		out = append(out[:maxWarnings-1], fmt.Sprintf("pullsafe: %d more warnings not shown", len(out)-maxWarnings+1))
+	if n > maxWarnings {
+		out = append(out, "pullsafe: "+strconv.Itoa(n-maxWarnings+1)+" more warnings not shown")
 	}
 	return out
+}
+
+// warning is a warning finding's line: "pullsafe [rule] <Line> — <fix>".
+func (f Finding) warning() string {
+	var b strings.Builder
+	b.Grow(len(f.Container) + len(f.Image) + len(f.Cause) + len(f.Fix) + 64)
+	b.WriteString("pullsafe [")
+	b.WriteString(string(f.Rule))
+	b.WriteString("] ")
+	f.writeLine(&b)
+	if f.Fix != "" {
+		b.WriteString(" — ")
+		b.WriteString(f.Fix)
+	}
+	return registry.Sanitize(b.String(), maxFindingBytes)
 }
 
 // Annotations are the audit annotations of the response. The API server
 // prefixes each key with the webhook's name (validate.pullsafe.io/...).
 func (v *Verdict) Annotations() map[string]string {
 	a := map[string]string{"decision": string(v.Decision()), "mode": string(v.Mode)}
-	var fs []string
+	fs := make([]string, 0, len(v.Findings))
 	for _, f := range v.Findings {
 		name := registry.Sanitize(f.Container, maxQuotedBytes)
 		if short := f.Source.Short(); short != "" {
 			name = short + "/" + name // volume/models: not a container's name
 		}
-		fs = append(fs, fmt.Sprintf("%s:%s:%s", f.Rule, f.Action, name))
+		fs = append(fs, string(f.Rule)+":"+string(f.Action)+":"+name)
 	}
 	if len(fs) > 0 {
 		sort.Strings(fs)

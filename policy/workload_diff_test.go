@@ -92,7 +92,7 @@ func typedInputs(gk schema.GroupKind, raw []byte) (inputs, bool) {
 		in.ServiceAccount = spec.DeprecatedServiceAccount
 	}
 	if pod != nil {
-		in.Mirror = MirrorPod(pod)
+		in.Mirror = MirrorPod(pod, nil) // before ConfirmMirror: no nodes refute it
 	}
 	if ctl := metav1.GetControllerOf(meta); ctl != nil {
 		in.Controller = &OwnerRef{APIVersion: ctl.APIVersion, Kind: ctl.Kind, Name: ctl.Name, UID: string(ctl.UID), Controller: ctl.Controller}

@@ -153,7 +153,7 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 	if img == nil || img.ref == nil || isSchema1(img.MediaType) {
 		return nil
 	}
-	key := pathKey(img.ep, img.chosen, img.Digest.String(), platforms)
+	key := pathKey(img.ep, img.chosen, img.Digest.Algorithm+":"+img.Digest.Hex, platforms)
 	if !background(ctx) {
 		if _, ok := r.paths.Get(key); ok {
 			r.metrics.cacheEvent("hit")
@@ -163,6 +163,9 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 			r.metrics.cacheEvent("hit")
 			return withImage(e, img.ref.String())
 		}
+	}
+	if memoryOnly(ctx) {
+		return ErrNotInMemory
 	}
 	r.metrics.cacheEvent("miss")
 	ch := r.flights.DoChan(key, contained(img.ref.String(), img.ep.host, func() (any, error) {

@@ -158,6 +158,9 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 		return nil, err
 	}
 	ref := p.ref
+	if memoryOnly(ctx) && r.o.providers.matchesAny(p.repo) {
+		return nil, ErrNotInMemory
+	}
 	creds, outcomes := PullCredentials(ctx, p.repo, kc, r.o.providers, r.o.lookupTimeout)
 	if len(creds) == 0 {
 		creds = []Credential{{}}
@@ -175,6 +178,9 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 			out := *img
 			out.Tried, out.Providers = tried, outcomes
 			return &out, nil
+		}
+		if errors.Is(err, ErrNotInMemory) {
+			return nil, err
 		}
 		e := withImage(classify(err, image, ref.Context().RegistryStr()), image)
 		if e.Transient() {
@@ -253,6 +259,9 @@ func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, 
 			r.metrics.cacheEvent("hit")
 			return nil, e
 		}
+	}
+	if memoryOnly(ctx) {
+		return nil, ErrNotInMemory
 	}
 	r.metrics.cacheEvent("miss")
 	ch := r.flights.DoChan(key, contained(p.name, ref.Context().RegistryStr(), func() (any, error) {
@@ -412,9 +421,12 @@ func mirrorRefused(e *Error, ep endpoint) *Error {
 // error of flavour FlavourTooManyPlatforms: the rule cannot tell a node it
 // cannot run there, so it must not deny.
 func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, error) {
-	key := img.Digest.String()
+	key := img.Digest.Algorithm + ":" + img.Digest.Hex // Digest.String, without fmt: every review asks
 	if s, ok := r.platforms.get(key); ok {
 		return s.answer(img)
+	}
+	if memoryOnly(ctx) {
+		return nil, ErrNotInMemory
 	}
 	ch := r.flights.DoChan("platforms|"+key+"|"+img.cred.Fingerprint(), contained(img.ref.String(), img.ep.host, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.lookupTimeout)

@@ -16,6 +16,49 @@ import (
 // bytes (plus "…") on a rune boundary. A registry's words are evidence, not
 // markup.
 func Sanitize(s string, max int) string {
+	if clean(s, max) {
+		// Most text is already clean (pullsafe's own words, a registry's
+		// usual answer): the same string back, with no copy.
+		return s
+	}
+	return sanitizeAll(s, max)
+}
+
+// clean reports whether sanitize would return s unchanged: at most max
+// bytes of printable runes and single spaces, none at either end.
+func clean(s string, max int) bool {
+	if len(s) > max {
+		return false
+	}
+	space := true // a leading space is dropped
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			switch {
+			case c == ' ':
+				if space {
+					return false
+				}
+				space = true
+			case c < 0x20 || c == 0x7f:
+				return false
+			default:
+				space = false
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || !unicode.IsPrint(r) {
+			return false
+		}
+		space = false
+		i += n
+	}
+	return !space || s == ""
+}
+
+// sanitizeAll is Sanitize reading every rune: what clean lets through unchanged.
+func sanitizeAll(s string, max int) string {
 	var b strings.Builder
 	b.Grow(min(len(s), max+8))
 	space := false // a space is pending, written before the next visible rune

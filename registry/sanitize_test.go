@@ -41,9 +41,22 @@ func TestSanitize(t *testing.T) {
 func FuzzSanitize(f *testing.F) {
 	f.Add("v1\x1b[2J\x1b]0;title\x07\r\n[ok] ALL CLEAR\u202e", 64)
 	f.Add("\u009b\u009d\x1bP", 3)
+	f.Add("clean text — with an em dash", 64)
+	f.Add(" lead", 64)
+	f.Add("trail ", 64)
+	f.Add("two  spaces", 64)
+	f.Add("del\x7f", 64)
+	f.Add("bad \xff utf8", 64)
+	f.Add("nbsp\u00a0x", 64)
+	f.Add("exactly max", 11)
+	f.Add("exactly max", 10)
+	f.Add("", 0)
 	f.Fuzz(func(t *testing.T, s string, max int) {
 		max = max & 0xfff
 		got := Sanitize(s, max)
+		if slow := sanitizeAll(s, max); got != slow {
+			t.Fatalf("Sanitize(%q, %d) = %q, the full scan %q", s, max, got, slow)
+		}
 		if !utf8.ValidString(got) {
 			t.Fatalf("invalid UTF-8: %q", got)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -136,4 +137,17 @@ func only(list string) func(string) bool {
 		set[strings.TrimSpace(s)] = true
 	}
 	return func(s string) bool { return set[s] }
+}
+
+// parseLevels reads -levels: "1,10,50".
+func parseLevels(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-levels: %q is not a number of reviews in flight", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

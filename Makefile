@@ -44,9 +44,10 @@ runtimediff: ## pullsafe's verdicts vs a real containerd's CRI PullImage (as roo
 demo: ## Show pullsafe refusing bad images at kubectl apply, on a local test bed.
 	@echo "== make demo: build the test bed and the demo (first run from source: ~15 min on 2 shared cores; then seconds), then run it"
 	@. test/tools/progress.sh; \
-	  step 1 2 "test-bed binaries (test/tools/build.sh)" ./test/tools/build.sh >/dev/null & tools=$$!; \
-	  step 2 2 "compiling the demo (go build ./test/demo)" $(GO) build -o $(BIN)/demo ./test/demo & demo=$$!; \
+	  step 1 3 "test-bed binaries (test/tools/build.sh)" ./test/tools/build.sh >/dev/null & tools=$$!; \
+	  step 2 3 "compiling the demo (go build ./test/demo)" $(GO) build -o $(BIN)/demo ./test/demo & demo=$$!; \
 	  wait $$tools; t=$$?; wait $$demo; d=$$?; [ $$t -eq 0 ] && [ $$d -eq 0 ]
+	@echo "[3/3] running the demo (bin/demo; -v shows every process's log)"
 	@$(BIN)/demo
 
 .PHONY: tools

@@ -45,7 +45,7 @@ func run(ctx context.Context) error {
 	}
 	say("What this demo does")
 	fmt.Print(plan)
-	say("[1/2] Starting a local test bed")
+	say("Starting a local test bed, stage by stage")
 	start := time.Now()
 	b, err := bed.Start(ctx, bed.Options{Config: bed.Config, Log: log, Progress: os.Stdout})
 	if err != nil {
@@ -58,7 +58,7 @@ func run(ctx context.Context) error {
 	fmt.Printf("   ready in %s: API server, registry %s (open), registry %s (password), pullsafe in mode enforce\n",
 		time.Since(start).Round(time.Second), b.Open.Addr, b.Private.Addr)
 
-	say("[2/2] Five kubectl applies, each answered by pullsafe at admission")
+	say("The test bed is up: five kubectl applies, each answered by pullsafe at admission")
 	d := demo{b: b}
 	steps := []func(context.Context) error{d.seed, d.typo, d.private, d.platform, d.warn}
 	for _, step := range steps {

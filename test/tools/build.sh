@@ -33,7 +33,8 @@ out="$cache/k8s-$kube-etcd-$etcd-distribution-$dist"
 mkdir -p "$out"
 # Stopped half-way (test/run.sh stops its background build when a phase
 # fails), it leaves no half-written binaries behind.
-trap 'rm -rf "$out"/.build.$$.*' EXIT
+running=$(mktemp -d) # one empty file per go build under way, named by what it builds
+trap 'rm -rf "$out"/.build.$$.* "$running"' EXIT
 trap 'exit 143' TERM INT
 
 # The arm64 node of test/runtimediff is an arm64 containerd run under
@@ -100,8 +101,10 @@ gobuild() {
   # shellcheck disable=SC2086 # pkgs is a word list
   set -- $pkgs
   [ $# -gt 1 ] || dest=$tmp/$names
+  : >"$running/$names"
   (cd "$dir" && CGO_ENABLED=0 GOARCH=${arch:-$(go env GOARCH)} go build -trimpath -tags "$tags" \
-    -ldflags "-s -w $ldflags" -o "$dest" "$@") || { rm -rf "$tmp"; return 1; }
+    -ldflags "-s -w $ldflags" -o "$dest" "$@") || { rm -rf "$tmp" "$running/$names"; return 1; }
+  rm -f "$running/$names"
   for n in $names; do
     mv -f "$tmp/$n" "$out/$n"
   done
@@ -119,8 +122,11 @@ else
   # Kubernetes build alone: it is the largest, and its link needs the memory.
   run_build() { # run_build N ENTRY
     local entry=$2 names=${2%%|*}
-    step "$1" "$total" "building $names" gobuild "$entry"
+    step_heartbeat=0 step "$1" "$total" "building $names" gobuild "$entry"
   }
+  # One heartbeat for the builds side by side, naming those still running.
+  heartbeat building "$running" &
+  beat=$!
   pids=() n=0 failed=0 kube_entry=
   for p in "${plan[@]}"; do
     case ${p%%|*} in kube*) kube_entry=$p; continue ;; esac
@@ -133,6 +139,7 @@ else
     n=$((n + 1))
     run_build "$n" "$kube_entry" || failed=1
   fi
+  kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null || true
   [ "$failed" -eq 0 ] || { echo "building the test bed failed (above)" >&2; exit 1; }
 fi
 # containerd is named by its version (the folder's name does not carry it)

@@ -17,32 +17,40 @@ elapsed() { dur $((SECONDS - progress_t0)); }
 # (user+sys of everything the step ran, compilers included: go waits for them).
 cpu_of() { awk 'NR==2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } printf "%d\n", n }' "$1"; }
 
-# heartbeat LABEL -> runs in the background until killed, saying every
-# PULLSAFE_HEARTBEAT seconds that LABEL is still running and for how long.
+# heartbeat LABEL [DIR] -> runs in the background until killed, saying every
+# PULLSAFE_HEARTBEAT seconds that LABEL is still running and for how long;
+# with DIR, LABEL is followed by the names of the files in DIR (what is
+# running now), and nothing is said while DIR is empty.
 heartbeat() {
-  local label=$1 start=$SECONDS s=
+  local label=$1 dir=${2:-} start=$SECONDS s= what
   # sleep is killed with the loop: a leftover sleep would hold the output
   # pipe open (`make test | tee`) for up to a heartbeat after the run.
   trap 'kill $s 2>/dev/null; exit 0' TERM
   while :; do
     sleep "${PULLSAFE_HEARTBEAT:-30}" & s=$!
     wait "$s"
-    echo "    ... still $label ($(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
+    what=$label
+    if [ -n "$dir" ]; then
+      what=$(ls "$dir" 2>/dev/null | paste -sd, - | sed 's/,/, /g')
+      [ -n "$what" ] || continue
+      what="$label $what"
+    fi
+    echo "    ... still $what ($(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
   done
 }
 
 # step N M LABEL CMD... -> runs CMD, announcing "[N/M] LABEL", a heartbeat
-# while it runs, and its wall and CPU time when it ends; returns CMD's status.
+# while it runs (unless step_heartbeat=0: steps run side by side share one),
+# and its wall and CPU time when it ends; returns CMD's status.
 step() {
-  local n=$1 m=$2 label=$3 start=$SECONDS tf hb rc=0
+  local n=$1 m=$2 label=$3 start=$SECONDS tf hb= rc=0
   shift 3
   echo "[$n/$m] $label (elapsed $(elapsed))" >&2
   tf=$(mktemp)
-  heartbeat "$label" &
-  hb=$!
+  if [ "${step_heartbeat:-1}" != 0 ]; then heartbeat "$label" & hb=$!; fi
   # A subshell of its own, so `times` counts this step's commands only.
   ( set +e; "$@"; rc=$?; times >"$tf"; exit "$rc" ) || rc=$?
-  kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+  if [ -n "$hb" ]; then kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true; fi
   local cpu
   cpu=$(cpu_of "$tf"); rm -f "$tf"
   if [ "$rc" -eq 0 ]; then

@@ -33,7 +33,7 @@ out="$cache/k8s-$kube-etcd-$etcd-distribution-$dist"
 mkdir -p "$out"
 # Stopped half-way (test/run.sh stops its background build when a phase
 # fails), it leaves no half-written binaries behind.
-running=$(mktemp -d) # one empty file per go build under way, named by what it builds
+running=$(mktemp -d) # one empty file per step under way, named by what it does
 trap 'rm -rf "$out"/.build.$$.* "$running"' EXIT
 trap 'exit 143' TERM INT
 
@@ -101,10 +101,8 @@ gobuild() {
   # shellcheck disable=SC2086 # pkgs is a word list
   set -- $pkgs
   [ $# -gt 1 ] || dest=$tmp/$names
-  : >"$running/$names"
   (cd "$dir" && CGO_ENABLED=0 GOARCH=${arch:-$(go env GOARCH)} go build -trimpath -tags "$tags" \
-    -ldflags "-s -w $ldflags" -o "$dest" "$@") || { rm -rf "$tmp" "$running/$names"; return 1; }
-  rm -f "$running/$names"
+    -ldflags "-s -w $ldflags" -o "$dest" "$@") || { rm -rf "$tmp"; return 1; }
   for n in $names; do
     mv -f "$tmp/$n" "$out/$n"
   done
@@ -116,29 +114,35 @@ if [ "$total" -eq 0 ]; then
   echo "test bed: every binary already built in $out" >&2
 else
   names_all=$(for p in "${plan[@]}"; do echo -n "${p%%|*} "; done)
-  echo "test bed: $total go builds to run into $out: ${names_all% }" >&2
-  echo "  (a cold 2-core machine: ~12 min for the bed, ~6 min more for containerd; later runs: nothing to build)" >&2
-  # The small builds (etcd, registry, containerd) run together, then the
-  # Kubernetes build alone: it is the largest, and its link needs the memory.
-  run_build() { # run_build N ENTRY
-    local entry=$2 names=${2%%|*}
-    step_heartbeat=0 step "$1" "$total" "building $names" gobuild "$entry"
+  echo "test bed: building ${names_all% } into $out" >&2
+  echo "  (from source, once: about 12 min for the bed on an idle 2-core machine, containerd ~6 CPU-minutes more; README, Quick start)" >&2
+  # Downloads side by side (the network waits, not the CPU), then one go
+  # build after another: go builds run at once on a cold cache each compile
+  # the same standard library and shared modules, CPU a 2-core machine does
+  # not have (seen: four builds compiling reflect and math/big at once).
+  fetch() { # fetch ENTRY -> the modules ENTRY's build needs, in the module cache
+    local names dir arch tags ldflags pkgs
+    IFS='|' read -r names dir arch tags ldflags pkgs <<<"$1"
+    # shellcheck disable=SC2086 # pkgs is a word list
+    (cd "$dir" && CGO_ENABLED=0 GOARCH=${arch:-$(go env GOARCH)} go list -deps -tags "$tags" $pkgs >/dev/null)
   }
-  # One heartbeat for the builds side by side, naming those still running.
-  heartbeat building "$running" &
+  fetch_all() {
+    local e p s=0 pids=()
+    for e in "$@"; do fetch "$e" & pids+=($!); done
+    # A bare `wait` answers 0 whatever the jobs did: wait for each.
+    for p in "${pids[@]}"; do wait "$p" || s=1; done
+    return "$s"
+  }
+  # One heartbeat for the steps below, naming what is still running.
+  heartbeat -d "$running" &
   beat=$!
-  pids=() n=0 failed=0 kube_entry=
+  m=$((total + 1)) n=1 failed=0
+  step_heartbeat=0 step 1 "$m" "downloading the modules of ${names_all% }" task "$running" "downloading modules" fetch_all "${plan[@]}" || failed=1
   for p in "${plan[@]}"; do
-    case ${p%%|*} in kube*) kube_entry=$p; continue ;; esac
+    [ "$failed" -eq 0 ] || break
     n=$((n + 1))
-    run_build "$n" "$p" & pids+=($!)
+    step_heartbeat=0 step "$n" "$m" "building ${p%%|*}" task "$running" "building ${p%%|*}" gobuild "$p" || failed=1
   done
-  # A bare `wait` answers 0 whatever the builds did: wait for each.
-  for p in "${pids[@]}"; do wait "$p" || failed=1; done
-  if [ -n "$kube_entry" ] && [ "$failed" -eq 0 ]; then
-    n=$((n + 1))
-    run_build "$n" "$kube_entry" || failed=1
-  fi
   kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null || true
   [ "$failed" -eq 0 ] || { echo "building the test bed failed (above)" >&2; exit 1; }
 fi

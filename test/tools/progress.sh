@@ -17,26 +17,41 @@ elapsed() { dur $((SECONDS - progress_t0)); }
 # (user+sys of everything the step ran, compilers included: go waits for them).
 cpu_of() { awk 'NR==2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } printf "%d\n", n }' "$1"; }
 
-# heartbeat LABEL [DIR] -> runs in the background until killed, saying every
-# PULLSAFE_HEARTBEAT seconds that LABEL is still running and for how long;
-# with DIR, LABEL is followed by the names of the files in DIR (what is
-# running now), and nothing is said while DIR is empty.
+# heartbeat LABEL -> runs in the background until killed, saying every
+# PULLSAFE_HEARTBEAT seconds that LABEL is still running and for how long.
+# heartbeat -d DIR -> the same for what runs now: one file in DIR per task,
+# named by it, holding its start (date +%s); says nothing while DIR is empty.
 heartbeat() {
-  local label=$1 dir=${2:-} start=$SECONDS s= what
+  local label=$1 dir= start=$SECONDS s= f now what
+  if [ "$1" = -d ]; then dir=$2; fi
   # sleep is killed with the loop: a leftover sleep would hold the output
   # pipe open (`make test | tee`) for up to a heartbeat after the run.
   trap 'kill $s 2>/dev/null; exit 0' TERM
   while :; do
     sleep "${PULLSAFE_HEARTBEAT:-30}" & s=$!
     wait "$s"
-    what=$label
-    if [ -n "$dir" ]; then
-      what=$(ls "$dir" 2>/dev/null | paste -sd, - | sed 's/,/, /g')
-      [ -n "$what" ] || continue
-      what="$label $what"
+    if [ -z "$dir" ]; then
+      echo "    ... still $label ($(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
+      continue
     fi
-    echo "    ... still $what ($(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
+    what= now=$(date +%s)
+    for f in "$dir"/*; do
+      [ -f "$f" ] || continue
+      what="$what${what:+, }${f##*/} ($(dur $((now - $(cat "$f" 2>/dev/null || echo "$now")))))"
+    done
+    [ -z "$what" ] || echo "    ... still $what (elapsed $(elapsed))" >&2
   done
+}
+
+# task DIR NAME CMD... -> runs CMD with DIR/NAME present meanwhile, for
+# heartbeat -d DIR; returns CMD's status.
+task() {
+  local dir=$1 name=$2 rc=0
+  shift 2
+  date +%s >"$dir/$name"
+  "$@" || rc=$?
+  rm -f "$dir/$name"
+  return "$rc"
 }
 
 # step N M LABEL CMD... -> runs CMD, announcing "[N/M] LABEL", a heartbeat

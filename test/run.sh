@@ -20,12 +20,15 @@ e2e=1
 total=6
 [ "$e2e" -eq 0 ] || total=10
 
-toolspid= toolsdir=$(mktemp) log=$(mktemp)
+# A folder named for this run: a plain /tmp/tmp.* file vanished mid-run on
+# the shared machine (something there sweeps such names).
+work=$(mktemp -d "${TMPDIR:-/tmp}/pullsafe-test.XXXXXX")
+toolspid= toolsdir=$work/tools-dir log=$work/e2e.log
 cleanup() {
   # A run that fails early stops its background build (its own process
   # group: the go commands under it too) rather than leave it running.
   if [ -n "$toolspid" ] && kill -0 "$toolspid" 2>/dev/null; then kill -- "-$toolspid" 2>/dev/null || true; fi
-  rm -f "$toolsdir" "$log"
+  rm -rf "$work"
 }
 trap cleanup EXIT
 if [ "$e2e" -eq 1 ]; then
@@ -80,7 +83,10 @@ if [ "$tstatus" -ne 0 ]; then
   echo "[7/$total] test-bed binaries: FAILED (exit $tstatus; the [test bed] lines above say which; re-run alone: make tools)" >&2
   exit "$tstatus"
 fi
-echo "[7/$total] test-bed binaries: ready in $(cat "$toolsdir") (waited $(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
+dir=$(cat "$toolsdir" 2>/dev/null || true)
+# Gone anyway: ask again (a no-op that prints the folder once all is built).
+[ -n "$dir" ] || dir=$(./test/tools/build.sh bed runtime)
+echo "[7/$total] test-bed binaries: ready in $dir (waited $(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
 
 # As root (containerd); otherwise it says loudly that it was skipped.
 diffstatus=0

@@ -18,7 +18,7 @@ fi
 # timeout; after qemu's install, which decides whether the arm64 containerd
 # is built. Its progress goes to stderr.
 if [ "$(id -u)" -eq 0 ]; then ../tools/build.sh runtime >/dev/null; fi
-log=$(mktemp)
+log=$(mktemp "${TMPDIR:-/tmp}/pullsafe-runtimediff.XXXXXX")
 trap 'rm -f "$log"' EXIT
 status=0
 # -parallel: most cases wait on loopback registries (the slow ones ~1.5 s a

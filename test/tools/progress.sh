@@ -61,13 +61,13 @@ step() {
   local n=$1 m=$2 label=$3 start=$SECONDS tf hb= rc=0
   shift 3
   echo "[$n/$m] $label (elapsed $(elapsed))" >&2
-  tf=$(mktemp)
+  tf=$(mktemp "${TMPDIR:-/tmp}/pullsafe-step.XXXXXX")
   if [ "${step_heartbeat:-1}" != 0 ]; then heartbeat "$label" & hb=$!; fi
   # A subshell of its own, so `times` counts this step's commands only.
   ( set +e; "$@"; rc=$?; times >"$tf"; exit "$rc" ) || rc=$?
   if [ -n "$hb" ]; then kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true; fi
   local cpu
-  cpu=$(cpu_of "$tf"); rm -f "$tf"
+  cpu=$(cpu_of "$tf" 2>/dev/null); rm -f "$tf"
   if [ "$rc" -eq 0 ]; then
     echo "[$n/$m] $label: done in $(dur $((SECONDS - start))), CPU $(dur "${cpu:-0}") (elapsed $(elapsed))" >&2
   else

@@ -42,7 +42,7 @@ runtimediff: ## pullsafe's verdicts vs a real containerd's CRI PullImage (as roo
 # The test bed and the demo program build side by side (downloads and links
 # leave a core idle), each with its progress; then the demo runs.
 demo: ## Show pullsafe refusing bad images at kubectl apply, on a local test bed.
-	@echo "== make demo: build the test bed and the demo (first run from source: ~15 min on 2 shared cores; then seconds), then run it"
+	@echo "== make demo: build the test bed and the demo (first run from source: ~12 min on an idle 2-core machine; then seconds), then run it"
 	@. test/tools/progress.sh; \
 	  step 1 3 "test-bed binaries (test/tools/build.sh)" ./test/tools/build.sh >/dev/null & tools=$$!; \
 	  step 2 3 "compiling the demo (go build ./test/demo)" $(GO) build -o $(BIN)/demo ./test/demo & demo=$$!; \

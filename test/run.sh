@@ -31,6 +31,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# The background build has a session of its own, so Ctrl-C does not reach
+# it: exit through cleanup, which stops it.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 if [ "$e2e" -eq 1 ]; then
   echo "test bed: building in the background (lines marked [test bed]); the end-to-end phases wait for it" >&2
   # setsid: a process group of its own, so cleanup can stop all of it.

@@ -33,7 +33,7 @@ out="$cache/k8s-$kube-etcd-$etcd-distribution-$dist"
 mkdir -p "$out"
 # Stopped half-way (test/run.sh stops its background build when a phase
 # fails), it leaves no half-written binaries behind.
-running=$(mktemp -d) # one empty file per step under way, named by what it does
+running=$(mktemp -d "${TMPDIR:-/tmp}/pullsafe-build.XXXXXX") # one file per step under way (heartbeat -d)
 trap 'rm -rf "$out"/.build.$$.* "$running"' EXIT
 trap 'exit 143' TERM INT
 

@@ -81,8 +81,8 @@ const plan = `   1. Start a local test bed: etcd + kube-apiserver, kube-controll
       The first run builds these from source (Go module proxy) into ~/.cache/pullsafe-tools:
       measured, about 12 minutes on an idle 2-core machine (kube-apiserver is most of it),
       plus compiling the demo and pullsafe, longer on a busy machine; every stage below says
-      what it builds, with a line every 30 s while it runs. Later runs: the bed is up in under a minute (57 s measured on a busy
-      2-core machine, load average 9).
+      what it builds, with a line every 30 s while it runs. Later runs: the bed is up in
+      under a minute (29 s and 57 s measured on a busy 2-core machine).
    2. Push test images, then show five kubectl applies: a tag typo, a private image without its
       pull secret, an amd64-only image on arm64 nodes, the same typo in a warn namespace, and a
       server-side dry run.

@@ -22,7 +22,7 @@ plugin: ## Build bin/kubectl-pullsafe: the same binary under kubectl's plugin na
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/kubectl-pullsafe ./cmd/pullsafe
 
 .PHONY: test
-test: ## Run every test: gofmt, go vet, unit tests with -race, then the end-to-end suite.
+test: ## Run every test: lint, unit tests with -race, differential and Helm suites, then the end-to-end suite ([n/m] progress per phase).
 	./test/run.sh
 
 .PHONY: unit
@@ -31,6 +31,7 @@ unit: ## Unit tests only (no test bed).
 
 .PHONY: e2e
 e2e: ## End-to-end suite only: real kube-apiserver, etcd, registries, kubectl.
+	./test/tools/build.sh >/dev/null
 	$(GO) test -tags e2e -count=1 -v ./test/e2e/
 
 .PHONY: runtimediff
@@ -38,22 +39,32 @@ runtimediff: ## pullsafe's verdicts vs a real containerd's CRI PullImage (as roo
 	./test/runtimediff/run.sh
 
 .PHONY: demo
+# The test bed and the demo program build side by side (downloads and links
+# leave a core idle), each with its progress; then the demo runs.
 demo: ## Show pullsafe refusing bad images at kubectl apply, on a local test bed.
-	$(GO) run ./test/demo
+	@echo "== make demo: build the test bed and the demo (first run from source: ~12 min on an idle 2-core machine; then seconds), then run it"
+	@. test/tools/progress.sh; \
+	  step 1 3 "test-bed binaries (test/tools/build.sh)" ./test/tools/build.sh >/dev/null & tools=$$!; \
+	  step 2 3 "compiling the demo (go build ./test/demo)" $(GO) build -o $(BIN)/demo ./test/demo & demo=$$!; \
+	  wait $$tools; t=$$?; wait $$demo; d=$$?; [ $$t -eq 0 ] && [ $$d -eq 0 ]
+	@echo "[3/3] running the demo (bin/demo; -v shows every process's log)"
+	@$(BIN)/demo
 
 .PHONY: tools
-tools: ## Build (or find cached) the test-bed binaries and print where they are.
-	./test/tools/build.sh
+tools: ## Build (or find cached) the test-bed binaries (containerd too, as root) and print where they are.
+	./test/tools/build.sh bed runtime
 
 STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: lint
+# One pass each with the e2e tag: no file is built only without it, so this
+# checks every file once (two passes, one per tag set, analysed the test
+# bed's dependencies twice).
 lint: $(BIN)/staticcheck-$(STATICCHECK_VERSION) ## gofmt, go vet and staticcheck (pinned, installed into ./bin).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) vet -tags e2e ./test/...
-	$(BIN)/staticcheck-$(STATICCHECK_VERSION) ./...
-	$(BIN)/staticcheck-$(STATICCHECK_VERSION) -tags e2e ./test/...
+	@if git grep -lE '^//go:build.*!e2e' -- '*.go' >/dev/null; then echo "a file builds only without the e2e tag: lint it in a pass of its own"; exit 1; fi
+	$(GO) vet -tags e2e ./...
+	$(BIN)/staticcheck-$(STATICCHECK_VERSION) -tags e2e ./...
 
 $(BIN)/staticcheck-$(STATICCHECK_VERSION):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -20,6 +20,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +69,11 @@ type Options struct {
 	Config string
 	// Log receives the output of every process started (nil: discarded).
 	Log io.Writer
+	// Progress receives a line as each start-up stage begins and ends
+	// (test/tools/build.sh's own progress included), and a heartbeat while
+	// one runs: on a cold machine building the tools and pullsafe takes
+	// minutes (nil: Log).
+	Progress io.Writer
 	// APIServerFlags are kube-apiserver flags set on top of envtest's
 	// (name without dashes: "admission-control-config-file"); nil keeps
 	// envtest's.
@@ -112,6 +119,9 @@ func Start(ctx context.Context, o Options) (*Bed, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Progress == nil {
+		o.Progress = o.Log
+	}
 	// envtest logs through controller-runtime's logger; route it to Log.
 	ctrllog.SetLogger(zap.New(zap.WriteTo(o.Log)))
 	root, err := repoRoot()
@@ -131,26 +141,31 @@ func (b *Bed) start(ctx context.Context) error {
 	if b.Dir, err = os.MkdirTemp("", "pullsafe-bed-"); err != nil {
 		return err
 	}
-	if b.Tools, err = BuildTools(ctx, b.root, b.opts.Log); err != nil {
+	// No stage: build.sh says itself what it builds, with its own heartbeat.
+	if b.Tools, err = BuildTools(ctx, b.root, b.opts.Progress); err != nil {
 		return err
 	}
 	b.Kubectl = filepath.Join(b.Tools, "kubectl")
 	if k := os.Getenv("PULLSAFE_KUBECTL"); k != "" {
 		b.Kubectl = k
 	}
-	if err := b.startAPIServer(); err != nil {
+	if err := b.stage("etcd + kube-apiserver", b.startAPIServer); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if err := b.startControllerManager(ctx); err != nil {
+	if err := b.stage("kube-controller-manager", func() error { return b.startControllerManager(ctx) }); err != nil {
 		return err
 	}
-	if b.Open, err = b.startRegistry(ctx, "open", false); err != nil {
+	err = b.stage("two registries", func() (err error) {
+		if b.Open, err = b.startRegistry(ctx, "open", false); err != nil {
+			return err
+		}
+		b.Private, err = b.startRegistry(ctx, "private", true)
 		return err
-	}
-	if b.Private, err = b.startRegistry(ctx, "private", true); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	if b.opts.BeforePullsafe != nil {
@@ -158,22 +173,65 @@ func (b *Bed) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return b.StartPullsafe(ctx)
+	return b.stage("pullsafe (go build ./cmd/pullsafe, then serve)", func() error { return b.StartPullsafe(ctx) })
+}
+
+// heartbeatEvery is how often stage says a long stage is still running.
+const heartbeatEvery = 30 * time.Second
+
+// stage runs f, telling Progress when it starts and ends and, every
+// heartbeatEvery, that it is still running: a newcomer's first run must not
+// sit silent for minutes.
+func (b *Bed) stage(name string, f func() error) error {
+	w, start := b.opts.Progress, time.Now()
+	fmt.Fprintf(w, "   starting: %s ...\n", name)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "   ... still %s (%s)\n", name, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	err := f()
+	close(done)
+	if err == nil {
+		fmt.Fprintf(w, "   %s: ready in %s\n", name, time.Since(start).Round(time.Second))
+	}
+	return err
 }
 
 // BuildTools runs test/tools/build.sh (a no-op once the binaries are cached)
-// and returns the folder holding kube-apiserver, kube-controller-manager,
-// etcd, kubectl, registry and containerd (the host's, and linux/arm64's).
-// A failure here is a test failure, never a skip.
-func BuildTools(ctx context.Context, root string, log io.Writer) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "test", "tools", "build.sh"))
+// for the named sets ("bed", the default: kube-apiserver,
+// kube-controller-manager, etcd, kubectl, registry; "runtime": containerd,
+// and linux/arm64's where qemu-aarch64-static can run it) and returns the
+// folder holding them. Its progress goes to log. A failure here is a test
+// failure, never a skip.
+func BuildTools(ctx context.Context, root string, log io.Writer, sets ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "test", "tools", "build.sh"), sets...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, log
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building the test bed binaries (test/tools/build.sh): %w", err)
+		return "", fmt.Errorf("building the test bed binaries (test/tools/build.sh %s): %w", strings.Join(sets, " "), err)
 	}
 	dir := strings.TrimSpace(out.String())
-	for _, bin := range []string{"kube-apiserver", "kube-controller-manager", "etcd", "kubectl", "registry", "containerd", "containerd-linux-arm64"} {
+	var want []string
+	if len(sets) == 0 || slices.Contains(sets, "bed") {
+		want = append(want, "kube-apiserver", "kube-controller-manager", "etcd", "kubectl", "registry")
+	}
+	if slices.Contains(sets, "runtime") {
+		want = append(want, "containerd")
+		// build.sh's own rule: the arm64 node exists where qemu can run it.
+		if _, err := exec.LookPath("qemu-aarch64-static"); err == nil && runtime.GOARCH == "amd64" {
+			want = append(want, "containerd-linux-arm64")
+		}
+	}
+	for _, bin := range want {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			return "", fmt.Errorf("test bed binary %s missing from %s after build: %w", bin, dir, err)
 		}

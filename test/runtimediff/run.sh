@@ -6,8 +6,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 go vet ./...
-# Outside `go test`, so a cold machine's build does not eat into its timeout.
-../tools/build.sh >/dev/null
 # The arm64 node is an arm64 containerd under qemu user emulation; as root on
 # a Debian machine without it, install it (the test says loudly when it is
 # missing and runs the amd64 cases only).
@@ -16,7 +14,11 @@ if ! command -v qemu-aarch64-static >/dev/null && [ "$(id -u)" -eq 0 ] && comman
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static; } >/dev/null 2>&1 ||
     echo "!!! could not install qemu-user-static: the arm64 cases will not run"
 fi
-log=$(mktemp)
+# Outside `go test`, so a cold machine's build does not eat into its
+# timeout; after qemu's install, which decides whether the arm64 containerd
+# is built. Its progress goes to stderr.
+if [ "$(id -u)" -eq 0 ]; then ../tools/build.sh runtime >/dev/null; fi
+log=$(mktemp "${TMPDIR:-/tmp}/pullsafe-runtimediff.XXXXXX")
 trap 'rm -f "$log"' EXIT
 status=0
 # -parallel: most cases wait on loopback registries (the slow ones ~1.5 s a

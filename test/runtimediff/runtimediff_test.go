@@ -60,7 +60,7 @@ func TestRuntimeAgreesWithPullsafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tools, err := bed.BuildTools(ctx, root, os.Stderr)
+	tools, err := bed.BuildTools(ctx, root, os.Stderr, "runtime")
 	if err != nil {
 		t.Fatal(err)
 	}

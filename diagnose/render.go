@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/pullsafe/pullsafe/policy"
@@ -22,7 +21,7 @@ func WriteText(r *Result, w io.Writer, color bool) error {
 		}
 		return "\033[" + code + "m" + s + "\033[0m"
 	}
-	obj := clean(r.Object) + " in namespace " + clean(r.Namespace)
+	obj := registry.Shown(r.Object) + " in namespace " + registry.Shown(r.Namespace)
 	writeTemplate(w, obj, r.Template, paint)
 	for _, p := range r.Pods {
 		writePod(w, r.Namespace, p, paint)
@@ -34,7 +33,7 @@ func WriteText(r *Result, w io.Writer, color bool) error {
 		fmt.Fprintf(w, "%s: no pod stuck on an image, and new pods would pull\n", obj)
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", clean(n))
+		fmt.Fprintf(w, "note: %s\n", registry.Shown(n))
 	}
 	return nil
 }
@@ -48,10 +47,10 @@ func writeTemplate(w io.Writer, obj string, template []policy.Finding, paint fun
 	fmt.Fprintf(w, "%s: %s\n", obj, paint("31;1", "new pods would fail to pull:"))
 	seen := map[string]bool{}
 	for _, f := range template {
-		fmt.Fprintf(w, "  [%s] %s\n", f.Rule, clean(f.Line()))
+		fmt.Fprintf(w, "  [%s] %s\n", f.Rule, registry.Shown(f.Line()))
 		if f.Fix != "" && !seen[f.Fix] {
 			seen[f.Fix] = true
-			fmt.Fprintf(w, "  fix: %s\n", clean(f.Fix))
+			fmt.Fprintf(w, "  fix: %s\n", registry.Shown(f.Fix))
 		}
 	}
 }
@@ -59,14 +58,14 @@ func writeTemplate(w io.Writer, obj string, template []policy.Finding, paint fun
 // writePod prints one pod: what its containers wait for when it is not
 // stuck on an image, else each stuck image.
 func writePod(w io.Writer, ns string, p Pod, paint func(code, s string) string) {
-	head := "pod/" + clean(p.Name) + " in namespace " + clean(ns)
+	head := "pod/" + registry.Shown(p.Name) + " in namespace " + registry.Shown(ns)
 	if p.Node != "" {
-		head += " on node " + clean(p.Node)
+		head += " on node " + registry.Shown(p.Node)
 	}
 	if !p.Stuck {
-		fmt.Fprintf(w, "%s: %s (phase %s)\n", head, paint("32", "not stuck on an image"), clean(p.Phase))
+		fmt.Fprintf(w, "%s: %s (phase %s)\n", head, paint("32", "not stuck on an image"), registry.Shown(p.Phase))
 		for _, line := range p.Waiting {
-			fmt.Fprintf(w, "  %s\n", clean(line))
+			fmt.Fprintf(w, "  %s\n", registry.Shown(line))
 		}
 		return
 	}
@@ -78,13 +77,13 @@ func writePod(w io.Writer, ns string, p Pod, paint func(code, s string) string) 
 
 // writeImage prints one stuck image: the kubelet's words, then pullsafe's.
 func writeImage(w io.Writer, im Explanation, paint func(code, s string) string) {
-	state := clean(im.KubeletReason)
+	state := registry.Shown(im.KubeletReason)
 	if state == "" {
 		state = "failed pulls in events"
 	}
-	fmt.Fprintf(w, "  %s %s image %s: %s\n", im.Source, quotedClean(im.Container), quotedClean(im.Image), state)
+	fmt.Fprintf(w, "  %s %s image %s: %s\n", im.Source, registry.QuotedShown(im.Container), registry.QuotedShown(im.Image), state)
 	if im.KubeletMessage != "" {
-		fmt.Fprintf(w, "    kubelet: %s\n", clean(im.KubeletMessage))
+		fmt.Fprintf(w, "    kubelet: %s\n", registry.Shown(im.KubeletMessage))
 	}
 	if im.LastError != "" {
 		when := ""
@@ -96,35 +95,19 @@ func writeImage(w io.Writer, im Explanation, paint func(code, s string) string) 
 		}
 		// An Event's text, quoted: anyone allowed to create Events
 		// may have written it, and it must not read as pullsafe's.
-		fmt.Fprintf(w, "    last failed pull, Event by %s%s: %s\n", quotedClean(cmp.Or(im.LastErrorBy, "?")), when, quotedClean(im.LastError))
+		fmt.Fprintf(w, "    last failed pull, Event by %s%s: %s\n", registry.QuotedShown(cmp.Or(im.LastErrorBy, "?")), when, registry.QuotedShown(im.LastError))
 	}
 	switch im.Status {
 	case StatusFineNow:
-		fmt.Fprintf(w, "    %s %s\n", paint("32", "now fine:"), clean(im.Cause))
+		fmt.Fprintf(w, "    %s %s\n", paint("32", "now fine:"), registry.Shown(im.Cause))
 	case StatusCannotTell:
-		fmt.Fprintf(w, "    %s %s\n", paint("33", "cannot tell ["+clean(im.Rule)+"]:"), clean(im.Cause))
+		fmt.Fprintf(w, "    %s %s\n", paint("33", "cannot tell ["+registry.Shown(im.Rule)+"]:"), registry.Shown(im.Cause))
 	default:
-		fmt.Fprintf(w, "    %s %s\n", paint("31;1", "cause ["+clean(im.Rule)+"]:"), clean(im.Cause))
+		fmt.Fprintf(w, "    %s %s\n", paint("31;1", "cause ["+registry.Shown(im.Rule)+"]:"), registry.Shown(im.Cause))
 	}
 	if im.Fix != "" {
-		fmt.Fprintf(w, "    fix: %s\n", clean(im.Fix))
+		fmt.Fprintf(w, "    fix: %s\n", registry.Shown(im.Fix))
 	}
-}
-
-// clean is a string from the cluster or a registry made safe for a
-// terminal, bounded to maxShown bytes.
-func clean(s string) string { return registry.Sanitize(s, maxShown) }
-
-// maxShown bounds one string in why's output.
-const maxShown = 512
-
-// quotedClean shows a name or image as a Go string, bounded: unprintable
-// runes escaped, so a hostile name is visible as such.
-func quotedClean(s string) string {
-	if len(s) > maxShown {
-		s = clean(s)
-	}
-	return strconv.Quote(s)
 }
 
 // templateFinding is a template's finding in JSON, shaped as `pullsafe
@@ -162,15 +145,15 @@ func WriteJSON(r *Result, w io.Writer) error {
 		out.Stuck = out.Stuck || p.Stuck
 		waiting := make([]string, len(p.Waiting))
 		for i, s := range p.Waiting {
-			waiting[i] = clean(s)
+			waiting[i] = registry.Shown(s)
 		}
 		p.Waiting = waiting
 		ims := make([]Explanation, len(p.Images))
 		for i, im := range p.Images {
 			im.Container, im.Image = registry.Visible(im.Container), registry.Visible(im.Image)
-			im.KubeletReason, im.KubeletMessage, im.LastError = clean(im.KubeletReason), clean(im.KubeletMessage), clean(im.LastError)
+			im.KubeletReason, im.KubeletMessage, im.LastError = registry.Shown(im.KubeletReason), registry.Shown(im.KubeletMessage), registry.Shown(im.LastError)
 			im.LastErrorBy = registry.Visible(im.LastErrorBy)
-			im.Cause, im.Fix, im.Rule = clean(im.Cause), clean(im.Fix), clean(im.Rule)
+			im.Cause, im.Fix, im.Rule = registry.Shown(im.Cause), registry.Shown(im.Fix), registry.Shown(im.Rule)
 			ims[i] = im
 		}
 		p.Images = ims
@@ -178,10 +161,10 @@ func WriteJSON(r *Result, w io.Writer) error {
 	}
 	for _, f := range r.Template {
 		out.Template = append(out.Template, templateFinding{Rule: f.Rule, Action: f.Action, Container: registry.Visible(f.Container), Image: registry.Visible(f.Image),
-			Cause: clean(f.Cause), Fix: clean(f.Fix), Source: policy.Source(f.Source.String())})
+			Cause: registry.Shown(f.Cause), Fix: registry.Shown(f.Fix), Source: policy.Source(f.Source.String())})
 	}
 	for _, n := range r.Notes {
-		out.Notes = append(out.Notes, clean(n))
+		out.Notes = append(out.Notes, registry.Shown(n))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -160,3 +160,19 @@ func Visible(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
 }
+
+// MaxShown bounds one string the command line prints (check, why); the
+// verdict's own lines are already bounded by policy.
+const MaxShown = 512
+
+// Shown is a string from a file or a registry made safe for a terminal.
+func Shown(s string) string { return Sanitize(s, MaxShown) }
+
+// QuotedShown shows a name or image as a Go string, bounded: unprintable
+// runes escaped, so a hostile name is visible as such.
+func QuotedShown(s string) string {
+	if len(s) > MaxShown {
+		s = Shown(s)
+	}
+	return strconv.Quote(s)
+}

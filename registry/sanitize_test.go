@@ -91,3 +91,19 @@ func TestVisible(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotedShown: what check and why print of a name or an image is a Go
+// string, its unprintable runes escaped, and bounded however long the
+// hostile input.
+func TestQuotedShown(t *testing.T) {
+	if got, want := QuotedShown("app\x1b[31m"), `"app\x1b[31m"`; got != want {
+		t.Errorf("QuotedShown = %s, want %s", got, want)
+	}
+	long := QuotedShown(strings.Repeat("\x1b", 10*MaxShown))
+	if len(long) > 4*MaxShown+2 {
+		t.Errorf("QuotedShown of %d bytes printed %d bytes, want at most %d", 10*MaxShown, len(long), 4*MaxShown+2)
+	}
+	if got := Shown(strings.Repeat("a", 2*MaxShown)); len(got) > MaxShown+len("…") {
+		t.Errorf("Shown printed %d bytes, want at most %d and \"…\"", len(got), MaxShown)
+	}
+}

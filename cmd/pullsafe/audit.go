@@ -126,8 +126,8 @@ func printAudit(rep *audit.Report, output string, w io.Writer) error {
 	var fixes []string
 	for _, r := range rep.Results {
 		for _, f := range r.Findings {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", clean(r.Owner.Namespace), clean(r.Owner.String()), r.Pods, f.Rule,
-				quotedClean(f.Container), quotedClean(f.Image), registry.Sanitize(f.Cause, 300))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", registry.Shown(r.Owner.Namespace), registry.Shown(r.Owner.String()), r.Pods, f.Rule,
+				registry.QuotedShown(f.Container), registry.QuotedShown(f.Image), registry.Sanitize(f.Cause, 300))
 			if fix := registry.Sanitize(f.Fix, 300); fix != "" && !slices.Contains(fixes, fix) {
 				fixes = append(fixes, fix)
 			}

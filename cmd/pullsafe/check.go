@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/webhook"
 )
 
@@ -364,7 +365,7 @@ func newInputCluster(ctx context.Context, ms []policy.Manifest, o *checkOptions,
 		c.rest = cl.rest
 		// Said every time: which cluster's secrets and nodes were used is
 		// part of the answer.
-		fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", clean(cl.name))
+		fmt.Fprintf(stderr, "pullsafe: reading pull secrets, service accounts, namespaces and nodes from %s\n", registry.Shown(cl.name))
 		if !o.namespaceSet {
 			o.namespace = cl.namespace // kubectl apply's default: the context's namespace
 		}

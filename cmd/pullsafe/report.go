@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/term"
@@ -35,7 +34,7 @@ func report(results []checked, output string, w io.Writer) error {
 		if r.skipped != "" {
 			// Never silent: an object check did not look at is named.
 			skipped++
-			fmt.Fprintf(w, "%s: %s/%s: skipped: %s\n", clean(r.m.Where()), clean(r.w.Namespace), clean(r.v.Object), clean(r.skipped))
+			fmt.Fprintf(w, "%s: %s/%s: skipped: %s\n", registry.Shown(r.m.Where()), registry.Shown(r.w.Namespace), registry.Shown(r.v.Object), registry.Shown(r.skipped))
 			continue
 		}
 		d := r.v.Decision()
@@ -47,7 +46,7 @@ func report(results []checked, output string, w io.Writer) error {
 			policy.DecisionAllow: "ok"}[d]
 		// File names and namespaces come from the user's files: as
 		// untrusted as the registry's words the verdict already cleaned.
-		fmt.Fprintf(w, "%s: %s/%s: %s\n", clean(r.m.Where()), clean(r.w.Namespace), clean(r.v.Object), label)
+		fmt.Fprintf(w, "%s: %s/%s: %s\n", registry.Shown(r.m.Where()), registry.Shown(r.w.Namespace), registry.Shown(r.v.Object), label)
 		if msg := r.v.DenialMessage(); msg != "" {
 			fmt.Fprintln(w, indent(msg))
 		}
@@ -62,22 +61,6 @@ func report(results []checked, output string, w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	return nil
-}
-
-// clean is a string from a file or a registry made safe for a terminal.
-func clean(s string) string { return registry.Sanitize(s, maxShown) }
-
-// maxShown bounds one string in check's output (the verdict's own lines are
-// already bounded by policy).
-const maxShown = 512
-
-// quotedClean shows a name or image as a Go string, bounded: unprintable
-// runes escaped, so a hostile name is visible as such.
-func quotedClean(s string) string {
-	if len(s) > maxShown {
-		s = clean(s)
-	}
-	return strconv.Quote(s)
 }
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
@@ -117,9 +100,9 @@ func reportJSON(results []checked, w io.Writer) error {
 		// as values, with anything unprintable escaped like container and
 		// image (JSON itself would pass C1 controls and bidi overrides).
 		jr := jsonResult{Source: registry.Visible(r.m.Source), Document: r.m.Doc, Item: r.m.Item, Namespace: registry.Visible(r.w.Namespace),
-			Object: registry.Visible(r.v.Object), Decision: r.v.Decision(), Skipped: clean(r.skipped), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
+			Object: registry.Visible(r.v.Object), Decision: r.v.Decision(), Skipped: registry.Shown(r.skipped), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
 		for i, n := range jr.Notes {
-			jr.Notes[i] = clean(n)
+			jr.Notes[i] = registry.Shown(n)
 		}
 		for _, f := range r.v.Findings {
 			// JSON escapes C0 controls but passes ESC-free bidi overrides
@@ -127,7 +110,7 @@ func reportJSON(results []checked, w io.Writer) error {
 			// cleaned as in the text output; image and container keep
 			// their value, with anything unprintable escaped.
 			jr.Findings = append(jr.Findings, jsonFinding{Rule: f.Rule, Action: f.Action,
-				Container: registry.Visible(f.Container), Image: registry.Visible(f.Image), Cause: clean(f.Cause), Fix: clean(f.Fix),
+				Container: registry.Visible(f.Container), Image: registry.Visible(f.Image), Cause: registry.Shown(f.Cause), Fix: registry.Shown(f.Fix),
 				Source: policy.Source(f.Source.String())})
 		}
 		out = append(out, jr)

@@ -70,6 +70,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usageError{fmt.Errorf("unknown subcommand %q", args[0])}
 }
 
+// serve runs the webhook. It is long because it is the serve command's flag
+// table, one line a flag, then the defaults that depend on other flags:
+// split up, a reader would hunt for a flag's default across functions.
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pullsafe serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -110,29 +110,17 @@ func writeImage(w io.Writer, im Explanation, paint func(code, s string) string) 
 	}
 }
 
-// templateFinding is a template's finding in JSON, shaped as `pullsafe
-// check -o json`'s findings.
-type templateFinding struct {
-	Rule      policy.Rule   `json:"rule"`
-	Action    policy.Action `json:"action"`
-	Container string        `json:"container"`
-	Image     string        `json:"image"`
-	Cause     string        `json:"cause"`
-	Fix       string        `json:"fix,omitempty"`
-	Source    policy.Source `json:"source"`
-}
-
 // jsonResult is the JSON answer: Result, cleaned, with what a script
 // branches on (stuck, causeFound) said once.
 type jsonResult struct {
-	Namespace  string            `json:"namespace"`
-	Object     string            `json:"object"`
-	Stuck      bool              `json:"stuck"`
-	CauseFound bool              `json:"CauseFound"`
-	Pods       []Pod             `json:"pods"`
-	MorePods   int               `json:"morePods,omitempty"`
-	Template   []templateFinding `json:"template,omitempty"`
-	Notes      []string          `json:"notes,omitempty"`
+	Namespace  string               `json:"namespace"`
+	Object     string               `json:"object"`
+	Stuck      bool                 `json:"stuck"`
+	CauseFound bool                 `json:"CauseFound"`
+	Pods       []Pod                `json:"pods"`
+	MorePods   int                  `json:"morePods,omitempty"`
+	Template   []policy.FindingJSON `json:"template,omitempty"`
+	Notes      []string             `json:"notes,omitempty"`
 }
 
 // WriteJSON prints the answer as indented JSON: strings a person reads
@@ -160,8 +148,7 @@ func WriteJSON(r *Result, w io.Writer) error {
 		out.Pods = append(out.Pods, p)
 	}
 	for _, f := range r.Template {
-		out.Template = append(out.Template, templateFinding{Rule: f.Rule, Action: f.Action, Container: registry.Visible(f.Container), Image: registry.Visible(f.Image),
-			Cause: registry.Shown(f.Cause), Fix: registry.Shown(f.Fix), Source: policy.Source(f.Source.String())})
+		out.Template = append(out.Template, f.JSON())
 	}
 	for _, n := range r.Notes {
 		out.Notes = append(out.Notes, registry.Shown(n))

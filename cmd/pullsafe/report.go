@@ -65,19 +65,6 @@ func report(results []checked, output string, w io.Writer) error {
 
 func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
 
-type jsonFinding struct {
-	Rule      policy.Rule   `json:"rule"`
-	Action    policy.Action `json:"action"`
-	Container string        `json:"container"`
-	Image     string        `json:"image"`
-	Cause     string        `json:"cause"`
-	Fix       string        `json:"fix,omitempty"`
-	// Source says what Container names: container, init container,
-	// sidecar container, ephemeral container, or volume (an image
-	// volume, Container then being the volume's name).
-	Source policy.Source `json:"source"`
-}
-
 type jsonResult struct {
 	Source    string          `json:"source"`
 	Document  int             `json:"document"`
@@ -87,10 +74,10 @@ type jsonResult struct {
 	Decision  policy.Decision `json:"decision"`
 	// Skipped says why the object was not checked (the webhook admits it
 	// untouched: decision allow, no findings).
-	Skipped  string        `json:"skipped,omitempty"`
-	Findings []jsonFinding `json:"findings"`
-	Notes    []string      `json:"notes,omitempty"`
-	Pins     []policy.Pin  `json:"pins,omitempty"`
+	Skipped  string               `json:"skipped,omitempty"`
+	Findings []policy.FindingJSON `json:"findings"`
+	Notes    []string             `json:"notes,omitempty"`
+	Pins     []policy.Pin         `json:"pins,omitempty"`
 }
 
 func reportJSON(results []checked, w io.Writer) error {
@@ -100,18 +87,12 @@ func reportJSON(results []checked, w io.Writer) error {
 		// as values, with anything unprintable escaped like container and
 		// image (JSON itself would pass C1 controls and bidi overrides).
 		jr := jsonResult{Source: registry.Visible(r.m.Source), Document: r.m.Doc, Item: r.m.Item, Namespace: registry.Visible(r.w.Namespace),
-			Object: registry.Visible(r.v.Object), Decision: r.v.Decision(), Skipped: registry.Shown(r.skipped), Findings: []jsonFinding{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
+			Object: registry.Visible(r.v.Object), Decision: r.v.Decision(), Skipped: registry.Shown(r.skipped), Findings: []policy.FindingJSON{}, Notes: slices.Clone(r.v.Notes), Pins: r.v.Pins}
 		for i, n := range jr.Notes {
 			jr.Notes[i] = registry.Shown(n)
 		}
 		for _, f := range r.v.Findings {
-			// JSON escapes C0 controls but passes ESC-free bidi overrides
-			// and C1 controls through: cause and fix are text for a person,
-			// cleaned as in the text output; image and container keep
-			// their value, with anything unprintable escaped.
-			jr.Findings = append(jr.Findings, jsonFinding{Rule: f.Rule, Action: f.Action,
-				Container: registry.Visible(f.Container), Image: registry.Visible(f.Image), Cause: registry.Shown(f.Cause), Fix: registry.Shown(f.Fix),
-				Source: policy.Source(f.Source.String())})
+			jr.Findings = append(jr.Findings, f.JSON())
 		}
 		out = append(out, jr)
 	}

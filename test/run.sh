@@ -25,6 +25,11 @@ total=6
 work=$(mktemp -d "${TMPDIR:-/tmp}/pullsafe-test.XXXXXX")
 toolspid= hb= toolsdir=$work/tools-dir log=$work/e2e.log
 cleanup() {
+  # Only this shell cleans up. A heartbeat (a subshell) stopped before it
+  # set its own trap runs this shell's TERM and EXIT traps: it deleted the
+  # run's folder (the e2e log's, the tools folder's) and would stop the
+  # background build, mid-run.
+  [ "$BASHPID" = "$$" ] || return 0
   # A run that fails early stops its background build (its own process
   # group: the go commands under it too) rather than leave it running.
   if [ -n "$toolspid" ] && kill -0 "$toolspid" 2>/dev/null; then kill -- "-$toolspid" 2>/dev/null || true; fi

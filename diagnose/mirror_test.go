@@ -132,6 +132,7 @@ func TestNodeAskedElsewhereMirrorKeyAsTheResolver(t *testing.T) {
 	}{
 		{"key without the image's port", "myreg.example:443/team/app:v1", map[string][]string{"myreg.example": {"https://" + mirror}}, mirror},
 		{"key with a port the image lacks", "myreg.example/team/app:v1", map[string][]string{"myreg.example:443": {"https://" + mirror}}, mirror},
+		{"Docker Hub's key for registry-1.docker.io", "registry-1.docker.io/library/nginx:1", map[string][]string{"docker.io": {"https://" + mirror}}, ""},
 		{"key in another case", "MyReg.example/team/app:v1", map[string][]string{"myreg.example": {"https://" + mirror}}, ""},
 		{"key as written, mirror with port and path", "myreg.example:443/team/app:v1", map[string][]string{"myreg.example:443": {"https://Mirror.corp.example:443/v2"}}, ""},
 	} {

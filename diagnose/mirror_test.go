@@ -119,7 +119,7 @@ func TestWhyForgedMirrorPodUsesPodCredentials(t *testing.T) {
 // is a registry as written, matched as pullsafe's resolver matches it
 // (case and Docker Hub's names folded, a port kept): "myreg:443" and
 // "myreg" are two registries there and in containerd's hosts dir
-// (myreg_443 vs myreg). A mirror of the other spelling was never asked for
+// (myreg_443_ or myreg:443, never myreg). A mirror of the other spelling was never asked for
 // this image, so the node asking it is "elsewhere". An endpoint the node
 // asked still drops :443 (the URL's default port).
 func TestNodeAskedElsewhereMirrorKeyAsTheResolver(t *testing.T) {

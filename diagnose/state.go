@@ -289,8 +289,9 @@ func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
 // resolver matches them: case and Docker Hub's names folded, but a port
 // kept as written. Unlike an endpoint the node asked (RegistryHost, where
 // :443 is the URL's default port), "myreg:443" and "myreg" are two
-// registries to the resolver and to containerd (hosts dir myreg_443 vs
-// myreg): a mirror of the other spelling is not asked for this image.
+// registries to the resolver and to containerd (whose hosts dir for
+// myreg:443 is myreg_443_ or myreg:443, never myreg's): a mirror of the
+// other spelling is not asked for this image.
 func mirrorKey(h string) string {
 	h = strings.ToLower(h)
 	if h == "index.docker.io" || h == "registry-1.docker.io" {

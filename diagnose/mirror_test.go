@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/pullsafe/pullsafe/policy"
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
 
@@ -111,5 +112,49 @@ func TestWhyForgedMirrorPodUsesPodCredentials(t *testing.T) {
 	}
 	if ex := out.Images[0]; ex.Status != StatusFails || strings.Contains(ex.Cause, "node's own credentials") {
 		t.Errorf("status %s, cause %q; want %s with the Pod's (absent) pull secrets, as admission checks it", ex.Status, ex.Cause, StatusFails)
+	}
+}
+
+// TestNodeAskedElsewhereMirrorKeyAsTheResolver: a registries.mirrors key
+// is a registry as written, matched as pullsafe's resolver matches it
+// (case and Docker Hub's names folded, a port kept): "myreg:443" and
+// "myreg" are two registries there and in containerd's hosts dir
+// (myreg_443_ or myreg:443, never myreg). A mirror of the other spelling was never asked for
+// this image, so the node asking it is "elsewhere". An endpoint the node
+// asked still drops :443 (the URL's default port).
+func TestNodeAskedElsewhereMirrorKeyAsTheResolver(t *testing.T) {
+	const mirror = "mirror.corp.example"
+	msg := `failed to resolve reference: Head "https://` + mirror + `/v2/team/app/manifests/v1": 404`
+	for _, tc := range []struct {
+		name, image string
+		mirrors     map[string][]string
+		want        string
+	}{
+		{"key without the image's port", "myreg.example:443/team/app:v1", map[string][]string{"myreg.example": {"https://" + mirror}}, mirror},
+		{"key with a port the image lacks", "myreg.example/team/app:v1", map[string][]string{"myreg.example:443": {"https://" + mirror}}, mirror},
+		{"Docker Hub's key for registry-1.docker.io", "registry-1.docker.io/library/nginx:1", map[string][]string{"docker.io": {"https://" + mirror}}, ""},
+		{"key in another case", "MyReg.example/team/app:v1", map[string][]string{"myreg.example": {"https://" + mirror}}, ""},
+		{"key as written, mirror with port and path", "myreg.example:443/team/app:v1", map[string][]string{"myreg.example:443": {"https://Mirror.corp.example:443/v2"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			si := stuckImage{Container: policy.Container{Name: "app", Image: tc.image, Source: policy.SourceContainer},
+				Reason: "ErrImagePull", Message: msg}
+			if got := nodeAskedElsewhere(si, tc.mirrors); got != tc.want {
+				t.Errorf("nodeAskedElsewhere = %q, want %q", got, tc.want)
+			}
+			// The reference: whether pullsafe's resolver asks the mirror
+			// for this image (ggcr lowercases the registry it is given).
+			res, err := registry.NewResolver(registry.WithMirrors(tc.mirrors))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, err := registry.ParseReference(tc.image)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if uses := res.HasMirror(strings.ToLower(ref.Domain)); uses != (tc.want == "") {
+				t.Errorf("the resolver asks the mirror: %v; the test expects %v", uses, tc.want == "")
+			}
+		})
 	}
 }

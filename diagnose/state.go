@@ -256,7 +256,7 @@ func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
 	}
 	known := map[string]bool{ref.Host(): true}
 	for reg, hosts := range mirrors {
-		if registry.RegistryHost(reg) == ref.Host() || (reg == "*" && len(hosts) > 0) {
+		if mirrorKey(reg) == mirrorKey(ref.Domain) || (reg == "*" && len(hosts) > 0) {
 			for _, h := range hosts {
 				known[registry.RegistryHost(h)] = true
 			}
@@ -283,4 +283,19 @@ func nodeAskedElsewhere(si stuckImage, mirrors map[string][]string) string {
 		}
 	}
 	return ""
+}
+
+// mirrorKey is a registries.mirrors key, or an image's registry, as the
+// resolver matches them: case and Docker Hub's names folded, but a port
+// kept as written. Unlike an endpoint the node asked (RegistryHost, where
+// :443 is the URL's default port), "myreg:443" and "myreg" are two
+// registries to the resolver and to containerd (whose hosts dir for
+// myreg:443 is myreg_443_ or myreg:443, never myreg's): a mirror of the
+// other spelling is not asked for this image.
+func mirrorKey(h string) string {
+	h = strings.ToLower(h)
+	if h == "index.docker.io" || h == "registry-1.docker.io" {
+		return "docker.io"
+	}
+	return h
 }

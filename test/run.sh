@@ -23,11 +23,19 @@ total=6
 # A folder named for this run: a plain /tmp/tmp.* file vanished mid-run on
 # the shared machine (something there sweeps such names).
 work=$(mktemp -d "${TMPDIR:-/tmp}/pullsafe-test.XXXXXX")
-toolspid= toolsdir=$work/tools-dir log=$work/e2e.log
+toolspid= hb= toolsdir=$work/tools-dir log=$work/e2e.log
 cleanup() {
+  # Only this shell cleans up. A heartbeat (a subshell) stopped before it
+  # set its own trap runs this shell's TERM and EXIT traps: it deleted the
+  # run's folder (the e2e log's, the tools folder's) and would stop the
+  # background build, mid-run.
+  [ "$BASHPID" = "$$" ] || return 0
   # A run that fails early stops its background build (its own process
   # group: the go commands under it too) rather than leave it running.
   if [ -n "$toolspid" ] && kill -0 "$toolspid" 2>/dev/null; then kill -- "-$toolspid" 2>/dev/null || true; fi
+  # Heartbeats of a phase cut short (TERM): they would outlive the run.
+  progress_stop
+  if [ -n "$hb" ]; then kill "$hb" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,6 +91,7 @@ tstatus=0
 wait "$toolspid" || tstatus=$?
 toolspid=
 kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true
+hb=
 if [ "$tstatus" -ne 0 ]; then
   echo "[7/$total] test-bed binaries: FAILED (exit $tstatus; the [test bed] lines above say which; re-run alone: make tools)" >&2
   exit "$tstatus"

@@ -34,7 +34,10 @@ mkdir -p "$out"
 # Stopped half-way (test/run.sh stops its background build when a phase
 # fails), it leaves no half-written binaries behind.
 running=$(mktemp -d "${TMPDIR:-/tmp}/pullsafe-build.XXXXXX") # one file per step under way (heartbeat -d)
-trap 'rm -rf "$out"/.build.$$.* "$running"' EXIT
+beat=
+# Only this shell: a heartbeat stopped before it set its own trap runs this
+# one (see test/run.sh's cleanup).
+trap '[ "$BASHPID" != "$$" ] || { rm -rf "$out"/.build.$$.* "$running"; [ -z "$beat" ] || kill "$beat" 2>/dev/null || true; }' EXIT
 trap 'exit 143' TERM INT
 
 # The arm64 node of test/runtimediff is an arm64 containerd run under

@@ -30,6 +30,10 @@ heartbeat() {
   while :; do
     sleep "${PULLSAFE_HEARTBEAT:-30}" & s=$!
     wait "$s"
+    # The script that started it ($$, also in this subshell) gone without
+    # stopping it (a TERM trap's exit skips the step's own kill): stop too,
+    # rather than print "still ..." for ever from an orphan.
+    kill -0 "$$" 2>/dev/null || exit 0
     if [ -z "$dir" ]; then
       echo "    ... still $label ($(dur $((SECONDS - start))); elapsed $(elapsed))" >&2
       continue
@@ -62,10 +66,12 @@ step() {
   shift 3
   echo "[$n/$m] $label (elapsed $(elapsed))" >&2
   tf=$(mktemp "${TMPDIR:-/tmp}/pullsafe-step.XXXXXX")
-  if [ "${step_heartbeat:-1}" != 0 ]; then heartbeat "$label" & hb=$!; fi
+  # progress_hb: the running step's heartbeat, for the caller's exit trap
+  # (progress_stop) when the script exits mid-step.
+  if [ "${step_heartbeat:-1}" != 0 ]; then heartbeat "$label" & hb=$! progress_hb=$!; fi
   # A subshell of its own, so `times` counts this step's commands only.
   ( set +e; "$@"; rc=$?; times >"$tf"; exit "$rc" ) || rc=$?
-  if [ -n "$hb" ]; then kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true; fi
+  if [ -n "$hb" ]; then kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null || true; progress_hb=; fi
   local cpu
   cpu=$(cpu_of "$tf" 2>/dev/null); rm -f "$tf"
   if [ "$rc" -eq 0 ]; then
@@ -74,4 +80,11 @@ step() {
     echo "[$n/$m] $label: FAILED (exit $rc) after $(dur $((SECONDS - start))) (elapsed $(elapsed))" >&2
   fi
   return "$rc"
+}
+
+# progress_stop -> stops the heartbeat of a step the script exits in the
+# middle of (a TERM trap's exit): left running, it would print for ever and
+# hold a pipe reading the output (`make test | tee`) open.
+progress_stop() {
+  if [ -n "${progress_hb:-}" ]; then kill "$progress_hb" 2>/dev/null || true; progress_hb=; fi
 }

@@ -92,6 +92,17 @@ func sameAsControllerRuntime(t *testing.T, body []byte, contentType string) {
 		}
 		return
 	}
+	if len(crSeen) == 0 && len(ourSeen) == 1 {
+		// Reviews decodes only the fields pullsafe reads, so a field it
+		// does not read holding the wrong type (userInfo.groups: 5) is no
+		// reason to refuse: a refusal is a denial. Held to
+		// controller-runtime on the body cut down to those fields.
+		cut := readFields(t, body)
+		crCode, crOut, crRaw = serve(t, &admission.Webhook{Handler: answering(&crSeen)}, cut, contentType)
+		if len(crSeen) == 0 {
+			t.Fatalf("controller-runtime refuses %s even cut down to %s: %s", body, cut, crRaw)
+		}
+	}
 	if diff := cmp.Diff(crSeen, ourSeen); diff != "" {
 		t.Fatalf("the handler saw (-controller-runtime +Reviews):\n%s", diff)
 	}
@@ -111,6 +122,40 @@ func sameAsControllerRuntime(t *testing.T, body []byte, contentType string) {
 	if crRaw != raw {
 		t.Errorf("answer bytes %q, controller-runtime's (encoding/json's) %q", raw, crRaw)
 	}
+}
+
+// readFields is body with only the fields Reviews reads (the envelope's
+// apiVersion, kind and request; the request's fields review names), each
+// value's bytes as written.
+func readFields(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var pick func(raw []byte, keys ...string) []byte
+	pick = func(raw []byte, keys ...string) []byte {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+			return raw // null, or what neither decoder reads as an object
+		}
+		out := []byte{'{'}
+		for _, k := range keys {
+			v, ok := m[k]
+			if !ok {
+				continue
+			}
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(append(append(out, '"'), k...), `":`...)
+			switch k {
+			case "request":
+				v = pick(v, "uid", "kind", "resource", "subResource", "name", "namespace", "operation", "userInfo", "object", "oldObject", "dryRun")
+			case "userInfo":
+				v = pick(v, "username")
+			}
+			out = append(out, v...)
+		}
+		return append(out, '}')
+	}
+	return pick(body, "apiVersion", "kind", "request")
 }
 
 // FuzzAppendReviewMatchesEncodingJSON: the hand-written encoder writes
@@ -169,6 +214,7 @@ func TestReviewsAnswerAsControllerRuntime(t *testing.T) {
 		{"not JSON", []byte(`{not json`), "application/json"},
 		{"a field of the wrong type", []byte(`{"request":{"uid":5}}`), "application/json"},
 		{"an array", []byte(`[]`), "application/json"},
+		{"a field pullsafe does not read of the wrong type", review("admission.k8s.io/v1", "deny", `,"requestKind":5,"userInfo":{"username":"bob","groups":5}`), "application/json"},
 		{"too large", append(append([]byte(`{"request":{"name":"`), bytes.Repeat([]byte("x"), maxReviewBytes)...), `"}}`...), "application/json"},
 	}
 	for _, tt := range tests {
@@ -185,6 +231,7 @@ func FuzzReviewsMatchControllerRuntime(f *testing.F) {
 	f.Add([]byte(`{"kind":"AdmissionReview","request":{"Object":{},"uid":"\u00e9\ud800"}}`))
 	f.Add([]byte(`  {"apiVersion":"x/y"}  `))
 	f.Add([]byte(`request: {uid: a}`))
+	f.Add([]byte(`{"request":{"uid":"u","name":"deny","userInfo":{"username":"a","groups":5},"requestKind":5,"options":[]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) { sameAsControllerRuntime(t, body, "application/json") })
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
@@ -96,6 +97,12 @@ func (rv *Reviews) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code, err = http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
 		}
 	}
+	var apiVersion, kind string
+	if err == nil {
+		if apiVersion, kind, err = echoed(in.APIVersion, in.Kind); err != nil {
+			code, err = http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
+		}
+	}
 	if err != nil {
 		rv.log.Error(err, "not an AdmissionReview", "path", r.URL.Path, "remote", r.RemoteAddr)
 		writeReview(w, "", "", admission.Errored(int32(code), err))
@@ -114,11 +121,24 @@ func (rv *Reviews) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = admission.Errored(http.StatusInternalServerError, errors.New("unable to encode the response"))
 		resp.UID = req.UID
 	}
-	apiVersion, kind := in.APIVersion, in.Kind
-	if apiVersion == "" && kind == "" {
-		apiVersion, kind = admissionv1.SchemeGroupVersion.String(), "AdmissionReview"
-	}
 	writeReview(w, apiVersion, kind, resp)
+}
+
+// echoed are the apiVersion and kind of the answer, as controller-runtime
+// wrote them: the request's apiVersion read as a group/version (an error
+// for more than one "/", "/v1" written "v1"), and admission.k8s.io/v1
+// AdmissionReview when the request names neither.
+func echoed(apiVersion, kind string) (string, string, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	switch {
+	case err != nil:
+		return "", "", err
+	case gv.Empty() && kind == "":
+		return admissionv1.SchemeGroupVersion.String(), "AdmissionReview", nil
+	case gv.Group == "":
+		return gv.Version, kind, nil // no copy: a suffix of apiVersion
+	}
+	return apiVersion, kind, nil // group/version as written
 }
 
 // readReview reads the body, refusing one past maxReviewBytes. The API

@@ -214,6 +214,9 @@ func TestReviewsAnswerAsControllerRuntime(t *testing.T) {
 		{"not JSON", []byte(`{not json`), "application/json"},
 		{"a field of the wrong type", []byte(`{"request":{"uid":5}}`), "application/json"},
 		{"an array", []byte(`[]`), "application/json"},
+		{"apiVersion / names no version", []byte(`{"apiVersion":"/","request":{"uid":"u-3","name":"ok"}}`), "application/json"},
+		{"apiVersion without a group", []byte(`{"apiVersion":"/v1","kind":"AdmissionReview","request":{"uid":"u-4","name":"ok"}}`), "application/json"},
+		{"apiVersion with two slashes", []byte(`{"apiVersion":"admission.k8s.io/v1/x","kind":"AdmissionReview","request":{"uid":"u-5","name":"deny"}}`), "application/json"},
 		{"a field pullsafe does not read of the wrong type", review("admission.k8s.io/v1", "deny", `,"requestKind":5,"userInfo":{"username":"bob","groups":5}`), "application/json"},
 		{"too large", append(append([]byte(`{"request":{"name":"`), bytes.Repeat([]byte("x"), maxReviewBytes)...), `"}}`...), "application/json"},
 	}

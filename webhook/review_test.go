@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 )
 
 // seen is what a handler read of the request: the fields pullsafe's
@@ -84,7 +85,17 @@ func serve(t testing.TB, h http.Handler, body []byte, contentType string) (int, 
 func sameAsControllerRuntime(t *testing.T, body []byte, contentType string) {
 	t.Helper()
 	var crSeen, ourSeen []seen
-	crCode, crOut, crRaw := serve(t, &admission.Webhook{Handler: answering(&crSeen)}, body, contentType)
+	crBody := body
+	if envelopeCaseDiffers(body) {
+		// controller-runtime reads the envelope's apiVersion and kind
+		// case-insensitively (apimachinery's SimpleMetaFactory uses
+		// encoding/json: "ApiVersion" counts) and everything else
+		// case-sensitively; Reviews reads all of it case-sensitively. No
+		// API server writes "ApiVersion": held to controller-runtime on
+		// the keys spelled as the API writes them.
+		crBody = readFields(t, body)
+	}
+	crCode, crOut, crRaw := serve(t, &admission.Webhook{Handler: answering(&crSeen)}, crBody, contentType)
 	ourCode, ourOut, raw := serve(t, NewReviews(answering(&ourSeen), logr.Discard()), body, contentType)
 	if trimmed := bytes.TrimSpace(body); len(crSeen) == 1 && len(ourSeen) == 0 && (len(trimmed) == 0 || trimmed[0] != '{') {
 		if ourOut.Response == nil || ourOut.Response.Allowed || ourOut.Response.Result.Code != http.StatusBadRequest {
@@ -122,6 +133,21 @@ func sameAsControllerRuntime(t *testing.T, body []byte, contentType string) {
 	if crRaw != raw {
 		t.Errorf("answer bytes %q, controller-runtime's (encoding/json's) %q", raw, crRaw)
 	}
+}
+
+// envelopeCaseDiffers reports whether the envelope's apiVersion or kind
+// read case-insensitively (encoding/json) differs from the keys spelled
+// exactly.
+func envelopeCaseDiffers(body []byte) bool {
+	type envelope struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	var folded, exact envelope
+	if json.Unmarshal(body, &folded) != nil || kjson.UnmarshalCaseSensitivePreserveInts(body, &exact) != nil {
+		return false
+	}
+	return folded != exact
 }
 
 // readFields is body with only the fields Reviews reads (the envelope's
@@ -216,6 +242,7 @@ func TestReviewsAnswerAsControllerRuntime(t *testing.T) {
 		{"an array", []byte(`[]`), "application/json"},
 		{"apiVersion / names no version", []byte(`{"apiVersion":"/","request":{"uid":"u-3","name":"ok"}}`), "application/json"},
 		{"apiVersion without a group", []byte(`{"apiVersion":"/v1","kind":"AdmissionReview","request":{"uid":"u-4","name":"ok"}}`), "application/json"},
+		{"apiVersion spelled ApiVersion", []byte(`{"ApiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u-6","name":"ok"}}`), "application/json"},
 		{"apiVersion with two slashes", []byte(`{"apiVersion":"admission.k8s.io/v1/x","kind":"AdmissionReview","request":{"uid":"u-5","name":"deny"}}`), "application/json"},
 		{"a field pullsafe does not read of the wrong type", review("admission.k8s.io/v1", "deny", `,"requestKind":5,"userInfo":{"username":"bob","groups":5}`), "application/json"},
 		{"too large", append(append([]byte(`{"request":{"name":"`), bytes.Repeat([]byte("x"), maxReviewBytes)...), `"}}`...), "application/json"},

@@ -28,16 +28,19 @@ func (c *Checker) fromMemory(ctx context.Context, in Input, results []result) (m
 	mem := &inMemory{next: res}
 	fast := *c
 	fast.res = mem
-	ctx = registry.MemoryOnly(ctx)
+	ctx, hits := registry.MemoryOnlyCounting(ctx)
 	for i, ct := range in.Containers {
 		mem.missed = false
 		r := fast.safeContainer(ctx, in, ct)
 		if mem.missed {
 			// Worked out again from the start with the slots: a rule may
-			// have read the miss as a registry's answer.
+			// have read the miss as a registry's answer. Its hits count
+			// there, once.
+			hits.Drop()
 			missed = append(missed, i)
 			continue
 		}
+		hits.Count()
 		results[i] = r
 	}
 	return missed

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pullsafe/pullsafe/registry"
 	"github.com/pullsafe/pullsafe/registry/registrytest"
 )
 
@@ -48,5 +50,47 @@ func TestCachedAnswersTakeNoSlot(t *testing.T) {
 	}
 	if n := fast.Count(http.MethodHead, "/team/api/manifests/v1") - before; n != 0 {
 		t.Errorf("%d HEADs for a cached image, want 0", n)
+	}
+}
+
+// TestCacheEventsCountedOnce: a container whose tag is cached but whose
+// later answers are not is checked twice (memory first, then through the
+// slots); the cache's hit was counted on both passes, so
+// pullsafe_cache_events_total reported more hits than lookups made.
+func TestCacheEventsCountedOnce(t *testing.T) {
+	reg := registrytest.New(t)
+	reg.Image("team/api", "v1", "linux", "amd64")
+	prom := prometheus.NewRegistry()
+	res, err := registry.NewResolver(registry.WithAllowLoopback(true), registry.WithLookupTimeout(30*time.Second), registry.WithMetrics(prom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := reg.Host + "/team/api:v1"
+	if _, err := res.Resolve(context.Background(), image, nil); err != nil {
+		t.Fatal(err)
+	}
+	events := func() map[string]float64 {
+		out := map[string]float64{}
+		mfs, err := prom.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "pullsafe_cache_events_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	before := events()
+	in := podWith([]string{image})
+	in.Nodes = []Node{{Name: "n", Labels: map[string]string{"kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}}}
+	NewChecker(DefaultConfig(), res).Check(context.Background(), in)
+	after := events()
+	if hits := after["hit"] - before["hit"]; hits != 1 {
+		t.Errorf("%v cache hits for one cached tag looked up once, want 1 (events before %v, after %v)", hits, before, after)
 	}
 }

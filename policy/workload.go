@@ -261,6 +261,9 @@ type podSpec struct {
 	DeprecatedServiceAccount string            `json:"serviceAccount"`
 	NodeName                 string            `json:"nodeName"`
 	NodeSelector             map[string]string `json:"nodeSelector"`
+	// RuntimeClassName: the platform rule's Windows build is uncertain
+	// under a runtime handler that may pull another build (buildUncertain).
+	RuntimeClassName *string `json:"runtimeClassName"`
 	// Only the required node affinity: the preferred terms rank nodes
 	// and rule out none (Eligible), and pod (anti-)affinity names pods.
 	Affinity *struct {
@@ -299,7 +302,7 @@ func (p *podSpec) typed() corev1.PodSpec {
 		sa = p.DeprecatedServiceAccount
 	}
 	s := corev1.PodSpec{ImagePullSecrets: p.ImagePullSecrets, ServiceAccountName: sa, DeprecatedServiceAccount: p.DeprecatedServiceAccount,
-		NodeName: p.NodeName, NodeSelector: p.NodeSelector}
+		NodeName: p.NodeName, NodeSelector: p.NodeSelector, RuntimeClassName: p.RuntimeClassName}
 	if p.Affinity != nil && p.Affinity.NodeAffinity != nil {
 		s.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: p.Affinity.NodeAffinity.Required}}
 	}

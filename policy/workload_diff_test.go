@@ -29,6 +29,7 @@ type inputs struct {
 	RequiredAffinity   *corev1.NodeSelector
 	DeprecatedAccount  string
 	EligibleArchsOfPod string // what the scheduler's matcher makes of the selection
+	BuildUncertain     string // the platform rule's runtime class (buildUncertain)
 }
 
 func inputsOf(w *Workload) inputs {
@@ -39,6 +40,7 @@ func inputsOf(w *Workload) inputs {
 		in.PullSecrets = append(in.PullSecrets, s.Name)
 	}
 	in.EligibleArchsOfPod = eligibleArchs(&w.Spec)
+	in.BuildUncertain = buildUncertain(&w.Spec)
 	return in
 }
 
@@ -129,6 +131,7 @@ func typedInputs(gk schema.GroupKind, raw []byte) (inputs, bool) {
 		}
 	}
 	in.EligibleArchsOfPod = eligibleArchs(&corev1.PodSpec{NodeName: spec.NodeName, NodeSelector: spec.NodeSelector, Affinity: spec.Affinity})
+	in.BuildUncertain = buildUncertain(&corev1.PodSpec{RuntimeClassName: spec.RuntimeClassName})
 	return in, true
 }
 
@@ -143,6 +146,7 @@ func realisticPod() *corev1.Pod {
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "a", UID: "n-1", Controller: ptr.To(true)}}},
 		Spec: corev1.PodSpec{
 			NodeName: "a", NodeSelector: map[string]string{"zone": "y"}, ServiceAccountName: "builder", DeprecatedServiceAccount: "builder",
+			RuntimeClassName: ptr.To("runhcs-wcow-hypervisor"),
 			ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}, {Name: ""}, {Name: "other"}},
 			Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{term}},
 				PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 1, Preference: term}}},
@@ -200,4 +204,29 @@ func FuzzExtractWorkloadMatchesTyped(f *testing.F) {
 			t.Errorf("rule inputs (-full decode +ExtractWorkload):\n%s", diff)
 		}
 	})
+}
+
+// TestExtractWorkloadKeepsRuntimeClassName: the platform rule reads the
+// Pod's runtimeClassName (buildUncertain: a Hyper-V handler may pull
+// another Windows build, so a build mismatch is "cannot verify", not a
+// denial); a decoder that drops it turns that warning into a false denial.
+func TestExtractWorkloadKeepsRuntimeClassName(t *testing.T) {
+	const want = "runtimeClassName runhcs-wcow-hypervisor"
+	for _, tc := range []struct {
+		gk  schema.GroupKind
+		raw string
+	}{
+		{schema.GroupKind{Kind: "Pod"}, `{"spec":{"runtimeClassName":"runhcs-wcow-hypervisor","containers":[{"name":"a","image":"mcr.microsoft.com/windows/nanoserver:ltsc2022"}]}}`},
+		{schema.GroupKind{Group: "apps", Kind: "Deployment"}, `{"spec":{"template":{"spec":{"runtimeClassName":"runhcs-wcow-hypervisor","containers":[{"name":"a","image":"x"}]}}}}`},
+	} {
+		t.Run(tc.gk.Kind, func(t *testing.T) {
+			w, err := ExtractWorkload(tc.gk, []byte(tc.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := buildUncertain(&w.Spec); got != want {
+				t.Errorf("buildUncertain of the decoded spec = %q, want %q", got, want)
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"sync"
 )
 
 // ErrNotInMemory is the answer of a lookup made with MemoryOnly that the
@@ -21,12 +22,59 @@ type memoryOnlyKey struct{}
 // background lookup (WithBudget) skips the caches, so with MemoryOnly it
 // always gets ErrNotInMemory.
 func MemoryOnly(ctx context.Context) context.Context {
-	return context.WithValue(ctx, memoryOnlyKey{}, true)
+	return context.WithValue(ctx, memoryOnlyKey{}, (*MemoryHits)(nil))
+}
+
+// MemoryOnlyCounting is MemoryOnly whose cache hits wait in the returned
+// MemoryHits until the caller keeps the answers they gave (Count) or asks
+// again without the memory-only pass (Drop): a pass given up and made
+// again through the slots would otherwise count each hit twice.
+func MemoryOnlyCounting(ctx context.Context) (context.Context, *MemoryHits) {
+	h := &MemoryHits{}
+	return context.WithValue(ctx, memoryOnlyKey{}, h), h
+}
+
+// MemoryHits are the cache hits of a memory-only pass not yet counted.
+type MemoryHits struct {
+	mu sync.Mutex
+	m  *metrics
+	n  int
+}
+
+// Count adds the hits waiting to pullsafe_cache_events_total.
+func (h *MemoryHits) Count() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m != nil && h.n > 0 {
+		h.m.cache.WithLabelValues("hit").Add(float64(h.n))
+	}
+	h.n = 0
+}
+
+// Drop forgets the hits waiting: the answers are asked for again.
+func (h *MemoryHits) Drop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n = 0
 }
 
 func memoryOnly(ctx context.Context) bool {
-	on, _ := ctx.Value(memoryOnlyKey{}).(bool)
+	_, on := ctx.Value(memoryOnlyKey{}).(*MemoryHits)
 	return on
+}
+
+// hit counts a cache hit, or keeps it for the memory-only pass's caller.
+func (r *Resolver) hit(ctx context.Context) {
+	if h, _ := ctx.Value(memoryOnlyKey{}).(*MemoryHits); h != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if r.metrics != nil {
+			h.m = r.metrics
+			h.n++
+		}
+		return
+	}
+	r.metrics.cacheEvent("hit")
 }
 
 // matchesAny reports whether a provider would be asked for image, which

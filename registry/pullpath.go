@@ -156,11 +156,11 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 	key := pathKey(img.ep, img.chosen, img.Digest.Algorithm+":"+img.Digest.Hex, platforms)
 	if !background(ctx) {
 		if _, ok := r.paths.Get(key); ok {
-			r.metrics.cacheEvent("hit")
+			r.hit(ctx)
 			return nil
 		}
 		if e, ok := r.negative.Get(key); ok {
-			r.metrics.cacheEvent("hit")
+			r.hit(ctx)
 			return withImage(e, img.ref.String())
 		}
 	}

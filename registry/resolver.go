@@ -252,11 +252,11 @@ func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, 
 	// answer admission cached (a digest for 24h) still holds.
 	if !background(ctx) {
 		if img, ok := r.answer(ref, key); ok {
-			r.metrics.cacheEvent("hit")
+			r.hit(ctx)
 			return img, nil
 		}
 		if e, ok := r.negative.Get(key); ok {
-			r.metrics.cacheEvent("hit")
+			r.hit(ctx)
 			return nil, e
 		}
 	}

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kjson "sigs.k8s.io/json"
@@ -96,6 +98,12 @@ func (rv *Reviews) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code, err = http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
 		}
 	}
+	var apiVersion, kind string
+	if err == nil {
+		if apiVersion, kind, err = echoed(in.APIVersion, in.Kind); err != nil {
+			code, err = http.StatusBadRequest, fmt.Errorf("decoding the AdmissionReview: %w", err)
+		}
+	}
 	if err != nil {
 		rv.log.Error(err, "not an AdmissionReview", "path", r.URL.Path, "remote", r.RemoteAddr)
 		writeReview(w, "", "", admission.Errored(int32(code), err))
@@ -114,11 +122,24 @@ func (rv *Reviews) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp = admission.Errored(http.StatusInternalServerError, errors.New("unable to encode the response"))
 		resp.UID = req.UID
 	}
-	apiVersion, kind := in.APIVersion, in.Kind
-	if apiVersion == "" && kind == "" {
-		apiVersion, kind = admissionv1.SchemeGroupVersion.String(), "AdmissionReview"
-	}
 	writeReview(w, apiVersion, kind, resp)
+}
+
+// echoed are the apiVersion and kind of the answer, as controller-runtime
+// wrote them: the request's apiVersion read as a group/version (an error
+// for more than one "/", "/v1" written "v1"), and admission.k8s.io/v1
+// AdmissionReview when the request names neither.
+func echoed(apiVersion, kind string) (string, string, error) {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	switch {
+	case err != nil:
+		return "", "", err
+	case gv.Empty() && kind == "":
+		return admissionv1.SchemeGroupVersion.String(), "AdmissionReview", nil
+	case gv.Group == "":
+		return gv.Version, kind, nil // no copy: a suffix of apiVersion
+	}
+	return apiVersion, kind, nil // group/version as written
 }
 
 // readReview reads the body, refusing one past maxReviewBytes. The API
@@ -134,12 +155,16 @@ func readReview(r *http.Request) ([]byte, int, error) {
 	}
 	var body []byte
 	var err error
-	if n := r.ContentLength; n > 0 {
+	if n := r.ContentLength; n > 0 && n <= exactReviewBytes {
 		// net/http's body ends at Content-Length: nothing more to read.
 		body = make([]byte, n)
 		_, err = io.ReadFull(r.Body, body)
 	} else {
-		body, err = io.ReadAll(&io.LimitedReader{R: r.Body, N: maxReviewBytes + 1})
+		// A larger claim is not believed before the bytes arrive: a
+		// client claiming 7 MiB and sending little must not hold 7 MiB.
+		b := bytes.NewBuffer(make([]byte, 0, exactReviewBytes))
+		_, err = b.ReadFrom(&io.LimitedReader{R: r.Body, N: maxReviewBytes + 1})
+		body = b.Bytes()
 	}
 	switch {
 	case err != nil:
@@ -149,6 +174,10 @@ func readReview(r *http.Request) ([]byte, int, error) {
 	}
 	return body, 0, nil
 }
+
+// exactReviewBytes is the largest Content-Length read into a buffer of
+// exactly its size (a review of a Pod with dozens of containers).
+const exactReviewBytes = 64 << 10
 
 var errTooLarge = fmt.Errorf("request entity is too large; limit is %d bytes", maxReviewBytes)
 

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 )
 
 // seen is what a handler read of the request: the fields pullsafe's
@@ -84,13 +85,34 @@ func serve(t testing.TB, h http.Handler, body []byte, contentType string) (int, 
 func sameAsControllerRuntime(t *testing.T, body []byte, contentType string) {
 	t.Helper()
 	var crSeen, ourSeen []seen
-	crCode, crOut, crRaw := serve(t, &admission.Webhook{Handler: answering(&crSeen)}, body, contentType)
+	crBody := body
+	if envelopeCaseDiffers(body) {
+		// controller-runtime reads the envelope's apiVersion and kind
+		// case-insensitively (apimachinery's SimpleMetaFactory uses
+		// encoding/json: "ApiVersion" counts) and everything else
+		// case-sensitively; Reviews reads all of it case-sensitively. No
+		// API server writes "ApiVersion": held to controller-runtime on
+		// the keys spelled as the API writes them.
+		crBody = readFields(t, body)
+	}
+	crCode, crOut, crRaw := serve(t, &admission.Webhook{Handler: answering(&crSeen)}, crBody, contentType)
 	ourCode, ourOut, raw := serve(t, NewReviews(answering(&ourSeen), logr.Discard()), body, contentType)
 	if trimmed := bytes.TrimSpace(body); len(crSeen) == 1 && len(ourSeen) == 0 && (len(trimmed) == 0 || trimmed[0] != '{') {
 		if ourOut.Response == nil || ourOut.Response.Allowed || ourOut.Response.Result.Code != http.StatusBadRequest {
 			t.Fatalf("a YAML body: %s, want a 400", raw)
 		}
 		return
+	}
+	if len(crSeen) == 0 && len(ourSeen) == 1 {
+		// Reviews decodes only the fields pullsafe reads, so a field it
+		// does not read holding the wrong type (userInfo.groups: 5) is no
+		// reason to refuse: a refusal is a denial. Held to
+		// controller-runtime on the body cut down to those fields.
+		cut := readFields(t, body)
+		crCode, crOut, crRaw = serve(t, &admission.Webhook{Handler: answering(&crSeen)}, cut, contentType)
+		if len(crSeen) == 0 {
+			t.Fatalf("controller-runtime refuses %s even cut down to %s: %s", body, cut, crRaw)
+		}
 	}
 	if diff := cmp.Diff(crSeen, ourSeen); diff != "" {
 		t.Fatalf("the handler saw (-controller-runtime +Reviews):\n%s", diff)
@@ -111,6 +133,55 @@ func sameAsControllerRuntime(t *testing.T, body []byte, contentType string) {
 	if crRaw != raw {
 		t.Errorf("answer bytes %q, controller-runtime's (encoding/json's) %q", raw, crRaw)
 	}
+}
+
+// envelopeCaseDiffers reports whether the envelope's apiVersion or kind
+// read case-insensitively (encoding/json) differs from the keys spelled
+// exactly.
+func envelopeCaseDiffers(body []byte) bool {
+	type envelope struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	var folded, exact envelope
+	if json.Unmarshal(body, &folded) != nil || kjson.UnmarshalCaseSensitivePreserveInts(body, &exact) != nil {
+		return false
+	}
+	return folded != exact
+}
+
+// readFields is body with only the fields Reviews reads (the envelope's
+// apiVersion, kind and request; the request's fields review names), each
+// value's bytes as written.
+func readFields(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var pick func(raw []byte, keys ...string) []byte
+	pick = func(raw []byte, keys ...string) []byte {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+			return raw // null, or what neither decoder reads as an object
+		}
+		out := []byte{'{'}
+		for _, k := range keys {
+			v, ok := m[k]
+			if !ok {
+				continue
+			}
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(append(append(out, '"'), k...), `":`...)
+			switch k {
+			case "request":
+				v = pick(v, "uid", "kind", "resource", "subResource", "name", "namespace", "operation", "userInfo", "object", "oldObject", "dryRun")
+			case "userInfo":
+				v = pick(v, "username")
+			}
+			out = append(out, v...)
+		}
+		return append(out, '}')
+	}
+	return pick(body, "apiVersion", "kind", "request")
 }
 
 // FuzzAppendReviewMatchesEncodingJSON: the hand-written encoder writes
@@ -169,6 +240,11 @@ func TestReviewsAnswerAsControllerRuntime(t *testing.T) {
 		{"not JSON", []byte(`{not json`), "application/json"},
 		{"a field of the wrong type", []byte(`{"request":{"uid":5}}`), "application/json"},
 		{"an array", []byte(`[]`), "application/json"},
+		{"apiVersion / names no version", []byte(`{"apiVersion":"/","request":{"uid":"u-3","name":"ok"}}`), "application/json"},
+		{"apiVersion without a group", []byte(`{"apiVersion":"/v1","kind":"AdmissionReview","request":{"uid":"u-4","name":"ok"}}`), "application/json"},
+		{"apiVersion spelled ApiVersion", []byte(`{"ApiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u-6","name":"ok"}}`), "application/json"},
+		{"apiVersion with two slashes", []byte(`{"apiVersion":"admission.k8s.io/v1/x","kind":"AdmissionReview","request":{"uid":"u-5","name":"deny"}}`), "application/json"},
+		{"a field pullsafe does not read of the wrong type", review("admission.k8s.io/v1", "deny", `,"requestKind":5,"userInfo":{"username":"bob","groups":5}`), "application/json"},
 		{"too large", append(append([]byte(`{"request":{"name":"`), bytes.Repeat([]byte("x"), maxReviewBytes)...), `"}}`...), "application/json"},
 	}
 	for _, tt := range tests {
@@ -185,6 +261,7 @@ func FuzzReviewsMatchControllerRuntime(f *testing.F) {
 	f.Add([]byte(`{"kind":"AdmissionReview","request":{"Object":{},"uid":"\u00e9\ud800"}}`))
 	f.Add([]byte(`  {"apiVersion":"x/y"}  `))
 	f.Add([]byte(`request: {uid: a}`))
+	f.Add([]byte(`{"request":{"uid":"u","name":"deny","userInfo":{"username":"a","groups":5},"requestKind":5,"options":[]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) { sameAsControllerRuntime(t, body, "application/json") })
 }
 

@@ -73,13 +73,23 @@ func (n Node) Platform() string {
 // warning, never the other way.
 func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 	req := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: corev1.PodSpec{NodeSelector: spec.NodeSelector, Affinity: spec.Affinity}})
-	var out []Node
-	for _, n := range nodes {
+	eligible := func(n Node) bool {
 		if spec.NodeName != "" && n.Name != spec.NodeName {
-			continue
+			return false
 		}
 		// A term the scheduler cannot parse selects nothing there either.
-		if ok, err := req.Match(n.object()); err == nil && ok {
+		ok, err := req.Match(n.object())
+		return err == nil && ok
+	}
+	// Most Pods may run on every node: then the answer is nodes itself,
+	// capped against appends, and no Node is copied.
+	first := slices.IndexFunc(nodes, func(n Node) bool { return !eligible(n) })
+	if first < 0 {
+		return nodes[:len(nodes):len(nodes)]
+	}
+	out := append([]Node(nil), nodes[:first]...)
+	for _, n := range nodes[first+1:] {
+		if eligible(n) {
 			out = append(out, n)
 		}
 	}
@@ -90,10 +100,18 @@ func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 // index entry without os/architecture, or a buildx attestation's
 // unknown/unknown, is no claim about where it runs, so it must not fail the
 // platform rule.
+//
+// When every platform states something (the usual index), ps itself is
+// returned, capped so that an append cannot write into the cached answer
+// it came from: every container of every review asks.
 func stated(ps []v1.Platform) []v1.Platform {
+	says := func(p v1.Platform) bool { return p.OS != "" && p.Architecture != "" && p.OS != "unknown" }
+	if !slices.ContainsFunc(ps, func(p v1.Platform) bool { return !says(p) }) {
+		return ps[:len(ps):len(ps)]
+	}
 	var out []v1.Platform
 	for _, p := range ps {
-		if p.OS != "" && p.Architecture != "" && p.OS != "unknown" {
+		if says(p) {
 			out = append(out, p)
 		}
 	}

@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -141,9 +140,13 @@ func runs(platforms []v1.Platform, n Node) bool {
 // eligible node have), for each label where some node that cannot run it
 // has another value. Empty when labels cannot tell the two groups apart.
 func narrowing(can, cannot []Node) string {
-	var parts []string
-	for _, key := range []string{corev1.LabelOSStable, corev1.LabelArchStable, corev1.LabelWindowsBuild} {
-		var vals []string
+	// Built in one Builder, with the values on the stack: the platform rule
+	// says this for every image only some nodes run.
+	var b strings.Builder
+	b.Grow(160) // two selectors of a few values: one allocation
+	var buf [8]string
+	for _, key := range [...]string{corev1.LabelOSStable, corev1.LabelArchStable, corev1.LabelWindowsBuild} {
+		vals := buf[:0]
 		for _, n := range can {
 			if v := n.Labels[key]; !slices.Contains(vals, v) {
 				vals = append(vals, v)
@@ -154,17 +157,34 @@ func narrowing(can, cannot []Node) string {
 		if slices.Contains(vals, "") || !slices.ContainsFunc(cannot, func(n Node) bool { return !slices.Contains(vals, n.Labels[key]) }) {
 			continue
 		}
-		sort.Strings(vals)
-		if len(vals) == 1 {
-			parts = append(parts, "nodeSelector "+key+": "+vals[0])
+		slices.Sort(vals)
+		if b.Len() == 0 {
+			b.WriteString("add ")
 		} else {
-			parts = append(parts, "required node affinity "+key+" In ("+strings.Join(vals, ", ")+")")
+			b.WriteString(" and ")
 		}
+		if len(vals) == 1 {
+			b.WriteString("nodeSelector ")
+			b.WriteString(key)
+			b.WriteString(": ")
+			b.WriteString(vals[0])
+			continue
+		}
+		b.WriteString("required node affinity ")
+		b.WriteString(key)
+		b.WriteString(" In (")
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(v)
+		}
+		b.WriteByte(')')
 	}
-	if len(parts) == 0 {
+	if b.Len() == 0 {
 		return "constrain the pod to the nodes that can run it (nodeSelector or required node affinity)"
 	}
-	return "add " + strings.Join(parts, " and ")
+	return b.String()
 }
 
 // refusesSchema1 reports whether the node runs containerd 2.1 or later,
@@ -197,19 +217,39 @@ func (n Node) runtimeAtLeast(scheme string, major, minor int) bool {
 
 // platformList is "linux/amd64, linux/arm64/v8" for messages.
 func platformList(ps []v1.Platform) string {
-	seen := map[string]bool{}
-	var s []string
+	// Every entry is written once into text and sorted as substrings of
+	// it: an index of a dozen platforms costs two allocations, not one per
+	// platform.
+	var text strings.Builder
+	var buf [16]string
+	ends := make([]int, 0, len(buf))
+	size := 0
 	for _, p := range ps {
-		x := p.OS + "/" + p.Architecture
+		size += len(p.OS) + len(p.Architecture) + len(p.Variant) + 2
+	}
+	text.Grow(size)
+	for _, p := range ps {
+		text.WriteString(p.OS)
+		text.WriteByte('/')
+		text.WriteString(p.Architecture)
 		if p.Variant != "" {
-			x += "/" + p.Variant
+			text.WriteByte('/')
+			text.WriteString(p.Variant)
 		}
-		if !seen[x] {
-			seen[x] = true
+		ends = append(ends, text.Len())
+	}
+	all := text.String()
+	s := buf[:0]
+	for i, end := range ends {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		if x := all[start:end]; !slices.Contains(s, x) {
 			s = append(s, x)
 		}
 	}
-	sort.Strings(s)
+	slices.Sort(s)
 	return strings.Join(s, ", ")
 }
 
@@ -225,11 +265,14 @@ func nodeSummary(nodes []Node) string {
 		count[k]++
 	}
 	keys := make([]string, 0, len(count))
+	size := 0
 	for k := range count {
 		keys = append(keys, k)
+		size += len(k) + 8
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var b strings.Builder
+	b.Grow(size)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteString(", ")

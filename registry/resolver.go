@@ -166,7 +166,8 @@ func (r *Resolver) CloseIdleConnections() {
 // Resolve looks image up with the credentials the kubelet would use from kc
 // (nil: anonymous). Like the kubelet, it tries every matching credential in
 // turn until one works, and never falls back to anonymous once one matched.
-// Failures are *Error.
+// Failures are *Error. The Image may be a cached answer shared with other
+// callers: it is read, never modified.
 func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Image, error) {
 	p, err := r.parse(image)
 	if err != nil {
@@ -189,6 +190,13 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 			tried = append(tried, c.String())
 		}
 		img, err := r.cached(ctx, p, c)
+		if err == nil && tried == nil && outcomes == nil {
+			// Nothing of this caller's to add: the cached answer itself
+			// (its key names the credential, so every caller that gets it
+			// would get the same copy). Every container of every review
+			// of an anonymous image asks.
+			return img, nil
+		}
 		if err == nil {
 			out := *img
 			out.Tried, out.Providers = tried, outcomes

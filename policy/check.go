@@ -163,6 +163,20 @@ func (c *Checker) Check(ctx context.Context, in Input) *Verdict {
 		close(next)
 		wg.Wait()
 	}
+	// Sized once: a 30-container Pod would grow both slices five times.
+	findings, pins := 0, 0
+	for _, r := range results {
+		findings += len(r.findings)
+		if r.pin != nil {
+			pins++
+		}
+	}
+	if findings > 0 {
+		v.Findings = make([]Finding, 0, findings)
+	}
+	if pins > 0 {
+		v.Pins = make([]Pin, 0, pins)
+	}
 	for _, r := range results {
 		v.Findings = append(v.Findings, r.findings...)
 		for _, n := range r.notes {
@@ -454,7 +468,7 @@ func (c *Checker) pin(in Input, ct Container, ref registry.Reference, img *regis
 	if !in.Pin.On || img.Tag == "" || ref.Digest != "" {
 		return false
 	}
-	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, digestString(img.Digest), c.cfg.Pin.KeepTag)}
+	out.pin = &Pin{Path: ct.Path, From: ct.Image, To: pinned(ct.Image, img.DigestString(), c.cfg.Pin.KeepTag)}
 	return true
 }
 
@@ -465,11 +479,6 @@ func pinned(image, digest string, keepTag bool) string {
 	}
 	return image + "@" + digest
 }
-
-// digestString is v1.Hash.String without fmt (three allocations there, one
-// here): the pin and the mutable-tag rule spell a cached answer's digest on
-// every review.
-func digestString(h v1.Hash) string { return h.Algorithm + ":" + h.Hex }
 
 // mutableTag advises what would pin this object (in.Pin.Fix): the
 // namespace label helps a Pod, not a template.
@@ -485,7 +494,7 @@ func (c *Checker) mutableTag(in Input, ct Container, ref registry.Reference, img
 	if ct.Source == SourceVolume {
 		field = "pullPolicy" // spec.volumes[].image.pullPolicy
 	}
-	now := digestString(img.Digest)
+	now := img.DigestString()
 	find(RuleMutableTag, "mutable tag "+strconv.Quote(ref.Tag)+" with "+field+" IfNotPresent: nodes may run different bits (now "+now[:min(19, len(now))]+"…)",
 		fix)
 }
@@ -626,8 +635,16 @@ func (c *Checker) offered(ctx context.Context, img *registry.Image, find func(Ru
 // splitNodes sorts the eligible nodes into those that can run one of
 // platforms and those that cannot; unsure are among can, kept out only by
 // their Windows build while the Pod's runtime handler may pull for another.
+//
+// When every node runs it (most reviews), can is eligible itself, capped
+// against appends: the usual answer copies no Node.
 func splitNodes(platforms []v1.Platform, eligible []Node, handler string) (can, cannot, unsure []Node) {
-	for _, n := range eligible {
+	first := slices.IndexFunc(eligible, func(n Node) bool { return !runs(platforms, n) })
+	if first < 0 {
+		return eligible[:len(eligible):len(eligible)], nil, nil
+	}
+	can = append(can, eligible[:first]...)
+	for _, n := range eligible[first:] {
 		switch {
 		case runs(platforms, n):
 			can = append(can, n)

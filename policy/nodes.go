@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -73,13 +72,23 @@ func (n Node) Platform() string {
 // warning, never the other way.
 func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 	req := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: corev1.PodSpec{NodeSelector: spec.NodeSelector, Affinity: spec.Affinity}})
-	var out []Node
-	for _, n := range nodes {
+	eligible := func(n Node) bool {
 		if spec.NodeName != "" && n.Name != spec.NodeName {
-			continue
+			return false
 		}
 		// A term the scheduler cannot parse selects nothing there either.
-		if ok, err := req.Match(n.object()); err == nil && ok {
+		ok, err := req.Match(n.object())
+		return err == nil && ok
+	}
+	// Most Pods may run on every node: then the answer is nodes itself,
+	// capped against appends, and no Node is copied.
+	first := slices.IndexFunc(nodes, func(n Node) bool { return !eligible(n) })
+	if first < 0 {
+		return nodes[:len(nodes):len(nodes)]
+	}
+	out := append([]Node(nil), nodes[:first]...)
+	for _, n := range nodes[first+1:] {
+		if eligible(n) {
 			out = append(out, n)
 		}
 	}
@@ -90,10 +99,18 @@ func Eligible(nodes []Node, spec *corev1.PodSpec) []Node {
 // index entry without os/architecture, or a buildx attestation's
 // unknown/unknown, is no claim about where it runs, so it must not fail the
 // platform rule.
+//
+// When every platform states something (the usual index), ps itself is
+// returned, capped so that an append cannot write into the cached answer
+// it came from: every container of every review asks.
 func stated(ps []v1.Platform) []v1.Platform {
+	says := func(p v1.Platform) bool { return p.OS != "" && p.Architecture != "" && p.OS != "unknown" }
+	if !slices.ContainsFunc(ps, func(p v1.Platform) bool { return !says(p) }) {
+		return ps[:len(ps):len(ps)]
+	}
 	var out []v1.Platform
 	for _, p := range ps {
-		if p.OS != "" && p.Architecture != "" && p.OS != "unknown" {
+		if says(p) {
 			out = append(out, p)
 		}
 	}
@@ -123,9 +140,13 @@ func runs(platforms []v1.Platform, n Node) bool {
 // eligible node have), for each label where some node that cannot run it
 // has another value. Empty when labels cannot tell the two groups apart.
 func narrowing(can, cannot []Node) string {
-	var parts []string
-	for _, key := range []string{corev1.LabelOSStable, corev1.LabelArchStable, corev1.LabelWindowsBuild} {
-		var vals []string
+	// Built in one Builder, with the values on the stack: the platform rule
+	// says this for every image only some nodes run.
+	var b strings.Builder
+	b.Grow(160) // two selectors of a few values: one allocation
+	var buf [8]string
+	for _, key := range [...]string{corev1.LabelOSStable, corev1.LabelArchStable, corev1.LabelWindowsBuild} {
+		vals := buf[:0]
 		for _, n := range can {
 			if v := n.Labels[key]; !slices.Contains(vals, v) {
 				vals = append(vals, v)
@@ -136,17 +157,34 @@ func narrowing(can, cannot []Node) string {
 		if slices.Contains(vals, "") || !slices.ContainsFunc(cannot, func(n Node) bool { return !slices.Contains(vals, n.Labels[key]) }) {
 			continue
 		}
-		sort.Strings(vals)
-		if len(vals) == 1 {
-			parts = append(parts, "nodeSelector "+key+": "+vals[0])
+		slices.Sort(vals)
+		if b.Len() == 0 {
+			b.WriteString("add ")
 		} else {
-			parts = append(parts, "required node affinity "+key+" In ("+strings.Join(vals, ", ")+")")
+			b.WriteString(" and ")
 		}
+		if len(vals) == 1 {
+			b.WriteString("nodeSelector ")
+			b.WriteString(key)
+			b.WriteString(": ")
+			b.WriteString(vals[0])
+			continue
+		}
+		b.WriteString("required node affinity ")
+		b.WriteString(key)
+		b.WriteString(" In (")
+		for i, v := range vals {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(v)
+		}
+		b.WriteByte(')')
 	}
-	if len(parts) == 0 {
+	if b.Len() == 0 {
 		return "constrain the pod to the nodes that can run it (nodeSelector or required node affinity)"
 	}
-	return "add " + strings.Join(parts, " and ")
+	return b.String()
 }
 
 // refusesSchema1 reports whether the node runs containerd 2.1 or later,
@@ -179,19 +217,39 @@ func (n Node) runtimeAtLeast(scheme string, major, minor int) bool {
 
 // platformList is "linux/amd64, linux/arm64/v8" for messages.
 func platformList(ps []v1.Platform) string {
-	seen := map[string]bool{}
-	var s []string
+	// Every entry is written once into text and sorted as substrings of
+	// it: an index of a dozen platforms costs two allocations, not one per
+	// platform.
+	var text strings.Builder
+	var buf [16]string
+	ends := make([]int, 0, len(buf))
+	size := 0
 	for _, p := range ps {
-		x := p.OS + "/" + p.Architecture
+		size += len(p.OS) + len(p.Architecture) + len(p.Variant) + 2
+	}
+	text.Grow(size)
+	for _, p := range ps {
+		text.WriteString(p.OS)
+		text.WriteByte('/')
+		text.WriteString(p.Architecture)
 		if p.Variant != "" {
-			x += "/" + p.Variant
+			text.WriteByte('/')
+			text.WriteString(p.Variant)
 		}
-		if !seen[x] {
-			seen[x] = true
+		ends = append(ends, text.Len())
+	}
+	all := text.String()
+	s := buf[:0]
+	for i, end := range ends {
+		start := 0
+		if i > 0 {
+			start = ends[i-1]
+		}
+		if x := all[start:end]; !slices.Contains(s, x) {
 			s = append(s, x)
 		}
 	}
-	sort.Strings(s)
+	slices.Sort(s)
 	return strings.Join(s, ", ")
 }
 
@@ -207,11 +265,14 @@ func nodeSummary(nodes []Node) string {
 		count[k]++
 	}
 	keys := make([]string, 0, len(count))
+	size := 0
 	for k := range count {
 		keys = append(keys, k)
+		size += len(k) + 8
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var b strings.Builder
+	b.Grow(size)
 	for i, k := range keys {
 		if i > 0 {
 			b.WriteString(", ")

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -81,26 +80,39 @@ var arm64Versions = map[string][][2]int{
 // vector is containerd's platformVector for a node of arch and variant
 // (empty: unknown), variants normalised.
 func vector(arch, variant string) []accepted {
-	key := arch + "/" + variant
-	if v, ok := vectors.Load(key); ok {
-		return v.([]accepted)
+	key := vectorKey{arch, variant}
+	vectors.RLock()
+	v, ok := vectors.m[key]
+	vectors.RUnlock()
+	if ok {
+		return v
 	}
 	out := buildVector(arch, variant)
-	if vectorCount.Load() < maxVectors {
-		if _, loaded := vectors.LoadOrStore(key, out); !loaded {
-			vectorCount.Add(1)
+	vectors.Lock()
+	if len(vectors.m) < maxVectors {
+		if vectors.m == nil {
+			vectors.m = map[vectorKey][]accepted{}
 		}
+		vectors.m[key] = out
 	}
+	vectors.Unlock()
 	return out
 }
 
 // vectors memoises vector: it is asked for every node and image platform of
-// every review, and a cluster has a handful of node platforms. The count
-// bounds what unusual node labels could make it hold.
-var (
-	vectors     sync.Map // "arch/variant" -> []accepted, never modified
-	vectorCount atomic.Int32
-)
+// every review, and a cluster has a handful of node platforms. Key: the
+// node's arch and variant labels as written (a struct, so that a hit builds
+// no string). Bound: maxVectors entries, past which vectors are built and
+// not kept, so unusual node labels cannot grow it. Who fills it: the nodes'
+// labels, which only the cluster's nodes write; a value is a function of
+// its key alone and never modified, so no review's answer depends on
+// another's.
+var vectors struct {
+	sync.RWMutex
+	m map[vectorKey][]accepted
+}
+
+type vectorKey struct{ arch, variant string }
 
 const maxVectors = 256
 

@@ -53,10 +53,16 @@ func (c *Checker) pullPath(ctx context.Context, in Input, ct Container, img *reg
 			return // nodes unknown, or none of them pulls an entry: the platform rule's verdict
 		}
 	}
-	err = c.res.PullPath(ctx, img, pull)
+	if err = c.res.PullPath(ctx, img, pull); err != nil {
+		c.pullPathFailed(err, find)
+	}
+}
+
+// pullPathFailed says what a failed PullPath means. Apart from pullPath,
+// so that the error's holder is made only when there is an error.
+func (c *Checker) pullPathFailed(err error, find func(Rule, string, string)) {
 	var e *registry.Error
 	switch {
-	case err == nil:
 	case !errors.As(err, &e):
 		find(RuleUnreachable, fmt.Sprintf("cannot verify the layers the nodes pull: %v", err), "")
 	case e.Reason == registry.NotFound && e.Flavour == registry.FlavourDigestMismatch:

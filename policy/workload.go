@@ -158,7 +158,24 @@ func ExtractWorkload(gk schema.GroupKind, raw []byte, custom ...WorkloadKind) (*
 // images lists every image the kubelet would pull for the pod spec at base:
 // its containers of each kind, then its image volumes.
 func (p *podSpec) images(base string) []Container {
-	out := make([]Container, 0, len(p.InitContainers)+len(p.Containers)+len(p.EphemeralContainers))
+	n := len(p.InitContainers) + len(p.Containers) + len(p.EphemeralContainers)
+	out := make([]Container, 0, n+len(p.Volumes))
+	// Every JSON pointer is written into one text and each Container's Path
+	// is a substring of it: one allocation for a 30-container Pod, not 30.
+	var paths strings.Builder
+	paths.Grow((n + len(p.Volumes)) * (len(base) + len("/ephemeralContainers/") + len("/image/reference") + 6))
+	var endsBuf [32]int
+	ends := endsBuf[:0]
+	var num [20]byte
+	path := func(list string, i int, suffix string) {
+		paths.WriteString(base)
+		paths.WriteByte('/')
+		paths.WriteString(list)
+		paths.WriteByte('/')
+		paths.Write(strconv.AppendInt(num[:0], int64(i), 10))
+		paths.WriteString(suffix)
+		ends = append(ends, paths.Len())
+	}
 	for _, l := range []struct {
 		name string
 		cs   []container
@@ -170,8 +187,8 @@ func (p *podSpec) images(base string) []Container {
 			if l.src == SourceInit && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 				src = SourceSidecar
 			}
-			out = append(out, Container{Name: c.Name, Image: c.Image, List: l.name, Source: src,
-				PullPolicy: c.ImagePullPolicy, Path: base + "/" + l.name + "/" + strconv.Itoa(i) + "/image"})
+			path(l.name, i, "/image")
+			out = append(out, Container{Name: c.Name, Image: c.Image, List: l.name, Source: src, PullPolicy: c.ImagePullPolicy})
 		}
 	}
 	for i, v := range p.Volumes {
@@ -181,8 +198,17 @@ func (p *podSpec) images(base string) []Container {
 		if v.Image == nil || v.Image.Reference == "" {
 			continue
 		}
+		path("volumes", i, "/image/reference")
 		out = append(out, Container{Name: v.Name, Image: v.Image.Reference, List: "volumes", Source: SourceVolume,
-			PullPolicy: v.Image.PullPolicy, Path: base + "/volumes/" + strconv.Itoa(i) + "/image/reference"})
+			PullPolicy: v.Image.PullPolicy})
+	}
+	all := paths.String()
+	for k, end := range ends {
+		start := 0
+		if k > 0 {
+			start = ends[k-1]
+		}
+		out[k].Path = all[start:end]
 	}
 	return out
 }

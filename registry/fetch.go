@@ -334,7 +334,7 @@ func (r *Resolver) lookupByGet(ctx context.Context, a authed, ep endpoint, ref n
 
 func (r *Resolver) image(ref name.Reference, ep endpoint, c Credential, digest v1.Hash, mediaType string) *Image {
 	img := &Image{Repository: kubeletName(ref.Context()), Digest: digest, MediaType: mediaType, Registry: ep.host,
-		ref: ref, ep: ep, cred: c}
+		ref: ref, ep: ep, cred: c, digest: digest.Algorithm + ":" + digest.Hex}
 	if c.Source != "" {
 		img.Credential = c.String()
 	}

@@ -153,7 +153,7 @@ func (r *Resolver) PullPath(ctx context.Context, img *Image, platforms []v1.Plat
 	if img == nil || img.ref == nil || isSchema1(img.MediaType) {
 		return nil
 	}
-	key := pathKey(img.ep, img.chosen, img.Digest.Algorithm+":"+img.Digest.Hex, platforms)
+	key := pathKey(img.ep, img.chosen, img.DigestString(), platforms)
 	if !background(ctx) {
 		if _, ok := r.paths.Get(key); ok {
 			r.hit(ctx)

@@ -176,7 +176,8 @@ func parseImage(image string) (parsed, error) {
 		e.Image = image
 		return parsed{}, e
 	}
-	return parsed{ref: ref, name: ref.Name(), repo: r.Name}, nil
+	n := ref.Name()
+	return parsed{ref: ref, name: n, repo: r.Name, anonymous: n + "|anonymous"}, nil
 }
 
 // kubeletName is a ggcr repository named as the kubelet names it, Docker

@@ -43,6 +43,21 @@ type Image struct {
 	// anonymous where a mirror answered, and the registry after it is
 	// asked with chosen (PullPath).
 	chosen Credential
+	// digest is Digest's "algorithm:hex", made once when the answer is
+	// cached: every review of a cached image keys its platforms, its pull
+	// path and its pin by it.
+	digest string
+}
+
+// DigestString is Digest.String() ("sha256:…"), without building it again
+// for each review of a cached answer. It is Digest's text even where a
+// caller changed Digest after the lookup.
+func (i *Image) DigestString() string {
+	d, alg := i.digest, i.Digest.Algorithm
+	if len(d) == len(alg)+1+len(i.Digest.Hex) && d[:len(alg)] == alg && d[len(alg)] == ':' && d[len(alg)+1:] == i.Digest.Hex {
+		return d
+	}
+	return alg + ":" + i.Digest.Hex
 }
 
 // PullCredential identifies the credential the kubelet's keychain chose
@@ -151,7 +166,8 @@ func (r *Resolver) CloseIdleConnections() {
 // Resolve looks image up with the credentials the kubelet would use from kc
 // (nil: anonymous). Like the kubelet, it tries every matching credential in
 // turn until one works, and never falls back to anonymous once one matched.
-// Failures are *Error.
+// Failures are *Error. The Image may be a cached answer shared with other
+// callers: it is read, never modified.
 func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Image, error) {
 	p, err := r.parse(image)
 	if err != nil {
@@ -174,6 +190,13 @@ func (r *Resolver) Resolve(ctx context.Context, image string, kc *Keychain) (*Im
 			tried = append(tried, c.String())
 		}
 		img, err := r.cached(ctx, p, c)
+		if err == nil && tried == nil && outcomes == nil {
+			// Nothing of this caller's to add: the cached answer itself
+			// (its key names the credential, so every caller that gets it
+			// would get the same copy). Every container of every review
+			// of an anonymous image asks.
+			return img, nil
+		}
 		if err == nil {
 			out := *img
 			out.Tried, out.Providers = tried, outcomes
@@ -205,6 +228,17 @@ type parsed struct {
 	ref  name.Reference
 	name string // canonical, e.g. index.docker.io/library/nginx:latest
 	repo string // as the kubelet matches credentials
+	// anonymous is the cache key of an anonymous lookup (cacheKey), made
+	// once with the parse: most images are pulled without credentials.
+	anonymous string
+}
+
+// cacheKey is the key of (reference, credential) in the answer caches.
+func (p parsed) cacheKey(c Credential) string {
+	if fp := c.Fingerprint(); fp != "anonymous" || p.anonymous == "" {
+		return p.name + "|" + fp
+	}
+	return p.anonymous
 }
 
 func (r *Resolver) parse(image string) (parsed, error) {
@@ -247,7 +281,7 @@ func withImage(e *Error, image string) *Error {
 // returns when its own context ends.
 func (r *Resolver) cached(ctx context.Context, p parsed, c Credential) (*Image, error) {
 	ref := p.ref
-	key := p.name + "|" + c.Fingerprint()
+	key := p.cacheKey(c)
 	// A background lookup asks the registry again: it checks whether the
 	// answer admission cached (a digest for 24h) still holds.
 	if !background(ctx) {
@@ -421,7 +455,7 @@ func mirrorRefused(e *Error, ep endpoint) *Error {
 // error of flavour FlavourTooManyPlatforms: the rule cannot tell a node it
 // cannot run there, so it must not deny.
 func (r *Resolver) Platforms(ctx context.Context, img *Image) ([]v1.Platform, error) {
-	key := img.Digest.Algorithm + ":" + img.Digest.Hex // Digest.String, without fmt: every review asks
+	key := img.DigestString()
 	if s, ok := r.platforms.get(key); ok {
 		return s.answer(img)
 	}

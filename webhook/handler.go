@@ -77,16 +77,15 @@ func failOpen(why string) admission.Response {
 
 func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.Response, policy.Decision) {
 	snap, reloadWarning := h.live.Load()
-	allow := admission.Allowed("")
 	if snap.excluded(req.Namespace) {
-		return allow, policy.DecisionAllow
+		return admission.Allowed(""), policy.DecisionAllow
 	}
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return allow, policy.DecisionAllow
+		return admission.Allowed(""), policy.DecisionAllow
 	}
 	kind := req.Kind.Kind
 	if req.SubResource != "" && !(kind == "Pod" && req.SubResource == "ephemeralcontainers") {
-		return allow, policy.DecisionAllow // e.g. pods/status, deployments/scale
+		return admission.Allowed(""), policy.DecisionAllow // e.g. pods/status, deployments/scale
 	}
 	gk, custom := schema.GroupKind{Group: req.Kind.Group, Kind: kind}, snap.Config().Workloads
 	w, err := policy.ExtractWorkload(gk, req.Object.Raw, custom...)
@@ -96,7 +95,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	// A template its controller wrote is never pinned (policy.Workload.
 	// WrittenByController): the mutating webhook has nothing to do there.
 	if w == nil || h.mutating && w.WrittenByController() {
-		return allow, policy.DecisionAllow
+		return admission.Allowed(""), policy.DecisionAllow
 	}
 	w.Namespace = req.Namespace // always the request's: secrets never cross namespaces
 	if w.Mirror {
@@ -109,7 +108,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		return failOpen(err.Error()), policy.DecisionWarn
 	}
 	if len(containers) == 0 {
-		return allow, policy.DecisionAllow
+		return admission.Allowed(""), policy.DecisionAllow
 	}
 	in, warn, err := h.input(ctx, snap.Config(), w, containers)
 	if err != nil {
@@ -181,5 +180,10 @@ func validateResponse(v *policy.Verdict, problems []string) admission.Response {
 		resp = admission.Allowed("")
 	}
 	resp.AuditAnnotations = v.Annotations()
-	return resp.WithWarnings(warnings...)
+	if len(warnings) > 0 {
+		// WithWarnings would copy them into a new slice: they are this
+		// response's own already.
+		resp.Warnings = warnings
+	}
+	return resp
 }

@@ -88,20 +88,9 @@ type authBed struct {
 func newAuthBed(t *testing.T, clientCA []byte, names ...string) *authBed {
 	t.Helper()
 	b := &authBed{}
-	dir := t.TempDir()
-	serving, err := certs.NewCA("serving-ca", time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := serving.Issue([]string{"127.0.0.1"}, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := certs.WriteDir(dir, certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
-	b.roots = x509.NewCertPool()
-	b.roots.AppendCertsFromPEM(serving.CertPEM)
+	dir, roots := servingCertDir(t)
+	b.roots = roots
+	var err error
 	b.caFile = filepath.Join(t.TempDir(), "client-ca.pem")
 	if err := os.WriteFile(b.caFile, clientCA, 0o600); err != nil {
 		t.Fatal(err)
@@ -265,4 +254,25 @@ func TestClientCNNeedsCAFile(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Errorf("Validate = %v", err)
 	}
+}
+
+// servingCertDir is a folder with a serving certificate for 127.0.0.1
+// (tls.crt, tls.key) and the roots that trust it.
+func servingCertDir(t testing.TB) (string, *x509.CertPool) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := certs.NewCA("serving-ca", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue([]string{"127.0.0.1"}, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteDir(dir, certPEM, keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM)
+	return dir, roots
 }

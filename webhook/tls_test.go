@@ -15,8 +15,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-
-	"github.com/pullsafe/pullsafe/certs"
 )
 
 // tlsBed is the webhook server serve starts (NewWebhookServer, without
@@ -29,23 +27,11 @@ type tlsBed struct {
 
 func newTLSBed(t testing.TB) *tlsBed {
 	t.Helper()
-	dir := t.TempDir()
-	ca, err := certs.NewCA("serving-ca", time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.Issue([]string{"127.0.0.1"}, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := certs.WriteDir(dir, certPEM, keyPEM); err != nil {
-		t.Fatal(err)
-	}
+	dir, roots := servingCertDir(t)
 	bd := newBed(t, withNodes("amd64", "amd64", "arm64"))
 	p := pod("team-a", bd.open.Host+"/team/api:v1.4.1", bd.open.Host+"/multi/app:v1", "nginx:1.27")
 	req := request(t, admissionv1.Create, p, nil, "")
-	b := &tlsBed{roots: x509.NewCertPool()}
-	b.roots.AppendCertsFromPEM(ca.CertPEM)
+	b := &tlsBed{roots: roots}
 	b.review, _ = json.Marshal(admissionv1.AdmissionReview{TypeMeta: typeMetaReview, Request: &req.AdmissionRequest})
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -41,7 +41,11 @@ func blockedMessage(err error) string {
 }
 
 // canonicalHost spells Docker Hub one way, as the kubelet and containerd name
-// it, and drops any scheme or trailing slash a user put in the config.
+// it, and drops any scheme or trailing slash a user put in the config. Case
+// and ":443" are kept: it keys what containerd matches as written (mirrors,
+// the insecure list), where "myreg:443" is another registry than "myreg".
+// RegistryHost, which folds both, keys only what is shared per registry
+// (lookup slots, the audit's budget), never answers or credentials.
 func canonicalHost(h string) string {
 	h = strings.TrimPrefix(strings.TrimPrefix(h, "https://"), "http://")
 	h = strings.TrimSuffix(h, "/")
